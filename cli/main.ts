@@ -1,0 +1,2 @@
+// The kiln command line (placeholder until the CLI issue lands; see cli/commands).
+process.stdout.write("kiln\n");

@@ -1,0 +1,22 @@
+// Coded errors of the native addon loader and the route table.
+import { defineCodes, KilnError } from "../kernel/errors.js";
+
+export const NativeCodes = defineCodes("native", {
+  KILN_NATIVE_LOAD_FAILED: {
+    summary: "The native addon exists but failed to load; rebuild it with `npm run build`.",
+  },
+  KILN_NATIVE_ABI_MISMATCH: {
+    summary: "The built addon is older than the code; rebuild it with `npm run build`.",
+  },
+  KILN_NATIVE_REQUIRED: { summary: "KILN_NATIVE=1 was set but the native addon is not built." },
+  KILN_TABLE_CLOSED: { summary: "The route table was closed; create a new one." },
+  KILN_TABLE_BAD_ROUTE: { summary: "A route must be host[/path] with a non-empty host." },
+  KILN_TABLE_NOT_SHARED: { summary: "The fallback route table cannot be attached from another thread." },
+});
+
+export class NativeError extends KilnError {
+  constructor(code: keyof typeof NativeCodes, message: string, cause?: unknown) {
+    super(code, message, { cause });
+    this.name = "NativeError";
+  }
+}

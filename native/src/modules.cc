@@ -1,0 +1,8 @@
+// The list of concerns exported by the addon.
+#include "modules.h"
+
+namespace kiln {
+
+void InitModules(Napi::Env /*env*/, Napi::Object /*exports*/) {}
+
+}  // namespace kiln

@@ -1,0 +1,221 @@
+#!/usr/bin/env node
+// Kiln's set-up: dependencies, protobuf codegen, native addon, TypeScript build and
+// nats-server, each redone only when its inputs changed. Plain Node on purpose: it
+// runs on a fresh clone before `npm ci`. Flags: --build (skip the nats-server check),
+// --force (redo every step), --quiet.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const args = new Set(process.argv.slice(2));
+const force = args.has("--force");
+const quiet = args.has("--quiet");
+const stampFile = join(root, "node_modules", ".kiln-setup.json");
+const started = Date.now();
+
+function say(line) {
+  if (!quiet) process.stderr.write(`kiln setup: ${line}\n`);
+}
+
+function fail(line) {
+  process.stderr.write(`kiln setup: ${line}\n`);
+  process.exit(1);
+}
+
+function run(cmd, argv, opts = {}) {
+  const r = spawnSync(cmd, argv, {
+    cwd: root,
+    stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit",
+    ...opts,
+  });
+  if (r.error) fail(`${cmd} could not start: ${r.error.message}`);
+  if (r.status !== 0) fail(`${cmd} ${argv.join(" ")} exited with ${r.status ?? r.signal}`);
+}
+
+/** Files under `dir` (relative to root) whose names pass `keep`, sorted, skipping generated trees. */
+function listFiles(dir, keep) {
+  const out = [];
+  const walk = (d) => {
+    if (!existsSync(d)) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.name === "node_modules" || e.name === "generated" || e.name.startsWith(".")) continue;
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (keep(e.name)) out.push(p);
+    }
+  };
+  walk(join(root, dir));
+  return out.sort();
+}
+
+/** Content hash of a set of files (names included), so moves and edits both count. */
+function hashFiles(files) {
+  const h = createHash("sha256");
+  for (const f of files) {
+    h.update(relative(root, f));
+    h.update("\0");
+    h.update(readFileSync(f));
+    h.update("\0");
+  }
+  return h.digest("hex");
+}
+
+function nativeHash() {
+  const inputs = [join(root, "binding.gyp"), ...listFiles("native/src", (n) => /\.(cc|h|hpp)$/.test(n))];
+  return hashFiles(inputs) + process.version;
+}
+
+const stamps = (() => {
+  try {
+    return JSON.parse(readFileSync(stampFile, "utf8"));
+  } catch {
+    return {};
+  }
+})();
+
+function saveStamps() {
+  mkdirSync(dirname(stampFile), { recursive: true });
+  writeFileSync(stampFile, `${JSON.stringify(stamps, null, 2)}\n`);
+}
+
+/** Runs `work` when the hash of its inputs differs from the last successful run. */
+function step(name, inputsHash, work, outputsExist = () => true) {
+  if (!force && stamps[name] === inputsHash && outputsExist()) return false;
+  const t = Date.now();
+  work();
+  stamps[name] = inputsHash;
+  saveStamps();
+  say(`${name} done in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  return true;
+}
+
+// 1. npm dependencies, when the lockfile (or package.json) changed.
+{
+  const lock = join(root, "package-lock.json");
+  const inputs = hashFiles([join(root, "package.json"), lock].filter(existsSync));
+  const have = existsSync(join(root, "node_modules"));
+  if (force || !have || stamps.deps !== inputs) {
+    const t = Date.now();
+    run("npm", [existsSync(lock) ? "ci" : "install", "--no-audit", "--no-fund"]);
+    // npm ci wipes node_modules, stamps included: start again from an empty record.
+    for (const k of Object.keys(stamps)) delete stamps[k];
+    stamps.deps = inputs;
+    // npm ci also built the addon (binding.gyp's implicit install script) from these sources.
+    if (existsSync(join(root, "build", "Release", "kiln_native.node"))) stamps.native = nativeHash();
+    saveStamps();
+    say(`dependencies installed in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+  }
+}
+
+const bin = (name) => join(root, "node_modules", ".bin", name);
+
+// 2. Protobuf codegen: static code and its typings from messaging/schemas/*.proto.
+const protoFiles = listFiles("messaging/schemas", (n) => n.endsWith(".proto"));
+const genDir = join(root, "messaging", "generated");
+const genJs = join(genDir, "kiln.js");
+step(
+  "protobuf",
+  hashFiles([...protoFiles, join(root, "scripts", "setup.mjs")]),
+  () => {
+    rmSync(genDir, { recursive: true, force: true });
+    mkdirSync(genDir, { recursive: true });
+    if (protoFiles.length === 0) {
+      writeFileSync(genJs, "export default {};\n");
+      writeFileSync(
+        join(genDir, "kiln.d.ts"),
+        "declare const root: Record<string, never>;\nexport default root;\n",
+      );
+      return;
+    }
+    // protobufjs has no "exports" map: the ES module wrapper must name the file.
+    const pbjsArgs = [
+      "-t",
+      "static-module",
+      "-w",
+      "es6",
+      "--dependency",
+      "protobufjs/minimal.js",
+      "--force-long",
+    ];
+    run(bin("pbjs"), [...pbjsArgs, "-o", genJs, ...protoFiles]);
+    run(bin("pbts"), ["--no-comments", "-o", join(genDir, "kiln.d.ts"), genJs]);
+  },
+  () => existsSync(genJs),
+);
+
+// 3. The native addon, when its sources or binding.gyp changed.
+const addon = join(root, "build", "Release", "kiln_native.node");
+step(
+  "native",
+  nativeHash(),
+  // Through npm so that .npmrc's nodedir (Node's own headers, no download) applies.
+  () => run("npm", ["exec", "--offline", "--", "node-gyp", "rebuild", "--jobs=max", "--loglevel=warn"]),
+  () => existsSync(addon),
+);
+
+// 4. TypeScript to dist/, when any source or the tsconfig changed.
+const tsDirs = ["router", "native", "control", "dea", "messaging", "cli", "kernel", "bench", "test"];
+const tsInputs = [
+  join(root, "tsconfig.json"),
+  ...tsDirs.flatMap((d) => listFiles(d, (n) => n.endsWith(".ts"))),
+  ...(existsSync(genJs) ? [genJs] : []),
+];
+step(
+  "typescript",
+  hashFiles(tsInputs),
+  () => {
+    rmSync(join(root, "dist"), { recursive: true, force: true });
+    // The type check is `npm test`'s job (scripts/check.mjs); the build must still emit
+    // when it fails so a broken check reports errors instead of a missing dist/.
+    const r = spawnSync(
+      process.execPath,
+      [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", "."],
+      {
+        cwd: root,
+        stdio: "inherit",
+      },
+    );
+    if (r.status !== 0 && !existsSync(join(root, "dist"))) fail("tsc produced no output");
+    if (existsSync(genDir)) cpSync(genDir, join(root, "dist", "messaging", "generated"), { recursive: true });
+  },
+  () => existsSync(join(root, "dist", "cli", "main.js")),
+);
+
+// 5. nats-server (Debian's package), unless this is a build-only run.
+function which(cmd) {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    const p = join(dir, cmd);
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch {}
+  }
+  return null;
+}
+
+if (!args.has("--build") && which("nats-server") === null) {
+  const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!isRoot) {
+    fail(
+      "nats-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install -y nats-server) and rerun.",
+    );
+  }
+  say("installing nats-server from Debian's packages");
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  run("apt-get", ["update", "-qq"], { env });
+  run("apt-get", ["install", "-y", "-qq", "nats-server"], { env });
+  if (which("nats-server") === null) fail("apt-get installed nats-server but it is not on PATH");
+}
+
+say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
