@@ -127,3 +127,18 @@ export interface RouteTable {
   /** Frees the table; later calls throw. */
   close(): void;
 }
+
+/** One change to a table, as the registry produces it and as the fallback's workers receive it. */
+export type RouteUpdate =
+  | { op: "register"; uri: string; endpoint: EndpointSpec; options: PoolOptions }
+  | { op: "unregister"; uri: string; endpoint: EndpointSpec };
+
+/**
+ * Where the registry sends its updates. With the native table the router's main thread
+ * applies them once to the shared table; with the fallback it also posts each batch to every
+ * worker thread's own table.
+ */
+export interface RouteSink {
+  apply(updates: readonly RouteUpdate[], nowMs: number): void;
+  prune(nowMs: number): number;
+}
