@@ -1,2 +1,78 @@
-// The kiln command line (placeholder until the CLI issue lands; see cli/commands).
-process.stdout.write("kiln\n");
+// The `kiln` command: component entry points (up, nats, router, cc, dea, hm) and,
+// as their issues land, the push/scale client commands. Exit codes: 0 ok, 1 failure, 2 usage.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { KilnError } from "../kernel/errors.js";
+import { projectRoot } from "../kernel/paths.js";
+import type { Command } from "./command.js";
+import { natsCommand, upCommand } from "./commands/kernel.js";
+import { routerCommand } from "./commands/router.js";
+import { CliError } from "./errors.js";
+
+const unavailable = (what: string): Command => ({
+  summary: `run the ${what} (not part of this build yet)`,
+  usage: "--nats URL",
+  run: async () => {
+    throw new CliError("KILN_CLI_UNAVAILABLE", `the ${what} is not part of this build of Kiln yet`);
+  },
+});
+
+export const commands: Record<string, Command> = {
+  up: upCommand,
+  nats: natsCommand,
+  router: routerCommand,
+  cc: unavailable("Cloud Controller"),
+  dea: unavailable("Droplet Execution Agent"),
+  hm: unavailable("Health Manager"),
+};
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+export function helpText(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  const lines = [
+    `kiln ${version()} — an open PaaS kernel`,
+    "",
+    "Usage: kiln <command> [flags]",
+    "",
+    "Commands:",
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    "",
+    "Flags: --help (this text, or a command's with `kiln <command> --help`), --version",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === "--help" || first === "-h" || first === "help") {
+    process.stdout.write(helpText());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === "--version" || first === "-v") {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = Object.hasOwn(commands, first) ? commands[first] : undefined;
+  if (command === undefined) {
+    const what = first.startsWith("-") ? `unknown flag ${first}` : `unknown command ${first}`;
+    process.stderr.write(`kiln: ${what} (KILN_CLI_USAGE); run kiln --help\n`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(`Usage: kiln ${first} ${command.usage}\n  ${command.summary}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof KilnError) {
+      process.stderr.write(`kiln: ${err.message} (${err.code})\n`);
+      return err.code === "KILN_CLI_USAGE" ? 2 : 1;
+    }
+    throw err;
+  }
+}

@@ -2,7 +2,8 @@
 // Kiln's set-up: dependencies, protobuf codegen, native addon, TypeScript build and
 // nats-server, each redone only when its inputs changed. Plain Node on purpose: it
 // runs on a fresh clone before `npm ci`. Flags: --build (skip the nats-server check),
-// --force (redo every step), --quiet.
+// --force (redo every step), --quiet, --then ARGS... (run `kiln ARGS` in this same
+// process afterwards, so `npm start` gets signals directly, with no shell in between).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -19,7 +20,9 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const args = new Set(process.argv.slice(2));
+const thenAt = process.argv.indexOf("--then");
+const thenArgs = thenAt === -1 ? null : process.argv.slice(thenAt + 1);
+const args = new Set(process.argv.slice(2, thenAt === -1 ? undefined : thenAt));
 const force = args.has("--force");
 const quiet = args.has("--quiet");
 const stampFile = join(root, "node_modules", ".kiln-setup.json");
@@ -219,3 +222,8 @@ if (!args.has("--build") && which("nats-server") === null) {
 }
 
 say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+if (thenArgs !== null) {
+  const { main } = await import(new URL("../dist/cli/main.js", import.meta.url).href);
+  process.exitCode = await main(thenArgs);
+}

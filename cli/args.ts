@@ -1,0 +1,44 @@
+// Flag parsing for every kiln command: node:util parseArgs in strict mode, so an
+// unknown flag or a missing value is a usage error (exit 2), never silently ignored.
+import { parseArgs } from "node:util";
+import { CliError } from "./errors.js";
+
+export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;
+
+export type Flags<S extends FlagSpec> = {
+  [K in keyof S]?: S[K]["type"] extends "boolean"
+    ? boolean
+    : S[K]["multiple"] extends true
+      ? string[]
+      : string;
+};
+
+export function parseFlags<S extends FlagSpec>(command: string, argv: string[], spec: S): Flags<S> {
+  try {
+    const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
+    return values as Flags<S>;
+  } catch (err) {
+    const message = (err as Error).message.split("\n")[0] ?? "bad arguments";
+    throw new CliError("KILN_CLI_USAGE", `kiln ${command}: ${message}`);
+  }
+}
+
+/** An integer flag in [min, max], or the fallback when absent. */
+export function intFlag(
+  command: string,
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 0,
+  max = 65535,
+): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new CliError(
+      "KILN_CLI_USAGE",
+      `kiln ${command}: --${name} must be an integer from ${min} to ${max}`,
+    );
+  }
+  return n;
+}

@@ -1,0 +1,71 @@
+// `kiln up` (the whole embedded kernel) and `kiln nats` (the private nats-server alone).
+import { join } from "node:path";
+import { kernelConfig } from "../../kernel/config.js";
+import { createLogger } from "../../kernel/log.js";
+import { startKernel } from "../../kernel/up.js";
+import { startNatsServer } from "../../messaging/nats-server.js";
+import { intFlag, parseFlags } from "../args.js";
+import type { Command } from "../command.js";
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off("SIGINT", on);
+      process.off("SIGTERM", on);
+      resolve(sig);
+    };
+    process.on("SIGINT", on);
+    process.on("SIGTERM", on);
+  });
+}
+
+export const upCommand: Command = {
+  summary: "start the embedded kernel: private NATS and one of each component",
+  usage: "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N]",
+  async run(argv) {
+    const f = parseFlags("up", argv, {
+      "data-dir": { type: "string" },
+      "nats-port": { type: "string" },
+      "router-port": { type: "string" },
+      "router-status-port": { type: "string" },
+    });
+    const config = kernelConfig({
+      dataDir: f["data-dir"],
+      natsPort: f["nats-port"] === undefined ? undefined : intFlag("up", "nats-port", f["nats-port"], 0),
+      routerPort:
+        f["router-port"] === undefined ? undefined : intFlag("up", "router-port", f["router-port"], 0),
+      routerStatusPort:
+        f["router-status-port"] === undefined
+          ? undefined
+          : intFlag("up", "router-status-port", f["router-status-port"], 0),
+    });
+    const log = createLogger("kernel");
+    const signal = untilSignal();
+    const kernel = await startKernel(config, log);
+    process.stdout.write(`${kernel.summary().join("\n")}\n`);
+    const sig = await signal;
+    log.info("stopping", { signal: sig });
+    await kernel.stop();
+    log.info("stopped");
+    return 0;
+  },
+};
+
+export const natsCommand: Command = {
+  summary: "run the private nats-server (JetStream, per-component users)",
+  usage: "[--data-dir DIR] [--port N]",
+  async run(argv) {
+    const f = parseFlags("nats", argv, { "data-dir": { type: "string" }, port: { type: "string" } });
+    const config = kernelConfig({ dataDir: f["data-dir"] });
+    const port = intFlag("nats", "port", f.port, config.natsPort);
+    const signal = untilSignal();
+    const nats = await startNatsServer({ dataDir: join(config.dataDir, "nats"), port });
+    process.stdout.write(
+      `nats-server listening on ${nats.url}\ncredentials: ${join(nats.dataDir, "credentials.json")}\nstop: Ctrl-C\n`,
+    );
+    await signal;
+    await nats.stop();
+    return 0;
+  },
+};

@@ -1,0 +1,89 @@
+// Runs the kernel's components as child processes and restarts one that dies, at
+// once the first time (recovery well under a second), then with a growing backoff.
+import { type ChildProcess, spawn } from "node:child_process";
+import type { Logger } from "./log.js";
+
+export interface ChildSpec {
+  /** Component name, also the log field. */
+  name: string;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+const backoffMs = [0, 250, 1000, 5000, 15000];
+/** A child alive this long has its restart count reset. */
+const healthyAfterMs = 30_000;
+
+export class Supervisor {
+  private readonly children = new Map<
+    string,
+    {
+      spec: ChildSpec;
+      proc: ChildProcess | null;
+      restarts: number;
+      startedAt: number;
+      timer: NodeJS.Timeout | null;
+    }
+  >();
+  private stopping = false;
+
+  constructor(private readonly log: Logger) {}
+
+  start(spec: ChildSpec): void {
+    const entry = { spec, proc: null, restarts: 0, startedAt: 0, timer: null };
+    this.children.set(spec.name, entry);
+    this.launch(spec.name);
+  }
+
+  /** Pids of the running children (for status lines and tests). */
+  pids(): Record<string, number | undefined> {
+    const out: Record<string, number | undefined> = {};
+    for (const [name, c] of this.children) out[name] = c.proc?.pid;
+    return out;
+  }
+
+  private launch(name: string): void {
+    const c = this.children.get(name);
+    if (c === undefined || this.stopping) return;
+    c.timer = null;
+    c.startedAt = Date.now();
+    const proc = spawn(c.spec.command, c.spec.args, {
+      env: { ...process.env, ...c.spec.env },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    c.proc = proc;
+    proc.on("error", (err) => this.log.error("child_spawn_failed", { child: name, error: err }));
+    proc.on("exit", (code, signal) => {
+      c.proc = null;
+      if (this.stopping) return;
+      if (Date.now() - c.startedAt > healthyAfterMs) c.restarts = 0;
+      const delay = backoffMs[Math.min(c.restarts, backoffMs.length - 1)] ?? 15000;
+      c.restarts++;
+      this.log.error("child_exited", { child: name, code, signal, restartInMs: delay, restarts: c.restarts });
+      c.timer = setTimeout(() => this.launch(name), delay);
+    });
+  }
+
+  /** SIGTERM every child, SIGKILL those still alive after `timeoutMs`; resolves when all exited. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    const waits: Promise<void>[] = [];
+    for (const c of this.children.values()) {
+      if (c.timer !== null) clearTimeout(c.timer);
+      const proc = c.proc;
+      if (proc === null || proc.exitCode !== null || proc.signalCode !== null) continue;
+      waits.push(
+        new Promise<void>((resolve) => {
+          const kill = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
+          proc.once("exit", () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          proc.kill("SIGTERM");
+        }),
+      );
+    }
+    await Promise.all(waits);
+  }
+}

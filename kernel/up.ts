@@ -1,0 +1,75 @@
+// `kiln up`: the embedded default kernel on one machine — a private nats-server and
+// one of each component as supervised child processes. Stops everything on SIGINT/SIGTERM.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type NatsServerHandle, startNatsServer } from "../messaging/nats-server.js";
+import type { KernelConfig } from "./config.js";
+import { KilnError } from "./errors.js";
+import type { Logger } from "./log.js";
+import { kilnBin } from "./paths.js";
+import { Supervisor } from "./supervisor.js";
+
+export interface Kernel {
+  nats: NatsServerHandle;
+  supervisor: Supervisor;
+  /** Lines telling the user where things listen and what to do next. */
+  summary(): string[];
+  stop(): Promise<void>;
+}
+
+export async function startKernel(config: KernelConfig, log: Logger): Promise<Kernel> {
+  try {
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new KilnError(
+      "KILN_KERNEL_DATA_DIR",
+      `cannot create ${config.dataDir}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const nats = await startNatsServer({ dataDir: join(config.dataDir, "nats"), port: config.natsPort });
+  const supervisor = new Supervisor(log.child("supervisor"));
+  const componentEnv = (component: "router" | "cc" | "dea" | "hm"): NodeJS.ProcessEnv => {
+    const c = nats.credentials(component);
+    return { KILN_NATS_URL: nats.url, KILN_NATS_USER: c.user, KILN_NATS_PASS: c.pass };
+  };
+  supervisor.start({
+    name: "router",
+    command: process.execPath,
+    args: [
+      kilnBin,
+      "router",
+      "--nats",
+      nats.url,
+      "--port",
+      String(config.routerPort),
+      "--status-port",
+      String(config.routerStatusPort),
+    ],
+    env: componentEnv("router"),
+  });
+
+  let stopped: Promise<void> | null = null;
+  return {
+    nats,
+    supervisor,
+    summary: () => [
+      `Kiln is up (data in ${config.dataDir}).`,
+      `  NATS      ${nats.url}  (users and passwords in ${join(nats.dataDir, "credentials.json")})`,
+      `  router    http://localhost:${config.routerPort}  (status http://localhost:${config.routerStatusPort}/health)`,
+      "Next:",
+      "  - register a route: publish gorouter JSON on router.register (see README, 'Routing an app')",
+      `  - check it:         curl -H 'Host: myapp.localhost' http://localhost:${config.routerPort}/`,
+      "  - stop:             Ctrl-C",
+    ],
+    stop: () => {
+      stopped ??= (async () => {
+        await supervisor.stop(config.stopTimeoutMs);
+        await nats.stop();
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,82 @@
+// Fails a test file that leaves a child process running (nats-server, a router, an app):
+// on the file's teardown every descendant of this process is listed, reported and killed.
+import { readdirSync, readFileSync } from "node:fs";
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  command: string;
+}
+
+function readProcs(): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      // Format: pid (comm) state ppid ...; comm may hold spaces and parentheses.
+      const close = stat.lastIndexOf(")");
+      const fields = stat.slice(close + 2).split(" ");
+      if (fields[0] === "Z") continue; // a zombie is already dead, only not yet reaped
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      out.push({
+        pid: Number(name),
+        ppid: Number(fields[1]),
+        command: cmdline || stat.slice(stat.indexOf("(") + 1, close),
+      });
+    } catch {
+      // The process ended while we read it.
+    }
+  }
+  return out;
+}
+
+/** Every live descendant of `root` (default: this process). */
+export function descendants(root: number = process.pid): ProcInfo[] {
+  const procs = readProcs();
+  const byParent = new Map<number, ProcInfo[]>();
+  for (const p of procs) {
+    const list = byParent.get(p.ppid);
+    if (list === undefined) byParent.set(p.ppid, [p]);
+    else list.push(p);
+  }
+  const found: ProcInfo[] = [];
+  const queue = [root];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    for (const child of byParent.get(pid) ?? []) {
+      found.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return found;
+}
+
+interface Teardownable {
+  teardown(fn: () => void | Promise<void>): void;
+  fail(message: string): void;
+}
+
+/**
+ * Call once at the top of a test file with tap's root `t`. At the end of the file it
+ * fails the file if any process it started is still running (after a short grace for
+ * processes that are exiting), then kills them so they cannot leak into later files.
+ */
+export function guardChildren(t: Teardownable, graceMs = 2000): void {
+  t.teardown(async () => {
+    const deadline = Date.now() + graceMs;
+    let left = descendants();
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = descendants();
+    }
+    if (left.length === 0) return;
+    for (const p of left) {
+      try {
+        process.kill(p.pid, "SIGKILL");
+      } catch {}
+    }
+    const list = left.map((p) => `${p.pid} ${p.command}`).join("; ");
+    t.fail(`test file left ${left.length} process(es) running: ${list}`);
+    process.exitCode = 1;
+  });
+}
