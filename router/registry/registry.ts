@@ -7,8 +7,9 @@ import type { KilnError } from "../../kernel/errors.js";
 import type { Logger } from "../../kernel/log.js";
 import {
   decodeRegister,
+  decodeUnregister,
   encodeRouterStart,
-  type RegisterMessage,
+  type RegistryMessage,
   toEndpointSpec,
   toPoolOptions,
 } from "../../messaging/gorouter.js";
@@ -136,9 +137,9 @@ export class RouteRegistry {
   }
 
   private onMessage(op: Op, msg: Msg): void {
-    let decoded: RegisterMessage;
+    let decoded: RegistryMessage;
     try {
-      decoded = decodeRegister(msg.data);
+      decoded = op === Op.Register ? decodeRegister(msg.data) : decodeUnregister(msg.data);
     } catch (err) {
       this.bad(op, err);
       return;
