@@ -1,0 +1,576 @@
+// The private nats-server of `kiln up`, `kiln nats` and the tests: JetStream on, one user
+// per component with the subject permissions its flows need, passwords kept in the data dir.
+//
+//   const nats = await startNatsServer({ dataDir, port: 4222 });
+//   nats.url                  // "nats://127.0.0.1:4222" (the port actually bound)
+//   nats.port, nats.host, nats.dataDir, nats.pid
+//   nats.credentials("router") // { user, pass } for connectNats()
+//   await nats.stop()         // SIGTERM, SIGKILL after stopTimeoutMs; resolves once it exited
+//   nats.exited               // resolves when the server exits (for whatever reason)
+//
+// Options: dataDir (required; created 0700), port (default 4222; 0 = random free port; a taken
+// port falls back to a random free one and says so in the log), host (default 127.0.0.1),
+// log (receives the server's own lines and the launcher's notes), binary (default nats-server
+// on PATH, else /usr/bin/nats-server), startTimeoutMs (15 s), stopTimeoutMs (5 s).
+//
+// Files in dataDir: credentials.json (mode 0600; generated once, reused by later starts),
+// nats-server.conf (0600, rewritten each start), nats-server.pid, jetstream/ (the store).
+// Errors: KILN_NATS_START_FAILED (exit or timeout, with the tail of the server's output),
+// KILN_NATS_NOT_INSTALLED, KILN_NATS_BAD_CREDENTIALS_FILE, KILN_NATS_UNKNOWN_COMPONENT.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
+import { delimiter, join } from "node:path";
+import { MessagingError } from "./errors.js";
+import {
+  CC_HM_REQUESTS,
+  DEA_ADVERTISE,
+  DEA_DISCOVER,
+  DEA_HEARTBEAT,
+  DEA_STAGE_ANY,
+  DEA_START_ANY,
+  DEA_STOP,
+  DROPLET_EXITED,
+  EVENTS_ANY,
+  INBOX_PREFIX,
+  KV_BUCKETS,
+  LOGS_ANY,
+  OBJECT_STORE_BLOBS,
+  ROUTER_GREET,
+  ROUTER_REGISTER,
+  ROUTER_START,
+  ROUTER_UNREGISTER,
+} from "./subjects.js";
+
+export type NatsComponent = "router" | "cc" | "dea" | "hm" | "cli" | "admin";
+export const NATS_COMPONENTS: readonly NatsComponent[] = ["router", "cc", "dea", "hm", "cli", "admin"];
+
+export interface NatsCredentials {
+  user: string;
+  pass: string;
+}
+
+export interface NatsServerLogLine {
+  level: "debug" | "info" | "warn" | "error";
+  /** "nats-server" for the server's own output, "launcher" for the launcher's notes. */
+  source: "nats-server" | "launcher";
+  msg: string;
+}
+
+export interface StartNatsServerOptions {
+  dataDir: string;
+  /** Default 4222; 0 = a random free port; a taken port falls back to a random free one. */
+  port?: number;
+  /** Interface to listen on; default 127.0.0.1. */
+  host?: string;
+  log?: (line: NatsServerLogLine) => void;
+  binary?: string;
+  startTimeoutMs?: number;
+  stopTimeoutMs?: number;
+}
+
+export interface NatsServerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface NatsServerHandle {
+  /** nats://host:port to connect to (127.0.0.1 when listening on every interface). */
+  readonly url: string;
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  readonly pid: number;
+  credentials(component: NatsComponent): NatsCredentials;
+  /** Stops the server (SIGTERM, then SIGKILL after stopTimeoutMs); idempotent. */
+  stop(): Promise<void>;
+  /** Resolves when the server process has exited. */
+  readonly exited: Promise<NatsServerExit>;
+}
+
+export const DEFAULT_NATS_PORT = 4222;
+const DEFAULT_START_TIMEOUT_MS = 15_000;
+const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+const TAIL_LINES = 30;
+
+// ---------------------------------------------------------------------------------------
+// Permissions: what each component may publish and subscribe to (DESIGN.md "Messages").
+
+interface Permissions {
+  publish: readonly string[];
+  subscribe: readonly string[];
+}
+
+const INBOX = `${INBOX_PREFIX}.>`;
+/** JetStream API, acks and flow control (KV watchers and ordered consumers need the last two). */
+const JETSTREAM = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>"];
+const KV_WRITE = KV_BUCKETS.map((b) => `$KV.${b}.>`);
+const BLOBS_WRITE = `$O.${OBJECT_STORE_BLOBS}.>`;
+
+export const PERMISSIONS: Readonly<Record<NatsComponent, Permissions>> = {
+  // Learns routes, answers greet, announces itself; nothing else (never dea.>).
+  router: {
+    publish: [ROUTER_START, LOGS_ANY, INBOX],
+    subscribe: [ROUTER_REGISTER, ROUTER_UNREGISTER, ROUTER_GREET, INBOX],
+  },
+  // Cloud Controller: placement, staging, start/stop; desired state in KV, blobs in the object store.
+  cc: {
+    publish: [
+      DEA_DISCOVER,
+      DEA_STAGE_ANY,
+      DEA_START_ANY,
+      DEA_STOP,
+      LOGS_ANY,
+      EVENTS_ANY,
+      INBOX,
+      ...JETSTREAM,
+      ...KV_WRITE,
+      BLOBS_WRITE,
+    ],
+    subscribe: [CC_HM_REQUESTS, DEA_ADVERTISE, DEA_HEARTBEAT, DROPLET_EXITED, LOGS_ANY, INBOX],
+  },
+  // DEA: answers placement, stages (droplets to the object store), runs, registers routes, reports.
+  dea: {
+    publish: [
+      DEA_ADVERTISE,
+      DEA_HEARTBEAT,
+      DROPLET_EXITED,
+      ROUTER_REGISTER,
+      ROUTER_UNREGISTER,
+      ROUTER_GREET,
+      LOGS_ANY,
+      EVENTS_ANY,
+      INBOX,
+      ...JETSTREAM,
+      BLOBS_WRITE,
+    ],
+    subscribe: [DEA_DISCOVER, DEA_STAGE_ANY, DEA_START_ANY, DEA_STOP, ROUTER_START, INBOX],
+  },
+  // Health Manager: watches actual state, reads desired state from KV, asks a CC to act.
+  hm: {
+    publish: [CC_HM_REQUESTS, EVENTS_ANY, LOGS_ANY, INBOX, ...JETSTREAM],
+    subscribe: [DEA_HEARTBEAT, DEA_ADVERTISE, DROPLET_EXITED, INBOX],
+  },
+  // Tooling on the bus (tail logs, read streams, greet the router); read-only JetStream.
+  cli: {
+    publish: [
+      ROUTER_GREET,
+      INBOX,
+      "$JS.API.INFO",
+      "$JS.API.STREAM.NAMES",
+      "$JS.API.STREAM.LIST",
+      "$JS.API.STREAM.INFO.*",
+      "$JS.API.STREAM.MSG.GET.*",
+      "$JS.API.DIRECT.GET.>",
+      "$JS.API.CONSUMER.CREATE.>",
+      "$JS.API.CONSUMER.INFO.>",
+      "$JS.API.CONSUMER.DELETE.>",
+      "$JS.API.CONSUMER.MSG.NEXT.>",
+      "$JS.ACK.>",
+      "$JS.FC.>",
+    ],
+    subscribe: [LOGS_ANY, ROUTER_START, INBOX],
+  },
+  // Operators and tests: everything.
+  admin: { publish: [">"], subscribe: [">"] },
+};
+
+// ---------------------------------------------------------------------------------------
+// Credentials: generated once per data dir, mode 0600.
+
+interface CredentialsFile {
+  version: 1;
+  users: Record<NatsComponent, string>;
+}
+
+function newPassword(): string {
+  return randomBytes(24).toString("base64url");
+}
+
+function loadOrCreateCredentials(dataDir: string): CredentialsFile {
+  const path = join(dataDir, "credentials.json");
+  const users: Partial<Record<NatsComponent, string>> = {};
+  let dirty = true;
+  if (existsSync(path)) {
+    try {
+      const parsed = JSON.parse(readFileSync(path, "utf8")) as unknown;
+      const u = (parsed as { users?: unknown } | null)?.users;
+      if (typeof u !== "object" || u === null || Array.isArray(u)) throw new Error("no users object");
+      for (const c of NATS_COMPONENTS) {
+        const p = (u as Record<string, unknown>)[c];
+        if (p === undefined) continue;
+        if (typeof p !== "string" || p.length < 16)
+          throw new Error(`password of ${c} is not a string of 16+ chars`);
+        users[c] = p;
+      }
+    } catch (err) {
+      throw new MessagingError(
+        "KILN_NATS_BAD_CREDENTIALS_FILE",
+        `${path} is unreadable or malformed (${(err as Error).message}); fix it or delete it to generate new passwords`,
+        err,
+      );
+    }
+    dirty = NATS_COMPONENTS.some((c) => users[c] === undefined);
+    // Someone loosened the mode: tighten it again rather than run with readable passwords.
+    if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+  }
+  for (const c of NATS_COMPONENTS) users[c] ??= newPassword();
+  const file: CredentialsFile = { version: 1, users: users as Record<NatsComponent, string> };
+  if (dirty) writePrivate(path, `${JSON.stringify(file, null, 2)}\n`);
+  return file;
+}
+
+/** Writes a file readable by its owner only, atomically (tmp + rename). */
+function writePrivate(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+}
+
+// ---------------------------------------------------------------------------------------
+// Config file.
+
+const q = (s: string): string => JSON.stringify(s);
+
+function renderConfig(opts: { host: string; port: number; dataDir: string; creds: CredentialsFile }): string {
+  const users = NATS_COMPONENTS.map((c) => {
+    const p = PERMISSIONS[c];
+    return [
+      "    {",
+      `      user: ${q(c)}`,
+      `      password: ${q(opts.creds.users[c])}`,
+      "      permissions: {",
+      `        publish: { allow: [${p.publish.map(q).join(", ")}] }`,
+      `        subscribe: { allow: [${p.subscribe.map(q).join(", ")}] }`,
+      "      }",
+      "    }",
+    ].join("\n");
+  });
+  return [
+    "# Kiln's private nats-server. Generated at every start from credentials.json; edits are lost.",
+    `server_name: "kiln"`,
+    `host: ${q(opts.host)}`,
+    `port: ${opts.port}`,
+    `pid_file: ${q(join(opts.dataDir, "nats-server.pid"))}`,
+    "jetstream {",
+    `  store_dir: ${q(opts.dataDir)}`,
+    "}",
+    "authorization {",
+    "  users: [",
+    users.join("\n"),
+    "  ]",
+    "}",
+    "",
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// Process handling.
+
+/** Servers still running; killed synchronously if this process exits without stopping them. */
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const c of live) c.kill("SIGKILL");
+    });
+  }
+}
+
+function findBinary(explicit: string | undefined): string {
+  if (explicit !== undefined) {
+    if (!existsSync(explicit))
+      throw new MessagingError("KILN_NATS_NOT_INSTALLED", `nats-server not found at ${explicit}`);
+    return explicit;
+  }
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    if (dir === "") continue;
+    const p = join(dir, "nats-server");
+    if (existsSync(p)) return p;
+  }
+  if (existsSync("/usr/bin/nats-server")) return "/usr/bin/nats-server";
+  throw new MessagingError(
+    "KILN_NATS_NOT_INSTALLED",
+    "nats-server is not installed; run `npm run setup` (as root it installs Debian's nats-server) or `apt-get install -y nats-server`",
+  );
+}
+
+/** Whether a TCP port can be bound on `host` right now. */
+function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Refuses to start a second server on a data dir whose server is still alive. */
+function checkNotRunning(dataDir: string): void {
+  const pidFile = join(dataDir, "nats-server.pid");
+  if (!existsSync(pidFile)) return;
+  const pid = Number.parseInt(readFileSync(pidFile, "utf8").trim(), 10);
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return;
+  let cmd = "";
+  try {
+    cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return; // not running (or no /proc): nothing to protect
+  }
+  if (cmd.includes("nats-server") && cmd.includes(join(dataDir, "nats-server.conf"))) {
+    throw new MessagingError(
+      "KILN_NATS_START_FAILED",
+      `a nats-server (pid ${pid}) is already running on ${dataDir}; stop it first`,
+    );
+  }
+}
+
+const LEVELS: Record<string, NatsServerLogLine["level"]> = {
+  INF: "info",
+  WRN: "warn",
+  ERR: "error",
+  FTL: "error",
+  DBG: "debug",
+  TRC: "debug",
+};
+const LOG_LINE = /^\[\d+\] \S+ \S+ \[([A-Z]{3})\] (.*)$/;
+const LISTENING = /Listening for client connections on (\S+):(\d+)\s*$/;
+
+/** Connects and reads the server's INFO line: the server really answers clients. */
+function answersInfo(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ host, port });
+    let buf = "";
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      buf += d;
+      if (buf.includes("\r\n")) done(buf.startsWith("INFO {"));
+    });
+    sock.on("error", () => done(false));
+    sock.on("close", () => done(false));
+  });
+}
+
+function connectHost(host: string): string {
+  if (host === "0.0.0.0" || host === "" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+interface Launched {
+  child: ChildProcess;
+  port: number;
+  exited: Promise<NatsServerExit>;
+}
+
+async function launch(
+  binary: string,
+  confPath: string,
+  host: string,
+  timeoutMs: number,
+  log: ((line: NatsServerLogLine) => void) | undefined,
+): Promise<Launched> {
+  const child = spawn(binary, ["-c", confPath], { stdio: ["ignore", "pipe", "pipe"] });
+  track(child);
+  const tail: string[] = [];
+  let listening = -1;
+  let onListening: (() => void) | null = null;
+  let exitInfo: NatsServerExit | null = null;
+
+  const exited = new Promise<NatsServerExit>((resolve) => {
+    child.once("exit", (code, signal) => {
+      live.delete(child);
+      exitInfo = { code, signal };
+      resolve(exitInfo);
+    });
+  });
+  const spawnError = new Promise<Error>((resolve) => child.once("error", resolve));
+
+  const onLine = (line: string) => {
+    if (line.length === 0) return;
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+    const m = LOG_LINE.exec(line);
+    const msg = m ? (m[2] as string) : line;
+    if (listening < 0) {
+      const l = LISTENING.exec(msg);
+      if (l) {
+        listening = Number(l[2]);
+        onListening?.();
+      }
+    }
+    log?.({ level: m ? (LEVELS[m[1] as string] ?? "info") : "info", source: "nats-server", msg });
+  };
+  for (const stream of [child.stdout, child.stderr]) {
+    let pending = "";
+    stream?.setEncoding("utf8");
+    stream?.on("data", (chunk: string) => {
+      pending += chunk;
+      let nl = pending.indexOf("\n");
+      while (nl >= 0) {
+        onLine(pending.slice(0, nl).trimEnd());
+        pending = pending.slice(nl + 1);
+        nl = pending.indexOf("\n");
+      }
+    });
+    stream?.on("end", () => {
+      if (pending.length > 0) onLine(pending.trimEnd());
+      pending = "";
+    });
+  }
+
+  const failure = (why: string, cause?: unknown): MessagingError =>
+    new MessagingError(
+      "KILN_NATS_START_FAILED",
+      `nats-server did not start: ${why}${tail.length > 0 ? `\n--- last lines of its output ---\n${tail.join("\n")}` : ""}`,
+      cause,
+    );
+
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  const listeningP = new Promise<"listening">((resolve) => {
+    if (listening >= 0) resolve("listening");
+    else onListening = () => resolve("listening");
+  });
+  const killNow = async () => {
+    if (exitInfo === null) {
+      child.kill("SIGKILL");
+      await exited;
+    }
+  };
+  try {
+    const first = await Promise.race([listeningP, exited, spawnError, timedOut]);
+    if (first === "timeout") {
+      await killNow();
+      throw failure(`no "Listening for client connections" line within ${timeoutMs} ms`);
+    }
+    if (first instanceof Error) throw failure(`cannot run ${binary}: ${first.message}`, first);
+    if (first !== "listening") {
+      // Let the pipes drain so the tail holds the server's last words.
+      await new Promise((r) => setImmediate(r));
+      throw failure(`it exited with ${first.code ?? first.signal}`);
+    }
+    // The log line comes from the accept loop; also check a client really gets INFO.
+    const deadline = Date.now() + timeoutMs;
+    while (!(await answersInfo(connectHost(host), listening, 1000))) {
+      if (exitInfo !== null) throw failure(`it exited with ${(exitInfo as NatsServerExit).code}`);
+      if (Date.now() > deadline) {
+        await killNow();
+        throw failure(`port ${listening} did not answer with INFO within ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return { child, port: listening, exited };
+}
+
+async function stopChild(
+  child: ChildProcess,
+  exited: Promise<NatsServerExit>,
+  timeoutMs: number,
+): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const slow = await Promise.race([
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (slow) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+/** Starts the private nats-server; see the file header for the contract. */
+export async function startNatsServer(options: StartNatsServerOptions): Promise<NatsServerHandle> {
+  const host = options.host ?? "127.0.0.1";
+  const wanted = options.port ?? DEFAULT_NATS_PORT;
+  if (!Number.isInteger(wanted) || wanted < 0 || wanted > 65535) {
+    throw new MessagingError("KILN_NATS_START_FAILED", `port ${wanted} is not in 0..65535`);
+  }
+  const log = options.log;
+  const dataDir = options.dataDir;
+  const binary = findBinary(options.binary);
+  const timeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
+  const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new MessagingError(
+      "KILN_NATS_START_FAILED",
+      `cannot create ${dataDir}: ${(err as Error).message}`,
+      err,
+    );
+  }
+  checkNotRunning(dataDir);
+  const creds = loadOrCreateCredentials(dataDir);
+  const confPath = join(dataDir, "nats-server.conf");
+
+  // -1 asks nats-server for a random free port (no race: it binds it itself).
+  let port = wanted === 0 ? -1 : wanted;
+  if (port > 0 && !(await portIsFree(host, port))) {
+    log?.({ level: "warn", source: "launcher", msg: `port ${wanted} is taken; using a random free port` });
+    port = -1;
+  }
+  writePrivate(confPath, renderConfig({ host, port, dataDir, creds }));
+  let launched: Launched;
+  try {
+    launched = await launch(binary, confPath, host, timeoutMs, log);
+  } catch (err) {
+    // Lost a race for the fixed port between the check and the server's bind: go random.
+    if (port > 0 && err instanceof MessagingError && /address already in use/i.test(err.message)) {
+      log?.({
+        level: "warn",
+        source: "launcher",
+        msg: `port ${wanted} was taken meanwhile; using a random free port`,
+      });
+      writePrivate(confPath, renderConfig({ host, port: -1, dataDir, creds }));
+      launched = await launch(binary, confPath, host, timeoutMs, log);
+    } else throw err;
+  }
+  const { child, exited } = launched;
+  const url = `nats://${connectHost(host)}:${launched.port}`;
+  log?.({ level: "info", source: "launcher", msg: `nats-server ready on ${url} (pid ${child.pid})` });
+
+  let stopping: Promise<void> | null = null;
+  return {
+    url,
+    port: launched.port,
+    host,
+    dataDir,
+    pid: child.pid ?? -1,
+    exited,
+    credentials(component: NatsComponent): NatsCredentials {
+      const pass = (creds.users as Record<string, string | undefined>)[component];
+      if (pass === undefined) {
+        throw new MessagingError(
+          "KILN_NATS_UNKNOWN_COMPONENT",
+          `no NATS user for ${JSON.stringify(component)}; one of ${NATS_COMPONENTS.join(", ")}`,
+        );
+      }
+      return { user: component, pass };
+    },
+    stop(): Promise<void> {
+      stopping ??= stopChild(child, exited, stopTimeoutMs);
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// A private nats-server for one test: random port, temp data dir, stopped and removed in
+// t.teardown together with every connection opened through `connect`.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ConnectNatsOptions, connectNats, type KilnConnection } from "../../messaging/connection.js";
+import {
+  type NatsComponent,
+  type NatsServerHandle,
+  type StartNatsServerOptions,
+  startNatsServer,
+} from "../../messaging/nats-server.js";
+
+interface Teardownable {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
+export interface TestNats extends NatsServerHandle {
+  /** Connects as a component's user (default admin); closed in teardown. Fails fast, reconnects quickly. */
+  connect(component?: NatsComponent, options?: Partial<ConnectNatsOptions>): Promise<KilnConnection>;
+}
+
+export async function startTestNats(
+  t: Teardownable,
+  options: Partial<StartNatsServerOptions> = {},
+): Promise<TestNats> {
+  const ownDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "kiln-nats-test-"));
+  const connections: KilnConnection[] = [];
+  let server: NatsServerHandle;
+  try {
+    server = await startNatsServer({ port: 0, ...options, dataDir });
+  } catch (err) {
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  t.teardown(async () => {
+    await Promise.allSettled(connections.map((c) => c.close()));
+    await server.stop();
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+  const handle: TestNats = {
+    url: server.url,
+    port: server.port,
+    host: server.host,
+    dataDir: server.dataDir,
+    pid: server.pid,
+    exited: server.exited,
+    credentials: (component) => server.credentials(component),
+    stop: () => server.stop(),
+    async connect(component = "admin", extra = {}) {
+      const { user, pass } = server.credentials(component);
+      const c = await connectNats({
+        servers: server.url,
+        user,
+        pass,
+        name: `test-${component}`,
+        waitOnFirstConnect: false,
+        reconnectTimeWaitMs: 100,
+        reconnectJitterMs: 50,
+        ...extra,
+      });
+      connections.push(c);
+      return c;
+    },
+  };
+  return handle;
+}
