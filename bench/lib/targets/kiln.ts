@@ -1,0 +1,195 @@
+// The Kiln router under test: `node bin/kiln.js router` as a child with its own private
+// nats-server; routes come in as gorouter `router.register` JSON over NATS, as a DEA would
+// send them. Each instance serves one kind of case (one route, the big table, access log on)
+// so a single-route case never runs against a router holding the big table.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "nats";
+import { kilnBin } from "../../../kernel/paths.js";
+import { BenchError } from "../errors.js";
+import { freePort, type Managed, startProcess, waitForPort, waitForStatus } from "../procs.js";
+import { type BenchNats, startBenchNats } from "./nats.js";
+import type { CaseId, Endpoint, RouteSet, Target } from "./types.js";
+
+export type KilnRole = "single" | "table" | "accesslog";
+
+export interface KilnOptions {
+  backendPort: number;
+  routes: RouteSet;
+  /** Folder for this run's files (nats log, access log). */
+  dir: string;
+  /** Extra router arguments for every instance (e.g. --threads 2). */
+  extraArgs: readonly string[];
+  /** Router arguments that turn the access log on; "{file}" becomes a path in `dir`. */
+  accessLogArgs: readonly string[];
+  /** Which instances to start (each one is a router + nats-server). */
+  roles: readonly KilnRole[];
+  /** Uris per router.register message for the big table. */
+  urisPerMessage?: number;
+  /** Re-register when the last registration is older than this (the router prunes stale routes). */
+  refreshAfterMs?: number;
+  log?: (line: string) => void;
+}
+
+const APP = "bench-app";
+const INSTANCE = "bench-backend-0";
+const enc = new TextEncoder();
+
+/** A gorouter register/unregister message for the bench backend. */
+export function registerMessage(backendPort: number, uris: readonly string[]): Record<string, unknown> {
+  return {
+    host: "127.0.0.1",
+    port: backendPort,
+    uris,
+    app: APP,
+    private_instance_id: INSTANCE,
+    private_instance_index: "0",
+    // Long enough that nothing is pruned during a run; the bench also re-registers.
+    stale_threshold_in_seconds: 3600,
+    tags: { component: "bench" },
+  };
+}
+
+interface Instance {
+  role: KilnRole;
+  nats: BenchNats;
+  nc: NatsConnection;
+  router: Managed;
+  port: number;
+  statusPort: number;
+  hosts: readonly string[];
+  lastRegister: number;
+  sentinel: number;
+}
+
+function roleOf(c: CaseId): KilnRole {
+  if (c === "routes100k") return "table";
+  if (c === "accesslog") return "accesslog";
+  return "single";
+}
+
+/** Publishes every route of the instance, then a fresh sentinel route; resolves when the router answers it. */
+async function registerAll(inst: Instance, o: KilnOptions): Promise<void> {
+  const per = o.urisPerMessage ?? 1000;
+  for (let i = 0; i < inst.hosts.length; i += per) {
+    inst.nc.publish(
+      "router.register",
+      enc.encode(JSON.stringify(registerMessage(o.backendPort, inst.hosts.slice(i, i + per)))),
+    );
+  }
+  // The sentinel goes last: once it answers, the router has applied everything before it.
+  const prev = inst.sentinel;
+  inst.sentinel++;
+  const sentinel = `sentinel-${inst.sentinel}.bench.kiln`;
+  inst.nc.publish("router.register", enc.encode(JSON.stringify(registerMessage(o.backendPort, [sentinel]))));
+  await inst.nc.flush();
+  const ok = await waitForStatus(inst.port, "/", [sentinel], 200, 60_000);
+  if (!ok) {
+    throw new BenchError(
+      "KILN_BENCH_START_FAILED",
+      `kiln router (${inst.role}) never answered 200 for registered routes:\n${inst.router.tail()}`,
+    );
+  }
+  if (prev > 0) {
+    inst.nc.publish(
+      "router.unregister",
+      enc.encode(JSON.stringify(registerMessage(o.backendPort, [`sentinel-${prev}.bench.kiln`]))),
+    );
+  }
+  inst.lastRegister = Date.now();
+}
+
+async function startInstance(role: KilnRole, o: KilnOptions): Promise<Instance> {
+  const dir = join(o.dir, `kiln-${role}`);
+  mkdirSync(dir, { recursive: true });
+  const nats = await startBenchNats(dir, `nats-server (kiln-${role})`);
+  const port = await freePort();
+  const statusPort = await freePort();
+  const args = [
+    kilnBin,
+    "router",
+    "--nats",
+    nats.url,
+    "--port",
+    String(port),
+    "--status-port",
+    String(statusPort),
+  ];
+  args.push(...o.extraArgs);
+  if (role === "accesslog")
+    args.push(...o.accessLogArgs.map((a) => a.replaceAll("{file}", join(dir, "access.log"))));
+  const router = startProcess(`kiln router (${role})`, process.execPath, args);
+  try {
+    await waitForPort(port, router, 20_000);
+  } catch (err) {
+    await nats.stop();
+    await router.stop();
+    throw err;
+  }
+  const nc = await connect({ servers: nats.url, name: `bench-registrar-${role}` });
+  const hosts = role === "table" ? o.routes.all : [o.routes.single];
+  const inst: Instance = { role, nats, nc, router, port, statusPort, hosts, lastRegister: 0, sentinel: 0 };
+  const t = Date.now();
+  await registerAll(inst, o);
+  // Spot-check the hosts the load will use.
+  const probe = role === "table" ? o.routes.requested : hosts;
+  if (!(await waitForStatus(port, "/", probe, 200, 30_000))) {
+    throw new BenchError(
+      "KILN_BENCH_START_FAILED",
+      `kiln router (${role}) does not answer every requested host`,
+    );
+  }
+  o.log?.(
+    `kiln router (${role}) ready on ${port}, ${hosts.length} routes registered in ${Date.now() - t} ms`,
+  );
+  return inst;
+}
+
+async function stopInstance(inst: Instance): Promise<void> {
+  await inst.nc.close().catch(() => {});
+  await inst.router.stop();
+  await inst.nats.stop();
+}
+
+/**
+ * Starts the router instances; throws a BenchError (with the router's output) when the
+ * router cannot start, so the caller can skip Kiln and keep the references running.
+ */
+export async function startKiln(o: KilnOptions, label: string): Promise<Target> {
+  const instances = new Map<KilnRole, Instance>();
+  try {
+    for (const role of o.roles) instances.set(role, await startInstance(role, o));
+  } catch (err) {
+    for (const inst of instances.values()) await stopInstance(inst);
+    throw err;
+  }
+  const refreshAfter = o.refreshAfterMs ?? 60_000;
+  return {
+    id: "kiln",
+    family: "kiln",
+    label,
+    endpoint(c: CaseId): Endpoint | undefined {
+      const inst = instances.get(roleOf(c));
+      if (inst === undefined) return undefined;
+      return { port: inst.port, hosts: c === "routes100k" ? o.routes.requested : [o.routes.single] };
+    },
+    cpuRoots(c: CaseId): number[] {
+      const inst = instances.get(roleOf(c));
+      return inst === undefined ? [] : [inst.router.pid];
+    },
+    async prepare(c: CaseId): Promise<void> {
+      const inst = instances.get(roleOf(c));
+      if (inst === undefined) return;
+      if (!inst.router.isAlive()) {
+        throw new BenchError(
+          "KILN_BENCH_START_FAILED",
+          `kiln router (${inst.role}) exited:\n${inst.router.tail()}`,
+        );
+      }
+      if (Date.now() - inst.lastRegister > refreshAfter) await registerAll(inst, o);
+    },
+    async stop(): Promise<void> {
+      for (const inst of instances.values()) await stopInstance(inst);
+    },
+  };
+}

@@ -1,0 +1,652 @@
+// The router benchmark: Kiln's router against nginx, HAProxy and the backend alone, same
+// backend and load generator, cases interleaved over rounds; reports medians of req/s, p99
+// and each proxy's CPU per request, and the ratios the router's targets are stated in.
+// Run: node dist/bench/router.js [--json] [--rounds N] [--duration S] [--cases a,b] [--quick]
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createLogger } from "../kernel/log.js";
+import { projectRoot } from "../kernel/paths.js";
+import { backendPaths, startBackend } from "./lib/backend.js";
+import { ensureTools, routerBenchTools, versionOf } from "./lib/debian.js";
+import { BenchError } from "./lib/errors.js";
+import { type LoadGenerator, pickGenerator } from "./lib/loadgen/index.js";
+import { measuredRun, type RunResult, runInterleaved } from "./lib/measure.js";
+import { httpStatus, stopAll, stopAllOnSignal } from "./lib/procs.js";
+import { appendToSection, fmtNum, fmtRate, fmtRatio, mdTable } from "./lib/report.js";
+import { median, range, ratio } from "./lib/stats.js";
+import { directTarget } from "./lib/targets/direct.js";
+import { startHaproxy } from "./lib/targets/haproxy.js";
+import { type KilnRole, startKiln } from "./lib/targets/kiln.js";
+import { startNginx } from "./lib/targets/nginx.js";
+import { type CaseId, type Family, makeRouteSet, type Target } from "./lib/targets/types.js";
+
+const log = createLogger("bench.router");
+
+const allCases: readonly CaseId[] = ["tiny", "16k", "1m", "routes100k", "accesslog"];
+const caseTitles: Record<CaseId, string> = {
+  tiny: "tiny body (2 B)",
+  "16k": "16 KiB body",
+  "1m": "1 MiB body",
+  routes100k: "100k routes, 1k hosts requested",
+  accesslog: "tiny body, access log on",
+};
+const casePaths: Record<CaseId, string> = {
+  tiny: backendPaths.tiny,
+  "16k": backendPaths["16k"],
+  "1m": backendPaths["1m"],
+  routes100k: backendPaths.tiny,
+  accesslog: backendPaths.tiny,
+};
+const allFamilies: readonly Family[] = ["direct", "nginx", "haproxy", "kiln"];
+
+/** Defaults of the bench (also shown by --help). */
+const defaults = {
+  rounds: 3,
+  durationS: 8,
+  warmupS: 1,
+  connections: 64,
+  threads: 1,
+  routes: 100_000,
+  spread: 1000,
+  nginxWorkers: "1,2",
+  haproxyThreads: "1,2",
+  kilnArgs: "",
+  kilnAccessLog: "--access-log {file}",
+  results: "bench/RESULTS.md",
+};
+
+const usage = `node dist/bench/router.js [options]
+  --json                 print the JSON report on stdout instead of the Markdown table
+  --rounds N             interleaved rounds (default ${defaults.rounds}; medians over rounds)
+  --duration S           seconds per measured run (default ${defaults.durationS})
+  --warmup S             unmeasured seconds before each run (default ${defaults.warmupS})
+  --cases a,b            of ${allCases.join(",")} (default all)
+  --proxies a,b          of ${allFamilies.join(",")} (default all)
+  --quick                1 round of 2 s, 0.5 s warm-up (a smoke run)
+  --connections N        load connections (default ${defaults.connections}); --threads N load threads (default ${defaults.threads})
+  --generator G          auto (wrk when installed, else autocannon), wrk or autocannon
+  --routes N             routes registered in the table case (default ${defaults.routes})
+  --spread N             hosts the table case's load spreads over (default ${defaults.spread})
+  --nginx-workers L      worker counts to run (default ${defaults.nginxWorkers}); --haproxy-threads L (default ${defaults.haproxyThreads})
+  --kiln-args "A B"      extra arguments for every \`kiln router\` (e.g. "--threads 2")
+  --kiln-access-log "A"  router arguments that turn the access log on; {file} is replaced (default "${defaults.kilnAccessLog}")
+  --no-install           do not apt-get missing tools (wrk, nginx-light, haproxy)
+  --write-results [F]    append a dated section to the router section of F (default ${defaults.results})
+`;
+
+function die(msg: string): never {
+  throw new BenchError("KILN_BENCH_BAD_ARGS", `${msg}\n\n${usage}`);
+}
+
+function parseList<T extends string>(value: string | undefined, allowed: readonly T[], what: string): T[] {
+  if (value === undefined || value === "") return [...allowed];
+  const out: T[] = [];
+  for (const v of value.split(",")) {
+    const s = v.trim() as T;
+    if (!allowed.includes(s)) die(`unknown ${what} "${s}"`);
+    out.push(s);
+  }
+  return out;
+}
+
+function positive(value: string | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) die(`${what} must be a positive number, got "${value}"`);
+  return n;
+}
+
+function counts(value: string): number[] {
+  return value
+    .split(",")
+    .filter((s) => s.trim() !== "")
+    .map((s) => positive(s, 1, "a worker/thread count"));
+}
+
+const split = (s: string): string[] => s.split(" ").filter((x) => x !== "");
+
+function parseOptions(argv: string[]) {
+  // `--write-results` may come without a file: give it an empty value parseArgs accepts.
+  const args = argv.map((a, i) =>
+    a === "--write-results" && (argv[i + 1] === undefined || argv[i + 1]?.startsWith("--"))
+      ? "--write-results="
+      : a,
+  );
+  const { values } = parseArgs({
+    args,
+    allowPositionals: false,
+    options: {
+      json: { type: "boolean", default: false },
+      rounds: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      cases: { type: "string" },
+      proxies: { type: "string" },
+      quick: { type: "boolean", default: false },
+      connections: { type: "string" },
+      threads: { type: "string" },
+      generator: { type: "string", default: "auto" },
+      routes: { type: "string" },
+      spread: { type: "string" },
+      "nginx-workers": { type: "string", default: defaults.nginxWorkers },
+      "haproxy-threads": { type: "string", default: defaults.haproxyThreads },
+      "kiln-args": { type: "string", default: defaults.kilnArgs },
+      "kiln-access-log": { type: "string", default: defaults.kilnAccessLog },
+      "no-install": { type: "boolean", default: false },
+      "write-results": { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  const quick = values.quick === true;
+  const generator = values.generator as string;
+  if (!["auto", "wrk", "autocannon"].includes(generator)) die(`unknown generator "${generator}"`);
+  return {
+    help: values.help === true,
+    json: values.json === true,
+    rounds: Math.round(positive(values.rounds, quick ? 1 : defaults.rounds, "--rounds")),
+    durationS: Math.round(positive(values.duration, quick ? 2 : defaults.durationS, "--duration")),
+    warmupS: values.warmup === "0" ? 0 : positive(values.warmup, quick ? 0.5 : defaults.warmupS, "--warmup"),
+    cases: parseList(values.cases, allCases, "case"),
+    families: parseList(values.proxies, allFamilies, "proxy"),
+    connections: Math.round(positive(values.connections, defaults.connections, "--connections")),
+    threads: Math.round(positive(values.threads, defaults.threads, "--threads")),
+    generator: generator as "auto" | "wrk" | "autocannon",
+    routes: Math.round(positive(values.routes, defaults.routes, "--routes")),
+    spread: Math.round(positive(values.spread, defaults.spread, "--spread")),
+    nginxWorkers: counts(values["nginx-workers"] as string),
+    haproxyThreads: counts(values["haproxy-threads"] as string),
+    kilnArgs: split(values["kiln-args"] as string),
+    kilnAccessLog: split(values["kiln-access-log"] as string),
+    install: values["no-install"] !== true,
+    writeResults: values["write-results"],
+  };
+}
+
+type Options = ReturnType<typeof parseOptions>;
+
+interface RunRecord {
+  round: number;
+  position: number;
+  case: CaseId;
+  target: string;
+  result?: RunResult;
+  error?: string;
+}
+
+interface Summary {
+  case: CaseId;
+  target: string;
+  family: Family;
+  label: string;
+  runs: number;
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  p99Ms: number;
+  p50Ms: number;
+  cpuUsPerReq: number;
+  cpuUserUs: number;
+  cpuSysUs: number;
+  errors: number;
+  non2xx: number;
+  failedRuns: number;
+}
+
+function summarise(
+  records: readonly RunRecord[],
+  targets: readonly Target[],
+  cases: readonly CaseId[],
+): Summary[] {
+  const out: Summary[] = [];
+  for (const c of cases) {
+    for (const t of targets) {
+      const rs = records.filter((r) => r.case === c && r.target === t.id);
+      if (rs.length === 0) continue;
+      const ok = rs.flatMap((r) => (r.result === undefined ? [] : [r.result]));
+      const rps = ok.map((r) => r.load.rps);
+      const rr = range(rps);
+      out.push({
+        case: c,
+        target: t.id,
+        family: t.family,
+        label: t.label,
+        runs: ok.length,
+        rps: median(rps),
+        rpsMin: rr.min,
+        rpsMax: rr.max,
+        p99Ms: median(ok.map((r) => r.load.latencyMs.p99)),
+        p50Ms: median(ok.map((r) => r.load.latencyMs.p50)),
+        cpuUsPerReq: median(ok.map((r) => r.cpu?.totalUsPerReq ?? Number.NaN)),
+        cpuUserUs: median(ok.map((r) => r.cpu?.userUsPerReq ?? Number.NaN)),
+        cpuSysUs: median(ok.map((r) => r.cpu?.sysUsPerReq ?? Number.NaN)),
+        errors: ok.reduce((s, r) => s + r.load.errors, 0),
+        non2xx: ok.reduce((s, r) => s + r.load.non2xx, 0),
+        failedRuns: rs.length - ok.length,
+      });
+    }
+  }
+  return out;
+}
+
+/** The variant of a family with the highest median req/s in a case ("best taken"). */
+function best(summaries: readonly Summary[], c: CaseId, families: readonly Family[]): Summary | undefined {
+  let top: Summary | undefined;
+  for (const s of summaries) {
+    if (s.case !== c || !families.includes(s.family) || !Number.isFinite(s.rps)) continue;
+    if (top === undefined || s.rps > top.rps) top = s;
+  }
+  return top;
+}
+
+interface CaseRatios {
+  case: CaseId;
+  reference: string | undefined;
+  kilnVsRefRps: number;
+  kilnVsRefP99: number;
+  kilnVsRefCpu: number;
+  kilnVsDirectRps: number;
+}
+
+interface Ratios {
+  perCase: CaseRatios[];
+  /** routes100k ÷ tiny per family (best variant in each case). */
+  tableVsSingle: { family: Family; rps: number; cpu: number }[];
+  accessLogVsOff: { rps: number; cpu: number; p99: number };
+}
+
+function computeRatios(summaries: readonly Summary[], cases: readonly CaseId[]): Ratios {
+  const perCase: CaseRatios[] = [];
+  for (const c of cases) {
+    const kiln = best(summaries, c, ["kiln"]);
+    const ref = best(summaries, c, ["nginx", "haproxy"]);
+    const direct = best(summaries, c, ["direct"]);
+    perCase.push({
+      case: c,
+      reference: ref?.target,
+      kilnVsRefRps: ratio(kiln?.rps, ref?.rps),
+      kilnVsRefP99: ratio(kiln?.p99Ms, ref?.p99Ms),
+      kilnVsRefCpu: ratio(kiln?.cpuUsPerReq, ref?.cpuUsPerReq),
+      kilnVsDirectRps: ratio(kiln?.rps, direct?.rps),
+    });
+  }
+  const tableVsSingle: Ratios["tableVsSingle"] = [];
+  for (const f of ["kiln", "nginx", "haproxy", "direct"] as const) {
+    const t = best(summaries, "routes100k", [f]);
+    const s = best(summaries, "tiny", [f]);
+    if (t === undefined || s === undefined) continue;
+    tableVsSingle.push({ family: f, rps: ratio(t.rps, s.rps), cpu: ratio(t.cpuUsPerReq, s.cpuUsPerReq) });
+  }
+  const on = best(summaries, "accesslog", ["kiln"]);
+  const off = best(summaries, "tiny", ["kiln"]);
+  return {
+    perCase,
+    tableVsSingle,
+    accessLogVsOff: {
+      rps: ratio(on?.rps, off?.rps),
+      cpu: ratio(on?.cpuUsPerReq, off?.cpuUsPerReq),
+      p99: ratio(on?.p99Ms, off?.p99Ms),
+    },
+  };
+}
+
+interface Report {
+  date: string;
+  command: string;
+  machine: { cpus: number; cpuModel: string; node: string; kilnCommit: string };
+  generator: { name: string; version: string; connections: number; threads: number };
+  settings: { rounds: number; durationS: number; warmupS: number; routes: number; spread: number };
+  versions: Record<string, string>;
+  notes: string[];
+  skipped: string[];
+  runs: RunRecord[];
+  summary: Summary[];
+  ratios: Ratios;
+}
+
+function markdown(r: Report): string {
+  const when = `${r.date.slice(0, 10)} ${r.date.slice(11, 16)} UTC`;
+  const lines: string[] = [];
+  lines.push(
+    `### ${when} · ${r.generator.version} -t${r.generator.threads} -c${r.generator.connections} · ${r.settings.rounds} rounds × ${r.settings.durationS} s`,
+  );
+  lines.push("");
+  lines.push(`Reproduce: \`node scripts/setup.mjs --build && ${r.command}\``);
+  lines.push("");
+  lines.push(
+    `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}; Node ${r.machine.node}; Kiln ${r.machine.kilnCommit}; ` +
+      `${Object.values(r.versions).join("; ")}. Everything (load generator, proxy, backend) shares these cores.`,
+  );
+  lines.push("");
+  const bestIds = new Set<string>();
+  for (const c of allCases) {
+    for (const f of allFamilies) {
+      const b = best(r.summary, c, [f]);
+      if (b !== undefined && r.summary.filter((s) => s.case === c && s.family === f).length > 1) {
+        bestIds.add(`${c}/${b.target}`);
+      }
+    }
+  }
+  const rows = r.summary.map((s) => [
+    caseTitles[s.case],
+    `${s.label}${bestIds.has(`${s.case}/${s.target}`) ? " **best**" : ""}`,
+    fmtRate(s.rps),
+    `${fmtRate(s.rpsMin)}–${fmtRate(s.rpsMax)}`,
+    fmtNum(s.p99Ms, 2),
+    Number.isFinite(s.cpuUsPerReq)
+      ? `${fmtNum(s.cpuUsPerReq)} (${fmtNum(s.cpuUserUs)} / ${fmtNum(s.cpuSysUs)})`
+      : "–",
+    `${s.runs}${s.failedRuns > 0 ? ` (+${s.failedRuns} failed)` : ""}`,
+    `${s.errors}/${s.non2xx}`,
+  ]);
+  lines.push(
+    mdTable(
+      [
+        "case",
+        "proxy",
+        "req/s (median)",
+        "req/s min–max",
+        "p99 ms",
+        "CPU µs/req (user / sys)",
+        "runs",
+        "sock err/non-2xx",
+      ],
+      rows,
+      ["left", "left", "right", "right", "right", "right", "right", "right"],
+    ),
+  );
+  lines.push("");
+  const anyKiln = r.summary.some((s) => s.family === "kiln");
+  if (anyKiln) {
+    lines.push(
+      "Ratios of medians (reference = the better of nginx and HAProxy by req/s in that case; CPU ratio < 1 is better):",
+    );
+    lines.push("");
+    lines.push(
+      mdTable(
+        [
+          "case",
+          "reference",
+          "Kiln ÷ ref req/s",
+          "Kiln ÷ ref p99",
+          "Kiln ÷ ref CPU/req",
+          "Kiln ÷ direct req/s",
+        ],
+        r.ratios.perCase
+          .filter((c) => c.case !== "accesslog")
+          .map((c) => [
+            caseTitles[c.case],
+            c.reference ?? "–",
+            fmtRatio(c.kilnVsRefRps),
+            fmtRatio(c.kilnVsRefP99),
+            fmtRatio(c.kilnVsRefCpu),
+            fmtRatio(c.kilnVsDirectRps),
+          ]),
+        ["left", "left", "right", "right", "right", "right"],
+      ),
+    );
+    lines.push("");
+  }
+  if (r.ratios.tableVsSingle.length > 0) {
+    lines.push(
+      `${r.settings.routes} routes (load over ${r.settings.spread} hosts) ÷ 1 route, tiny body: ` +
+        r.ratios.tableVsSingle
+          .map((t) => `${t.family} req/s ${fmtRatio(t.rps)}, CPU/req ${fmtRatio(t.cpu)}`)
+          .join("; ") +
+        ".",
+    );
+    lines.push("");
+  }
+  if (Number.isFinite(r.ratios.accessLogVsOff.rps)) {
+    const a = r.ratios.accessLogVsOff;
+    lines.push(
+      `Kiln access log on ÷ off: req/s ${fmtRatio(a.rps)}, CPU/req ${fmtRatio(a.cpu)}, p99 ${fmtRatio(a.p99)}.`,
+    );
+    lines.push("");
+  }
+  for (const n of r.notes) lines.push(`- ${n}`);
+  for (const s of r.skipped) lines.push(`- Skipped: ${s}`);
+  return `${lines.join("\n")}\n`;
+}
+
+const SECTION = "Router (bench/router.ts)";
+const SECTION_INTRO = `Kiln's router against nginx and HAProxy (installed from Debian by the bench, upstream
+keep-alive, best of 1 and 2 workers/threads) and the backend alone, one Node \`http\` backend, one
+load generator, all cases interleaved over rounds. CPU µs/req is user+sys of the proxy's whole
+process tree over the run ÷ requests (backend and load generator not counted).`;
+
+async function main(argv: string[]): Promise<number> {
+  const o: Options = parseOptions(argv);
+  if (o.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const tmp = mkdtempSync(join(tmpdir(), "kiln-bench-router-"));
+  const cleanup = (): void => rmSync(tmp, { recursive: true, force: true });
+  stopAllOnSignal(cleanup);
+  const notes: string[] = [];
+  const skipped: string[] = [];
+  const targets: Target[] = [];
+  try {
+    const tools = ensureTools(routerBenchTools, o.install);
+    for (const n of tools.notes) log.warn("setup", { note: n });
+    const gen: LoadGenerator = pickGenerator(o.generator);
+    if (o.generator === "wrk" && gen.name !== "wrk") die("--generator wrk but wrk is not installed");
+    const versions: Record<string, string> = {};
+    const routes = makeRouteSet(o.routes, o.spread);
+    const backend = await startBackend();
+    log.info("backend", { port: backend.port, generator: gen.version });
+    if (o.families.includes("direct")) targets.push(directTarget(backend.port, routes));
+    const nginxBin = tools.found.get("nginx");
+    if (o.families.includes("nginx")) {
+      if (nginxBin === undefined) skipped.push("nginx: not installed");
+      else {
+        const nginxVersion = versionOf(nginxBin, ["-v"]).replace("nginx version: nginx/", "nginx ");
+        versions.nginx = nginxVersion;
+        for (const w of o.nginxWorkers) {
+          await startOrSkip(targets, skipped, `nginx ${w} worker(s)`, () =>
+            startNginx({
+              bin: nginxBin,
+              version: nginxVersion,
+              workers: w,
+              backendPort: backend.port,
+              routes,
+              dir: join(tmp, `nginx-${w}w`),
+            }),
+          );
+        }
+      }
+    }
+    const haproxyBin = tools.found.get("haproxy");
+    if (o.families.includes("haproxy")) {
+      if (haproxyBin === undefined) skipped.push("HAProxy: not installed");
+      else {
+        const v = /version (\d+\.\d+\.\d+)/.exec(versionOf(haproxyBin, ["-v"]));
+        const haproxyVersion = `HAProxy ${v?.[1] ?? "?"}`;
+        versions.haproxy = haproxyVersion;
+        for (const th of o.haproxyThreads) {
+          await startOrSkip(targets, skipped, `HAProxy ${th} thread(s)`, () =>
+            startHaproxy({
+              bin: haproxyBin,
+              version: haproxyVersion,
+              threads: th,
+              backendPort: backend.port,
+              routes,
+              dir: join(tmp, `haproxy-${th}t`),
+            }),
+          );
+        }
+      }
+    }
+    const commit = gitCommit();
+    if (o.families.includes("kiln")) {
+      const roles: KilnRole[] = [];
+      if (o.cases.some((c) => c === "tiny" || c === "16k" || c === "1m")) roles.push("single");
+      if (o.cases.includes("routes100k")) roles.push("table");
+      if (o.cases.includes("accesslog")) roles.push("accesslog");
+      try {
+        targets.push(
+          await startKiln(
+            {
+              backendPort: backend.port,
+              routes,
+              dir: join(tmp, "kiln"),
+              extraArgs: o.kilnArgs,
+              accessLogArgs: o.kilnAccessLog,
+              roles,
+              log: (line) => log.info("kiln", { note: line }),
+            },
+            `Kiln router ${commit}${o.kilnArgs.length > 0 ? ` (${o.kilnArgs.join(" ")})` : ""}`,
+          ),
+        );
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        skipped.push(`Kiln router: could not start: ${briefly(msg)}`);
+        log.warn("kiln_skipped", { reason: msg });
+      }
+    }
+    if (o.cases.includes("routes100k")) {
+      notes.push(
+        `Table case: nginx and HAProxy route by a ${o.routes}-entry exact host map (nginx \`map $host\`, HAProxy \`map_str\`; unknown host → 404), Kiln by ${o.routes} routes registered over NATS; the load picks one of ${o.spread} of those hosts at random per request (wrk Lua).`,
+      );
+    }
+    notes.push(
+      "Every case (single-host ones too) sends its requests through the same wrk Lua `request` function, so the generator's own cost is the same in all cases.",
+    );
+    // Every endpoint must answer 200 before anything is measured.
+    const items: { c: CaseId; t: Target }[] = [];
+    for (const c of o.cases) {
+      for (const t of targets) {
+        const ep = t.endpoint(c);
+        if (ep === undefined) continue;
+        const status = await httpStatus(ep.port, casePaths[c], ep.hosts[0] ?? "localhost");
+        if (status !== 200) {
+          skipped.push(`${t.id} × ${c}: answered ${status} to a probe`);
+          continue;
+        }
+        items.push({ c, t });
+      }
+    }
+    log.info("plan", {
+      rounds: o.rounds,
+      runsPerRound: items.length,
+      estimateS: Math.round(items.length * o.rounds * (o.durationS + o.warmupS + 0.5)),
+    });
+    const records = await runInterleaved(
+      items,
+      o.rounds,
+      async ({ c, t }, round, position): Promise<RunRecord> => {
+        const ep = t.endpoint(c);
+        const rec: RunRecord = { round, position, case: c, target: t.id };
+        if (ep === undefined) return rec;
+        const spec = {
+          port: ep.port,
+          path: casePaths[c],
+          hosts: ep.hosts,
+          connections: o.connections,
+          threads: o.threads,
+          durationS: o.durationS,
+          timeoutS: 5,
+        };
+        try {
+          await t.prepare?.(c);
+          if (o.warmupS > 0) await gen.run({ ...spec, durationS: Math.max(1, Math.round(o.warmupS)) });
+          rec.result = await measuredRun(gen, spec, t.cpuRoots(c));
+          const r = rec.result;
+          log.info("run", {
+            round,
+            case: c,
+            target: t.id,
+            rps: Math.round(r.load.rps),
+            p99Ms: r.load.latencyMs.p99,
+            cpuUsPerReq: r.cpu === undefined ? null : Number(r.cpu.totalUsPerReq.toFixed(1)),
+            errors: r.load.errors,
+            non2xx: r.load.non2xx,
+          });
+        } catch (err) {
+          rec.error = err instanceof Error ? err.message : String(err);
+          log.error("run_failed", { round, case: c, target: t.id, err });
+        }
+        return rec;
+      },
+    );
+    const summary = summarise(records, targets, o.cases);
+    const report: Report = {
+      date: new Date().toISOString(),
+      command: `node dist/bench/router.js ${argv.join(" ")}`.trim(),
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model.trim() ?? "?",
+        node: process.version,
+        kilnCommit: commit,
+      },
+      generator: { name: gen.name, version: gen.version, connections: o.connections, threads: o.threads },
+      settings: {
+        rounds: o.rounds,
+        durationS: o.durationS,
+        warmupS: o.warmupS,
+        routes: o.routes,
+        spread: o.spread,
+      },
+      versions,
+      notes,
+      skipped,
+      runs: records,
+      summary,
+      ratios: computeRatios(summary, o.cases),
+    };
+    const md = markdown(report);
+    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : md);
+    if (o.writeResults !== undefined) {
+      const file = join(projectRoot, o.writeResults === "" ? defaults.results : o.writeResults);
+      appendToSection(file, SECTION, SECTION_INTRO, md);
+      log.info("results_written", { file });
+    }
+    return records.some((r) => r.error !== undefined) ? 1 : 0;
+  } finally {
+    for (const t of targets.reverse()) await t.stop().catch(() => {});
+    await stopAll();
+    cleanup();
+  }
+}
+
+/** Starts a reference proxy; a failure skips it (with the reason) instead of ending the run. */
+async function startOrSkip(
+  targets: Target[],
+  skipped: string[],
+  what: string,
+  start: () => Promise<Target>,
+): Promise<void> {
+  try {
+    targets.push(await start());
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    skipped.push(`${what}: could not start: ${briefly(msg)}`);
+    log.warn("reference_skipped", { what, reason: msg });
+  }
+}
+
+/** The first line of an error and the first line of its output naming an error, for the report. */
+function briefly(msg: string): string {
+  const lines = msg.split("\n").map((l) => l.trim());
+  const cause = lines.slice(1).find((l) => /error|alert|emerg|fatal/i.test(l));
+  return cause === undefined ? (lines[0] ?? "") : `${lines[0]} ${cause}`;
+}
+
+function gitCommit(): string {
+  const r = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: projectRoot, encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : "unknown";
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (err: unknown) => {
+    await stopAll();
+    process.stderr.write(`bench/router: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,214 @@
+// The pure parts of the bench helpers: wrk output parsing, medians and the interleaved
+// order, Markdown section writing, and CPU accounting of a real child process tree.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import t from "tap";
+import {
+  clockTicks,
+  cpuBetween,
+  cpuPerRequest,
+  parseProcStat,
+  processTree,
+  sampleCpu,
+} from "../../bench/lib/cpu.js";
+import { parseWrkJson, parseWrkText, parseWrkTime, wrkScript } from "../../bench/lib/loadgen/wrk.js";
+import { appendToSection, fmtRate, mdTable } from "../../bench/lib/report.js";
+import { interleave, median, range, ratio, rotate } from "../../bench/lib/stats.js";
+import { makeRouteSet } from "../../bench/lib/targets/types.js";
+import { guardChildren } from "../helpers/children.js";
+
+guardChildren(t);
+
+const wrkText = `Running 8s test @ http://127.0.0.1:41235/
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.01ms  512.33us  14.33ms   90.12%
+    Req/Sec    32.10k     1.20k   34.00k    80.00%
+  Latency Distribution
+     50%    1.95ms
+     75%    2.10ms
+     90%    2.40ms
+     99%    4.12ms
+  255432 requests in 8.00s, 30.20MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 12
+Requests/sec:  31929.00
+Transfer/sec:      3.77MB
+`;
+
+t.test("wrk times", async (t) => {
+  t.equal(parseWrkTime("2.01ms"), 2.01);
+  t.equal(parseWrkTime("500.00us"), 0.5);
+  t.equal(parseWrkTime("1.50s"), 1500);
+  t.equal(parseWrkTime("2.00m"), 120_000);
+  t.ok(Number.isNaN(parseWrkTime("fast")));
+});
+
+t.test("wrk --latency text output", async (t) => {
+  const r = parseWrkText(wrkText);
+  if (r === undefined) throw new Error("no result");
+  t.equal(r.requests, 255432);
+  t.equal(r.durationS, 8);
+  t.equal(r.rps, 31929);
+  t.equal(r.latencyMs.p50, 1.95);
+  t.equal(r.latencyMs.p90, 2.4);
+  t.equal(r.latencyMs.p99, 4.12);
+  t.equal(r.latencyMs.mean, 2.01);
+  t.equal(r.latencyMs.max, 14.33);
+  t.equal(r.errors, 3);
+  t.equal(r.non2xx, 12);
+  t.equal(Math.round(r.bytes), Math.round(30.2 * 1024 * 1024));
+  t.equal(parseWrkText("wrk: connection refused"), undefined);
+});
+
+t.test("wrk text without --latency or errors", async (t) => {
+  const plain = wrkText
+    .split("\n")
+    .filter((l) => !/%\s+\d|Distribution|Socket|Non-2xx/.test(l))
+    .join("\n");
+  const r = parseWrkText(plain);
+  t.equal(r?.requests, 255432);
+  t.ok(Number.isNaN(r?.latencyMs.p99));
+  t.equal(r?.errors, 0);
+  t.equal(r?.non2xx, 0);
+});
+
+t.test("wrk Lua done() JSON line wins and converts µs to ms", async (t) => {
+  const line =
+    'WRK_JSON {"requests":1000,"duration_us":2000000,"bytes":4096,' +
+    '"errors":{"connect":1,"read":0,"write":0,"status":7,"timeout":2},' +
+    '"latency_us":{"mean":1500.5,"max":9000,"p50":1400,"p90":2000,"p99":4500}}';
+  const r = parseWrkJson(`${wrkText}${line}\n`);
+  if (r === undefined) throw new Error("no result");
+  t.equal(r.rps, 500);
+  t.equal(r.durationS, 2);
+  t.equal(r.latencyMs.p99, 4.5);
+  t.equal(r.latencyMs.mean, 1.5005);
+  t.equal(r.errors, 3);
+  t.equal(r.non2xx, 7);
+  t.equal(parseWrkJson(wrkText), undefined);
+  t.equal(parseWrkJson("WRK_JSON {broken"), undefined);
+});
+
+t.test("wrk Lua script lists every host and prints the marker", async (t) => {
+  const s = wrkScript("/16k", ["a.bench.kiln", "b.bench.kiln"]);
+  t.match(s, /"a\.bench\.kiln",\s*"b\.bench\.kiln"/);
+  t.match(s, /wrk\.format\("GET", "\/16k"/);
+  t.match(s, /WRK_JSON /);
+  t.match(s, /latency:percentile\(99\)/);
+});
+
+t.test("median, range, ratio", async (t) => {
+  t.equal(median([3, 1, 2]), 2);
+  t.equal(median([4, 1, 3, 2]), 2.5);
+  t.equal(median([5]), 5);
+  t.ok(Number.isNaN(median([])));
+  t.equal(median([Number.NaN, 1, 3]), 2, "NaN runs are left out");
+  t.same(range([3, 9, 1]), { min: 1, max: 9 });
+  t.equal(ratio(3, 2), 1.5);
+  t.ok(Number.isNaN(ratio(1, 0)));
+  t.ok(Number.isNaN(ratio(undefined, 2)));
+});
+
+t.test("rotate and interleave", async (t) => {
+  t.same(rotate([1, 2, 3, 4], 1), [2, 3, 4, 1]);
+  t.same(rotate([1, 2, 3, 4], 5), [2, 3, 4, 1]);
+  t.same(rotate([1, 2, 3, 4], -1), [4, 1, 2, 3]);
+  t.same(rotate([], 3), []);
+  const plan = interleave(["a", "b", "c", "d", "e", "f"], 3);
+  t.equal(plan.length, 3);
+  t.same(plan[0], ["a", "b", "c", "d", "e", "f"]);
+  t.same(plan[1], ["c", "d", "e", "f", "a", "b"]);
+  t.same(plan[2], ["e", "f", "a", "b", "c", "d"]);
+  for (const round of plan)
+    t.same([...round].sort(), ["a", "b", "c", "d", "e", "f"], "every item once per round");
+  t.same(interleave(["x"], 2), [["x"], ["x"]]);
+});
+
+t.test("route set: requested hosts are spread over the table", async (t) => {
+  const r = makeRouteSet(1000, 10);
+  t.equal(r.all.length, 1000);
+  t.equal(r.requested.length, 10);
+  t.equal(new Set(r.all).size, 1000);
+  t.equal(r.requested[0], "r000000.bench.kiln");
+  t.equal(r.requested[9], "r000900.bench.kiln");
+  for (const h of r.requested) t.ok(r.all.includes(h));
+});
+
+t.test("Markdown table and numbers", async (t) => {
+  t.equal(mdTable(["a", "b"], [["1", "2"]], ["left", "right"]), "| a | b |\n| --- | ---: |\n| 1 | 2 |");
+  t.equal(fmtRate(31929), "31.9k");
+  t.equal(fmtRate(1234), "1.23k");
+  t.equal(fmtRate(812.4), "812");
+  t.equal(fmtRate(Number.NaN), "–");
+});
+
+t.test("results file: an entry goes under its own section only", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-bench-test-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "RESULTS.md");
+  appendToSection(file, "Router (bench/router.ts)", "Intro.", "### first\nrow 1");
+  let text = readFileSync(file, "utf8");
+  t.match(text, /^# Kiln benchmark results/);
+  t.match(text, /## Router \(bench\/router\.ts\)\n\nIntro\.\n\n### first\nrow 1\n$/);
+  // Another bench's section after ours stays where it is and untouched.
+  writeFileSync(file, `${text}\n## Route table (bench/route-table.ts)\n\nTheirs.\n`);
+  appendToSection(file, "Router (bench/router.ts)", "Intro.", "### second\nrow 2");
+  text = readFileSync(file, "utf8");
+  const ours = text.indexOf("### second");
+  const theirs = text.indexOf("## Route table");
+  t.ok(ours > text.indexOf("### first") && ours < theirs, "new entry ends our section");
+  t.match(text, /## Route table \(bench\/route-table\.ts\)\n\nTheirs\.\n$/);
+  t.equal(text.split("## Router (bench/router.ts)").length, 2, "section heading written once");
+});
+
+t.test("/proc/<pid>/stat parsing keeps odd process names", async (t) => {
+  const s = parseProcStat("4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 75 3 4 20 0 1 0");
+  t.equal(s?.pid, 4242);
+  t.equal(s?.ppid, 17);
+  t.equal(s?.comm, "my (odd) name");
+  t.equal(s?.utime, 250);
+  t.equal(s?.stime, 75);
+  t.equal(s?.cutime, 3);
+  t.equal(s?.cstime, 4);
+  t.equal(parseProcStat("garbage"), undefined);
+});
+
+t.test("CPU accounting of a real process tree (parent + busy grandchild)", async (t) => {
+  // A parent that starts a child burning CPU until told to stop: the tree of the parent must
+  // include the child and its CPU time.
+  const burn =
+    "const end=Date.now()+400;let x=0;while(Date.now()<end)x+=Math.sqrt(x+1);" +
+    "process.stdout.write('done\\n');setInterval(()=>{},1000);";
+  const parentCode = `const {spawn}=require('node:child_process');
+const c=spawn(process.execPath,['-e',${JSON.stringify(burn)}],{stdio:['ignore','inherit','ignore']});
+process.on('SIGTERM',()=>{c.kill('SIGKILL');process.exit(0);});setInterval(()=>{},1000);`;
+  const parent = spawn(process.execPath, ["-e", parentCode], { stdio: ["ignore", "pipe", "ignore"] });
+  t.teardown(() => {
+    parent.kill("SIGTERM");
+  });
+  const pid = parent.pid;
+  if (pid === undefined) throw new Error("no pid");
+  const before = sampleCpu([pid]);
+  await new Promise<void>((resolve) => {
+    parent.stdout?.on("data", (c: Buffer) => {
+      if (c.toString().includes("done")) resolve();
+    });
+  });
+  const tree = processTree([pid]);
+  t.equal(tree.length, 2, "parent and child are in the tree");
+  t.equal(tree[0]?.pid, pid);
+  t.equal(tree[1]?.ppid, pid);
+  const usage = cpuBetween(before, sampleCpu([pid]));
+  t.equal(usage.processes, 2);
+  t.ok(usage.userS + usage.sysS > 0, "the busy child's CPU time is counted");
+  t.ok(clockTicks() > 0);
+  const per = cpuPerRequest({ userS: 0.02, sysS: 0.01, processes: 1 }, 1000);
+  t.equal(Math.round(per.userUs), 20);
+  t.equal(Math.round(per.sysUs), 10);
+  t.equal(Math.round(per.totalUs), 30);
+  t.ok(Number.isNaN(cpuPerRequest(usage, 0).totalUs));
+  t.same(processTree([999_999_999]), [], "a dead root has an empty tree");
+});
