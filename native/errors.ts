@@ -12,6 +12,13 @@ export const NativeCodes = defineCodes("native", {
   KILN_TABLE_CLOSED: { summary: "The route table was closed; create a new one." },
   KILN_TABLE_BAD_ROUTE: { summary: "A route must be host[/path] with a non-empty host." },
   KILN_TABLE_NOT_SHARED: { summary: "The fallback route table cannot be attached from another thread." },
+  KILN_TABLE_BAD_ENDPOINT: {
+    summary: "An endpoint needs a host, a port in 1-65535 and a non-negative endpoint_updated_at_ns.",
+  },
+  KILN_TABLE_UNKNOWN: { summary: "No open native route table has this id; it was closed or never created." },
+  KILN_NATIVE_UNAVAILABLE: {
+    summary: "The native addon is not loaded (not built, or KILN_NATIVE=0); use the fallback table.",
+  },
 });
 
 export class NativeError extends KilnError {

@@ -3,6 +3,6 @@
 
 namespace kiln {
 
-void InitModules(Napi::Env /*env*/, Napi::Object /*exports*/) {}
+void InitModules(Napi::Env env, Napi::Object exports) { InitRouteTable(env, exports); }
 
 }  // namespace kiln

@@ -7,8 +7,11 @@ namespace kiln {
 
 // Bumped whenever the JavaScript-visible interface of the addon changes, so a
 // stale build/ is detected by native/index.ts instead of failing in odd ways.
-constexpr int kAddonAbi = 1;
+constexpr int kAddonAbi = 2;
 
 void InitModules(Napi::Env env, Napi::Object exports);
+
+// native/src/route_table_napi.cc: createRouteTable(), attachRouteTable(id).
+void InitRouteTable(Napi::Env env, Napi::Object exports);
 
 }  // namespace kiln

@@ -1,0 +1,161 @@
+// Route and endpoint rules shared by the native wrapper (native/table.ts) and the fallback:
+// both tables receive exactly the same normalised registration, so they cannot disagree on it.
+import { NativeError } from "../errors.js";
+import type { EndpointSpec, LoadBalancing, PoolOptions } from "../types.js";
+
+/** Hosts of this many characters or more are never routable (native/src/route_table.cc kHostMax). */
+export const HOST_MAX = 512;
+const PATH_MAX = 4096;
+
+export const LB_CODE: Record<LoadBalancing, number> = { "round-robin": 0, "least-connection": 1, hash: 2 };
+export const LB_NAME: readonly LoadBalancing[] = ["round-robin", "least-connection", "hash"];
+
+export interface RouteKey {
+  host: string;
+  /** "" or "/a/b": lowercase, no trailing "/", no query. */
+  path: string;
+}
+
+const HOST_LABEL = /^[a-z0-9_-]+$/;
+
+/**
+ * gorouter's route key: the whole uri lowercased, query dropped, trailing "/" dropped;
+ * a `:port` on the host is ignored. `*.` is allowed only as the first label.
+ */
+export function parseRouteUri(uri: string): RouteKey {
+  if (typeof uri !== "string") throw badRoute(uri, "not a string");
+  let s = uri.toLowerCase();
+  const q = s.search(/[?#]/);
+  if (q >= 0) s = s.slice(0, q);
+  const slash = s.indexOf("/");
+  let host = slash < 0 ? s : s.slice(0, slash);
+  let path = slash < 0 ? "" : s.slice(slash);
+  while (path.endsWith("/")) path = path.slice(0, -1);
+  const colon = host.indexOf(":");
+  if (colon >= 0) {
+    const port = host.slice(colon + 1);
+    if (!/^[0-9]{1,5}$/.test(port)) throw badRoute(uri, "the host has a bad port");
+    host = host.slice(0, colon);
+  }
+  if (host.length === 0) throw badRoute(uri, "the host is empty");
+  if (host.length >= HOST_MAX) throw badRoute(uri, "the host is too long");
+  const labels = host.split(".");
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i] as string;
+    if (i === 0 && label === "*" && labels.length > 1) continue;
+    if (!HOST_LABEL.test(label)) throw badRoute(uri, `bad host label "${label}"`);
+  }
+  if (path.length > PATH_MAX) throw badRoute(uri, "the path is too long");
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we reject
+  if (/[\s\u0000-\u001f\u007f]/.test(path)) throw badRoute(uri, "the path has spaces or control characters");
+  return { host, path };
+}
+
+function badRoute(uri: unknown, why: string): NativeError {
+  return new NativeError("KILN_TABLE_BAD_ROUTE", `bad route ${JSON.stringify(uri)}: ${why}`);
+}
+
+/** The normalised fields both tables store for one register/unregister. */
+export interface PreparedEndpoint {
+  key: string;
+  host: string;
+  port: number;
+  app: string;
+  instanceId: string;
+  index: string;
+  /** az \0 routeServiceUrl \0 serverCertDomainSan \0 protocol \0 tags JSON: alike across an app's instances. */
+  extras: string;
+  staleSec: number;
+  tlsPort: number;
+  updatedAtNs: bigint;
+}
+
+export interface PreparedOptions {
+  lb: number;
+  hashHeader: string;
+  balance: number;
+  maxConns: number;
+}
+
+function u32(v: number): number {
+  return Number.isFinite(v) && v > 0 ? Math.min(Math.trunc(v), 0xffffffff) : 0;
+}
+
+export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
+  if (typeof ep.host !== "string" || ep.host.length === 0) throw badEndpoint(ep, "no host");
+  if (!Number.isInteger(ep.port) || ep.port < 1 || ep.port > 65535) throw badEndpoint(ep, "bad port");
+  const updatedAtNs = typeof ep.updatedAtNs === "bigint" ? ep.updatedAtNs : 0n;
+  if (updatedAtNs < 0n || updatedAtNs > 0xffffffffffffffffn)
+    throw badEndpoint(ep, "bad endpoint_updated_at_ns");
+  const tlsPort = Number.isInteger(ep.tlsPort) && ep.tlsPort > 0 && ep.tlsPort <= 65535 ? ep.tlsPort : 0;
+  const instanceId = ep.instanceId ?? "";
+  return {
+    key: instanceId !== "" ? instanceId : `${ep.host}:${ep.port}`,
+    host: ep.host,
+    port: ep.port,
+    app: ep.app ?? "",
+    instanceId,
+    index: ep.instanceIndex ?? "",
+    extras: `${ep.availabilityZone ?? ""}\0${ep.routeServiceUrl ?? ""}\0${ep.serverCertDomainSan ?? ""}\0${
+      ep.protocol ?? ""
+    }\0${JSON.stringify(ep.tags ?? {})}`,
+    staleSec: u32(ep.staleThresholdSec),
+    tlsPort,
+    updatedAtNs,
+  };
+}
+
+/** The key that names an endpoint in its pool (private_instance_id, else host:port). */
+export function endpointKey(ep: EndpointSpec): string {
+  return ep.instanceId ? ep.instanceId : `${ep.host}:${ep.port}`;
+}
+
+export function prepareOptions(opt: PoolOptions): PreparedOptions {
+  const lb = LB_CODE[opt.loadBalancing] ?? 0;
+  return {
+    lb,
+    hashHeader: lb === 2 ? (opt.hashHeader ?? "").toLowerCase() : "",
+    balance: lb === 2 && Number.isFinite(opt.hashBalance) && opt.hashBalance > 0 ? opt.hashBalance : 0,
+    maxConns: u32(opt.maxConnsPerBackend),
+  };
+}
+
+function badEndpoint(ep: EndpointSpec, why: string): NativeError {
+  return new NativeError(
+    "KILN_TABLE_BAD_ENDPOINT",
+    `bad endpoint ${String(ep.host)}:${String(ep.port)}: ${why}`,
+  );
+}
+
+export interface Extras {
+  availabilityZone: string;
+  routeServiceUrl: string;
+  serverCertDomainSan: string;
+  protocol: string;
+  tags: Record<string, string>;
+}
+
+export function decodeExtras(extras: string): Extras {
+  const parts = extras.split("\0");
+  return {
+    availabilityZone: parts[0] ?? "",
+    routeServiceUrl: parts[1] ?? "",
+    serverCertDomainSan: parts[2] ?? "",
+    protocol: parts[3] ?? "",
+    tags: JSON.parse(parts.slice(4).join("\0") || "{}") as Record<string, string>,
+  };
+}
+
+/** A request host as both tables match it: lowercase, `:port` dropped; "" when too long. */
+export function requestHost(host: string): string {
+  let end = host.length;
+  if (host.charCodeAt(0) === 91 /* [ */) {
+    const close = host.indexOf("]");
+    if (close >= 0) end = close + 1;
+  } else {
+    const colon = host.indexOf(":");
+    if (colon >= 0) end = colon;
+  }
+  if (end >= HOST_MAX) return "";
+  return (end === host.length ? host : host.slice(0, end)).toLowerCase();
+}

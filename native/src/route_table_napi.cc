@@ -1,0 +1,360 @@
+// JavaScript face of the route table: createRouteTable() and attachRouteTable(id) return
+// an object of plain functions bound (through their data pointer) to one process-wide
+// table, so a call costs one N-API crossing and no unwrap. Hot calls read strings into
+// stack buffers and allocate nothing.
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "modules.h"
+#include "route_table.h"
+
+namespace kiln {
+
+namespace {
+
+using rt::Table;
+using TablePtr = std::shared_ptr<Table>;
+
+// Tables by id; leaked on purpose so exit never races a worker thread still reading.
+struct Registry {
+  std::mutex lock;
+  std::unordered_map<uint32_t, TablePtr> tables;
+  uint32_t nextId = 1;
+};
+Registry& TheRegistry() {
+  static auto* r = new Registry();
+  return *r;
+}
+
+// A request-sized string read into a stack buffer, spilling to the heap only when long.
+class Str {
+ public:
+  Str(napi_env env, napi_value v) {
+    size_t len = 0;
+    if (napi_get_value_string_utf8(env, v, stack_, sizeof(stack_), &len) != napi_ok) return;
+    if (len + 1 >= sizeof(stack_)) {
+      size_t full = 0;
+      napi_get_value_string_utf8(env, v, nullptr, 0, &full);
+      if (full > len) {
+        heap_.resize(full + 1);
+        napi_get_value_string_utf8(env, v, heap_.data(), heap_.size(), &len);
+        view_ = std::string_view(heap_.data(), len);
+        return;
+      }
+    }
+    view_ = std::string_view(stack_, len);
+  }
+  std::string_view view() const { return view_; }
+
+ private:
+  char stack_[512];
+  std::string heap_;
+  std::string_view view_;
+};
+
+double Num(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+uint64_t BigU64(napi_env env, napi_value v) {
+  uint64_t out = 0;
+  bool lossless = true;
+  if (napi_get_value_bigint_uint64(env, v, &out, &lossless) != napi_ok) {
+    double d = 0;
+    if (napi_get_value_double(env, v, &d) == napi_ok && d > 0) out = static_cast<uint64_t>(d);
+  }
+  return out;
+}
+
+napi_value MakeNum(napi_env env, double d) {
+  napi_value out;
+  napi_create_double(env, d, &out);
+  return out;
+}
+
+napi_value MakeStr(napi_env env, std::string_view s) {
+  napi_value out;
+  napi_create_string_utf8(env, s.data(), s.size(), &out);
+  return out;
+}
+
+napi_value Undefined(napi_env env) {
+  napi_value out;
+  napi_get_undefined(env, &out);
+  return out;
+}
+
+template <size_t N>
+Table* Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  size_t argc = N;
+  void* data = nullptr;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+  for (size_t i = argc; i < N; i++) napi_get_undefined(env, &argv[i]);
+  Table* t = static_cast<TablePtr*>(data)->get();
+  if (t->closed()) {
+    napi_throw_error(env, "KILN_TABLE_CLOSED", "the route table was closed");
+    return nullptr;
+  }
+  return t;
+}
+
+// register(host, path, key, epHost, port, app, instanceId, index, extras, staleSec, tlsPort,
+//          updatedAtNs, lb, hashHeader, hashBalance, maxConns, nowMs) -> RegisterResult
+napi_value Register(napi_env env, napi_callback_info info) {
+  napi_value a[17];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  Str host(env, a[0]), path(env, a[1]), key(env, a[2]), epHost(env, a[3]), app(env, a[5]),
+      id(env, a[6]), index(env, a[7]), extras(env, a[8]), hashHeader(env, a[13]);
+  rt::EndpointInput ep{epHost.view(),
+                       app.view(),
+                       id.view(),
+                       index.view(),
+                       extras.view(),
+                       key.view(),
+                       static_cast<uint32_t>(Num(env, a[4])),
+                       static_cast<uint32_t>(Num(env, a[10])),
+                       static_cast<uint32_t>(Num(env, a[9])),
+                       BigU64(env, a[11])};
+  rt::PoolInput opt{static_cast<rt::Lb>(static_cast<int>(Num(env, a[12]))), hashHeader.view(),
+                    Num(env, a[14]), static_cast<uint32_t>(Num(env, a[15]))};
+  int r = t->Register(host.view(), path.view(), ep, opt, Num(env, a[16]));
+  if (r < 0) {
+    napi_throw_error(env, "KILN_TABLE_CLOSED", "the route table was closed");
+    return nullptr;
+  }
+  return MakeNum(env, r);
+}
+
+// unregister(host, path, key, updatedAtNs) -> boolean
+napi_value Unregister(napi_env env, napi_callback_info info) {
+  napi_value a[4];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  Str host(env, a[0]), path(env, a[1]), key(env, a[2]);
+  napi_value out;
+  napi_get_boolean(env, t->Unregister(host.view(), path.view(), key.view(), BigU64(env, a[3])), &out);
+  return out;
+}
+
+napi_value Prune(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  return MakeNum(env, t->Prune(Num(env, a[0])));
+}
+
+// select(host, path, stickyId, hashKey, nowMs) -> handle | SelectError: the hot path.
+napi_value Select(napi_env env, napi_callback_info info) {
+  napi_value a[5];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  Str host(env, a[0]), path(env, a[1]), sticky(env, a[2]), hashKey(env, a[3]);
+  return MakeNum(env, t->Select(host.view(), path.view(), sticky.view(), hashKey.view(), Num(env, a[4])));
+}
+
+napi_value SelectInstance(napi_env env, napi_callback_info info) {
+  napi_value a[5];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  Str host(env, a[0]), path(env, a[1]), app(env, a[2]), index(env, a[3]);
+  return MakeNum(env, t->SelectInstance(host.view(), path.view(), app.view(), index.view(), Num(env, a[4])));
+}
+
+napi_value HashHeader(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  Str host(env, a[0]), path(env, a[1]);
+  std::string out;
+  t->HashHeader(host.view(), path.view(), &out);
+  return MakeStr(env, out);
+}
+
+napi_value Release(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  t->Release(Num(env, a[0]));
+  return Undefined(env);
+}
+
+napi_value MarkFailed(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  t->MarkFailed(Num(env, a[0]), Num(env, a[1]));
+  return Undefined(env);
+}
+
+napi_value InFlight(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  return MakeNum(env, static_cast<double>(t->InFlight(Num(env, a[0]))));
+}
+
+// [host, port, app, instanceId, index, extras, inFlight, updatedAtNs, staleSec, failedUntil]
+napi_value EndpointArray(napi_env env, const rt::EndpointCopy& e) {
+  napi_value arr;
+  napi_create_array_with_length(env, 10, &arr);
+  napi_set_element(env, arr, 0, MakeStr(env, e.host));
+  napi_set_element(env, arr, 1, MakeNum(env, e.port));
+  napi_set_element(env, arr, 2, MakeStr(env, e.app));
+  napi_set_element(env, arr, 3, MakeStr(env, e.instanceId));
+  napi_set_element(env, arr, 4, MakeStr(env, e.index));
+  napi_set_element(env, arr, 5, MakeStr(env, e.extras));
+  napi_set_element(env, arr, 6, MakeNum(env, e.inFlight));
+  napi_set_element(env, arr, 7, MakeStr(env, std::to_string(e.updatedAtNs)));
+  napi_set_element(env, arr, 8, MakeNum(env, e.staleSec));
+  napi_set_element(env, arr, 9, MakeNum(env, e.failedUntil));
+  return arr;
+}
+
+napi_value Endpoint(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  rt::EndpointCopy e;
+  if (!t->Endpoint(Num(env, a[0]), &e)) {
+    napi_value null;
+    napi_get_null(env, &null);
+    return null;
+  }
+  return EndpointArray(env, e);
+}
+
+napi_value Stats(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  uint64_t routes, endpoints;
+  t->Stats(&routes, &endpoints);
+  napi_value arr;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_set_element(env, arr, 0, MakeNum(env, static_cast<double>(routes)));
+  napi_set_element(env, arr, 1, MakeNum(env, static_cast<double>(endpoints)));
+  return arr;
+}
+
+// [[route, lb, hashHeader, balance, maxConns, [[handle, lastSeenMs, ...EndpointArray], ...]], ...]
+napi_value Dump(napi_env env, napi_callback_info info) {
+  napi_value a[1];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  std::vector<rt::RouteCopy> routes = t->Dump();
+  napi_value out;
+  napi_create_array_with_length(env, routes.size(), &out);
+  for (size_t i = 0; i < routes.size(); i++) {
+    const rt::RouteCopy& rc = routes[i];
+    napi_value row, eps;
+    napi_create_array_with_length(env, 6, &row);
+    napi_set_element(env, row, 0, MakeStr(env, rc.route));
+    napi_set_element(env, row, 1, MakeNum(env, static_cast<double>(rc.lb)));
+    napi_set_element(env, row, 2, MakeStr(env, rc.hashHeader));
+    napi_set_element(env, row, 3, MakeNum(env, rc.balance));
+    napi_set_element(env, row, 4, MakeNum(env, rc.maxConns));
+    napi_create_array_with_length(env, rc.endpoints.size(), &eps);
+    for (size_t j = 0; j < rc.endpoints.size(); j++) {
+      napi_value ep;
+      napi_create_array_with_length(env, 3, &ep);
+      napi_set_element(env, ep, 0, MakeNum(env, static_cast<double>(rc.endpoints[j].first.handle)));
+      napi_set_element(env, ep, 1, MakeNum(env, rc.endpoints[j].second));
+      napi_set_element(env, ep, 2, EndpointArray(env, rc.endpoints[j].first));
+      napi_set_element(env, eps, j, ep);
+    }
+    napi_set_element(env, row, 5, eps);
+    napi_set_element(env, out, i, row);
+  }
+  return out;
+}
+
+napi_value Close(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  void* data = nullptr;
+  napi_get_cb_info(env, info, &argc, nullptr, nullptr, &data);
+  TablePtr& t = *static_cast<TablePtr*>(data);
+  {
+    Registry& reg = TheRegistry();
+    std::lock_guard<std::mutex> g(reg.lock);
+    reg.tables.erase(t->id());
+  }
+  t->Close();
+  return Undefined(env);
+}
+
+void FreeHolder(napi_env /*env*/, void* data, void* /*hint*/) { delete static_cast<TablePtr*>(data); }
+
+// Each function owns a reference to the table, dropped when the function is collected or
+// its thread's environment is torn down (a worker exiting), so no call ever sees a freed table.
+napi_value Bind(napi_env env, const TablePtr& t) {
+  struct Fn {
+    const char* name;
+    napi_callback cb;
+  };
+  static const Fn fns[] = {
+      {"register", Register},     {"unregister", Unregister}, {"prune", Prune},
+      {"select", Select},         {"selectInstance", SelectInstance},
+      {"hashHeader", HashHeader}, {"release", Release},       {"markFailed", MarkFailed},
+      {"inFlight", InFlight},     {"endpoint", Endpoint},     {"stats", Stats},
+      {"dump", Dump},             {"close", Close},
+  };
+  napi_value obj;
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "id", MakeNum(env, t->id()));
+  for (const Fn& f : fns) {
+    auto* holder = new TablePtr(t);
+    napi_value fn;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, holder, &fn);
+    napi_add_finalizer(env, fn, holder, FreeHolder, nullptr, nullptr);
+    napi_set_named_property(env, obj, f.name, fn);
+  }
+  return obj;
+}
+
+napi_value CreateRouteTable(napi_env env, napi_callback_info /*info*/) {
+  Registry& reg = TheRegistry();
+  TablePtr t;
+  {
+    std::lock_guard<std::mutex> g(reg.lock);
+    uint32_t id = reg.nextId++;
+    t = std::make_shared<Table>(id);
+    reg.tables.emplace(id, t);
+  }
+  return Bind(env, t);
+}
+
+// attachRouteTable(id) -> the same table's functions in this thread, or undefined.
+napi_value AttachRouteTable(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
+  if (argc < 1) return Undefined(env);
+  auto id = static_cast<uint32_t>(Num(env, arg));
+  TablePtr t;
+  {
+    Registry& reg = TheRegistry();
+    std::lock_guard<std::mutex> g(reg.lock);
+    auto it = reg.tables.find(id);
+    if (it == reg.tables.end()) return Undefined(env);
+    t = it->second;
+  }
+  return Bind(env, t);
+}
+
+}  // namespace
+
+void InitRouteTable(Napi::Env env, Napi::Object exports) {
+  napi_value create, attach;
+  napi_create_function(env, "createRouteTable", NAPI_AUTO_LENGTH, CreateRouteTable, nullptr, &create);
+  napi_create_function(env, "attachRouteTable", NAPI_AUTO_LENGTH, AttachRouteTable, nullptr, &attach);
+  exports.Set("createRouteTable", Napi::Value(env, create));
+  exports.Set("attachRouteTable", Napi::Value(env, attach));
+}
+
+}  // namespace kiln
