@@ -1,0 +1,206 @@
+// The router's options: one typed object, its defaults, and the environment variables
+// and `kiln router` flags that override them (the README's configuration table lists the same).
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import { RouterError } from "./errors.js";
+
+/** Where access log lines go: nowhere, standard output, or a file (appended). */
+export type AccessLogTarget = "off" | "stdout" | { file: string };
+
+export interface RouterConfig {
+  /** Address the HTTP listeners bind. */
+  host: string;
+  /** HTTP port (0 = random, reported in the `router_listening` log line). */
+  port: number;
+  /** Status port for /health, /routes, /metrics (0 = random). */
+  statusPort: number;
+  /** Worker threads, each running uWebSockets.js on the same port. */
+  threads: number;
+  natsUrl: string;
+  natsUser: string;
+  natsPass: string;
+  /** Id announced in router.start (random per process when empty). */
+  routerId: string;
+  /** Backend TCP connect limit; a timeout is retried on another endpoint. */
+  connectTimeoutMs: number;
+  /** From the request's last byte sent to the backend's response head (504 after). */
+  responseHeaderTimeoutMs: number;
+  /** A backend connection that stays silent this long while a body streams is closed. */
+  idleTimeoutMs: number;
+  /** How long an unused keep-alive connection to a backend is kept. */
+  poolIdleTimeoutMs: number;
+  /** Unused keep-alive connections kept per backend (per worker thread). */
+  maxIdlePerBackend: number;
+  /** Attempts per request (first try included) when the backend cannot be reached. */
+  maxAttempts: number;
+  /** How long an endpoint that failed to connect is skipped by the balancer. */
+  failedEndpointSkipMs: number;
+  /** Cookies that make a response sticky (`__VCAP_ID__` is added next to them). */
+  stickyCookies: string[];
+  accessLog: AccessLogTarget;
+  /** SIGTERM: how long /health reports 503 before listeners close (load balancers notice). */
+  drainWaitMs: number;
+  /** SIGTERM: in-flight requests get this long to finish before the process exits. */
+  drainTimeoutMs: number;
+  /** Total request header bytes above which the router answers 431. */
+  maxHeaderBytes: number;
+  /** Largest WebSocket message relayed in either direction. */
+  wsMaxMessageBytes: number;
+  /** X-Forwarded-Proto set when the client did not send one. */
+  forwardedProto: string;
+  /** Registry: prune interval and router.start interval. */
+  pruneIntervalMs: number;
+  startIntervalSec: number;
+}
+
+export const routerDefaults: RouterConfig = {
+  host: "0.0.0.0",
+  port: 8080,
+  statusPort: 8081,
+  threads: availableParallelism(),
+  natsUrl: "nats://127.0.0.1:4222",
+  natsUser: "",
+  natsPass: "",
+  routerId: "",
+  connectTimeoutMs: 5_000,
+  responseHeaderTimeoutMs: 60_000,
+  idleTimeoutMs: 900_000,
+  poolIdleTimeoutMs: 90_000,
+  maxIdlePerBackend: 100,
+  maxAttempts: 3,
+  failedEndpointSkipMs: 30_000,
+  stickyCookies: ["JSESSIONID"],
+  accessLog: "off",
+  drainWaitMs: 0,
+  drainTimeoutMs: 20_000,
+  maxHeaderBytes: 32 * 1024,
+  wsMaxMessageBytes: 16 * 1024 * 1024,
+  forwardedProto: "http",
+  pruneIntervalMs: 30_000,
+  startIntervalSec: 20,
+};
+
+/** Environment variable of each option (lists are comma separated). */
+export const routerEnv: Record<keyof RouterConfig, string> = {
+  host: "KILN_ROUTER_HOST",
+  port: "KILN_ROUTER_PORT",
+  statusPort: "KILN_ROUTER_STATUS_PORT",
+  threads: "KILN_ROUTER_THREADS",
+  natsUrl: "KILN_NATS_URL",
+  natsUser: "KILN_NATS_USER",
+  natsPass: "KILN_NATS_PASS",
+  routerId: "KILN_ROUTER_ID",
+  connectTimeoutMs: "KILN_ROUTER_CONNECT_TIMEOUT_MS",
+  responseHeaderTimeoutMs: "KILN_ROUTER_RESPONSE_TIMEOUT_MS",
+  idleTimeoutMs: "KILN_ROUTER_IDLE_TIMEOUT_MS",
+  poolIdleTimeoutMs: "KILN_ROUTER_POOL_IDLE_TIMEOUT_MS",
+  maxIdlePerBackend: "KILN_ROUTER_MAX_IDLE_PER_BACKEND",
+  maxAttempts: "KILN_ROUTER_MAX_ATTEMPTS",
+  failedEndpointSkipMs: "KILN_ROUTER_FAILED_SKIP_MS",
+  stickyCookies: "KILN_ROUTER_STICKY_COOKIES",
+  accessLog: "KILN_ROUTER_ACCESS_LOG",
+  drainWaitMs: "KILN_ROUTER_DRAIN_WAIT_MS",
+  drainTimeoutMs: "KILN_ROUTER_DRAIN_TIMEOUT_MS",
+  maxHeaderBytes: "KILN_ROUTER_MAX_HEADER_BYTES",
+  wsMaxMessageBytes: "KILN_ROUTER_WS_MAX_MESSAGE_BYTES",
+  forwardedProto: "KILN_ROUTER_FORWARDED_PROTO",
+  pruneIntervalMs: "KILN_ROUTER_PRUNE_INTERVAL_MS",
+  startIntervalSec: "KILN_ROUTER_START_INTERVAL_SEC",
+};
+
+/** `kiln router` flag of each option that has one. */
+const flagOf: Partial<Record<keyof RouterConfig, string>> = {
+  host: "host",
+  port: "port",
+  statusPort: "status-port",
+  threads: "threads",
+  natsUrl: "nats",
+  natsUser: "nats-user",
+  natsPass: "nats-pass",
+  routerId: "id",
+  connectTimeoutMs: "connect-timeout-ms",
+  responseHeaderTimeoutMs: "response-timeout-ms",
+  idleTimeoutMs: "idle-timeout-ms",
+  poolIdleTimeoutMs: "pool-idle-timeout-ms",
+  maxIdlePerBackend: "max-idle-per-backend",
+  maxAttempts: "max-attempts",
+  failedEndpointSkipMs: "failed-skip-ms",
+  stickyCookies: "sticky-cookies",
+  accessLog: "access-log",
+  drainWaitMs: "drain-wait-ms",
+  drainTimeoutMs: "drain-timeout-ms",
+  maxHeaderBytes: "max-header-bytes",
+  wsMaxMessageBytes: "ws-max-message-bytes",
+  forwardedProto: "forwarded-proto",
+  pruneIntervalMs: "prune-interval-ms",
+  startIntervalSec: "start-interval-sec",
+};
+
+/** Usage line of `kiln router`. */
+export const routerUsage = `${Object.values(flagOf)
+  .map((f) => `[--${f} V]`)
+  .join(" ")}`;
+
+function parseAccessLog(raw: string): AccessLogTarget {
+  if (raw === "off" || raw === "" || raw === "none") return "off";
+  if (raw === "stdout" || raw === "-") return "stdout";
+  return { file: raw };
+}
+
+function convert(key: keyof RouterConfig, raw: string, source: string): RouterConfig[keyof RouterConfig] {
+  const def = routerDefaults[key];
+  if (key === "accessLog") return parseAccessLog(raw);
+  if (Array.isArray(def))
+    return raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+  if (typeof def === "number") {
+    const n = Number(raw);
+    const max = key === "port" || key === "statusPort" ? 65535 : Number.MAX_SAFE_INTEGER;
+    const min = key === "threads" || key === "maxAttempts" ? 1 : 0;
+    if (raw.trim() === "" || !Number.isInteger(n) || n < min || n > max)
+      throw new RouterError(
+        "KILN_ROUTER_CONFIG",
+        `${source} must be an integer from ${min} to ${max}, got "${raw}"`,
+      );
+    return n;
+  }
+  return raw;
+}
+
+/** Defaults, then environment variables, then explicit overrides. */
+export function routerConfig(
+  overrides: Partial<RouterConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): RouterConfig {
+  const cfg: RouterConfig = { ...routerDefaults, stickyCookies: [...routerDefaults.stickyCookies] };
+  const target = cfg as unknown as Record<string, unknown>;
+  for (const key of Object.keys(routerEnv) as (keyof RouterConfig)[]) {
+    const raw = env[routerEnv[key]];
+    if (raw !== undefined && raw !== "") target[key] = convert(key, raw, routerEnv[key]);
+  }
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) target[k] = v;
+  return cfg;
+}
+
+/** Parses `kiln router` flags into overrides (unknown flags are a config error). */
+export function parseRouterArgs(argv: string[]): Partial<RouterConfig> {
+  const options: Record<string, { type: "string" }> = {};
+  for (const f of Object.values(flagOf)) options[f] = { type: "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | undefined
+    >;
+  } catch (err) {
+    throw new RouterError("KILN_ROUTER_CONFIG", `kiln router: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, flag] of Object.entries(flagOf) as [keyof RouterConfig, string][]) {
+    const raw = values[flag];
+    if (typeof raw === "string") out[key] = convert(key, raw, `--${flag}`);
+  }
+  return out as Partial<RouterConfig>;
+}

@@ -1,0 +1,201 @@
+// The router's coded errors and the one table that classifies upstream failures
+// (retry on another endpoint / skip the endpoint for a while / fail the request),
+// in the manner of gorouter's proxy/fails/classifier_group.go.
+import { defineCodes, KilnError } from "../kernel/errors.js";
+
+export const RouterCodes = defineCodes("router", {
+  KILN_ROUTER_NO_ROUTE: { status: 404, summary: "No route is registered for this host and path." },
+  KILN_ROUTER_NO_ENDPOINTS: {
+    status: 503,
+    summary: "The route exists but has no usable endpoint right now.",
+  },
+  KILN_ROUTER_BACKEND_FULL: {
+    status: 503,
+    summary: "Every endpoint of the route is at its connection limit (route option max connections).",
+  },
+  KILN_ROUTER_BAD_GATEWAY: {
+    status: 502,
+    summary: "The backend could not be reached or answered with a broken response; see the log's cause.",
+  },
+  KILN_ROUTER_TIMEOUT: { status: 504, summary: "The backend did not answer within the response timeout." },
+  KILN_ROUTER_BAD_INSTANCE_HEADER: {
+    status: 400,
+    summary: "X-CF-APP-INSTANCE must be <app guid>:<instance index>.",
+  },
+  KILN_ROUTER_UNKNOWN_INSTANCE: {
+    status: 404,
+    summary: "X-CF-APP-INSTANCE names an app instance that is not registered on this route.",
+  },
+  KILN_ROUTER_BAD_REQUEST: {
+    status: 400,
+    summary: "The request is malformed (conflicting Content-Length / Transfer-Encoding, bad framing).",
+  },
+  KILN_ROUTER_HEADERS_TOO_LARGE: {
+    status: 431,
+    summary: "The request headers exceed the router's limit (maxHeaderBytes).",
+  },
+  KILN_ROUTER_CONFIG: {
+    summary: "A router option is invalid; check the flag or environment variable named.",
+  },
+  KILN_ROUTER_LISTEN_FAILED: { summary: "The router could not listen on its port; is it already taken?" },
+  KILN_ROUTER_WORKER_FAILED: {
+    summary: "A router worker thread failed; the router stops so it can be restarted.",
+  },
+  KILN_ROUTER_UWS_UNAVAILABLE: {
+    summary:
+      "The uWebSockets.js binary for this Node.js version could not be loaded (no slow fallback is used).",
+  },
+});
+
+export type RouterCode = keyof typeof RouterCodes;
+
+export class RouterError extends KilnError {
+  constructor(code: RouterCode, message: string, cause?: unknown) {
+    super(code, message, cause === undefined ? undefined : { cause });
+    this.name = "RouterError";
+  }
+}
+
+/** What the router answers for each refusal it makes itself (cause goes in X-Kiln-Router-Error). */
+export interface Refusal {
+  code: RouterCode;
+  status: string;
+  cause: string;
+  body: string;
+}
+
+function refusal(code: RouterCode, status: string, cause: string, text: string): Refusal {
+  return { code, status, cause, body: `${status.slice(4)}: ${text} (${code})\n` };
+}
+
+export const Refusals = {
+  noRoute: refusal("KILN_ROUTER_NO_ROUTE", "404 Not Found", "unknown_route", "no route for this host"),
+  noEndpoints: refusal("KILN_ROUTER_NO_ENDPOINTS", "503 Service Unavailable", "no_endpoints", "no endpoints"),
+  backendFull: refusal(
+    "KILN_ROUTER_BACKEND_FULL",
+    "503 Service Unavailable",
+    "backend_full",
+    "every backend is at its connection limit",
+  ),
+  badInstanceHeader: refusal(
+    "KILN_ROUTER_BAD_INSTANCE_HEADER",
+    "400 Bad Request",
+    "bad_instance_header",
+    "X-CF-APP-INSTANCE must be <app guid>:<index>",
+  ),
+  unknownInstance: refusal(
+    "KILN_ROUTER_UNKNOWN_INSTANCE",
+    "404 Not Found",
+    "unknown_instance",
+    "no such app instance on this route",
+  ),
+  badRequest: refusal("KILN_ROUTER_BAD_REQUEST", "400 Bad Request", "bad_request", "malformed request"),
+  headersTooLarge: refusal(
+    "KILN_ROUTER_HEADERS_TOO_LARGE",
+    "431 Request Header Fields Too Large",
+    "headers_too_large",
+    "request headers too large",
+  ),
+} as const;
+
+/** Upstream failures, indexed by number so the hot path and the metrics use plain arrays. */
+export const Upstream = {
+  ConnectRefused: 0,
+  ConnectTimeout: 1,
+  ConnectError: 2,
+  /** A reused keep-alive connection closed before answering; nothing of the request was lost. */
+  StaleConnection: 3,
+  /** Closed or reset after the request was sent and before a response head. */
+  BackendClosed: 4,
+  BadResponse: 5,
+  ResponseTimeout: 6,
+  /** Closed, reset or silent (idle timeout) in the middle of the response body. */
+  BodyInterrupted: 7,
+  /** The client went away; the upstream exchange is abandoned. */
+  ClientAborted: 8,
+} as const;
+export type Upstream = (typeof Upstream)[keyof typeof Upstream];
+
+export interface FailureClass {
+  /** Label in metrics and the X-Kiln-Router-Error header. */
+  cause: string;
+  /** Another endpoint may be tried (only while no request body byte has left the router). */
+  retriable: boolean;
+  /** The endpoint is skipped by the balancer for failedEndpointSkipMs. */
+  markFailed: boolean;
+  /** What the client gets when it cannot be retried and no response has started. */
+  refusal: Refusal;
+}
+
+const badGateway = (cause: string, text: string): Refusal =>
+  refusal("KILN_ROUTER_BAD_GATEWAY", "502 Bad Gateway", cause, text);
+
+/** The classification table: one row per Upstream value, in order. */
+export const failureClasses: readonly FailureClass[] = [
+  {
+    cause: "connect_refused",
+    retriable: true,
+    markFailed: true,
+    refusal: badGateway("connect_refused", "backend refused the connection"),
+  },
+  {
+    cause: "connect_timeout",
+    retriable: true,
+    markFailed: true,
+    refusal: badGateway("connect_timeout", "backend did not accept the connection in time"),
+  },
+  {
+    cause: "connect_error",
+    retriable: true,
+    markFailed: true,
+    refusal: badGateway("connect_error", "backend could not be reached"),
+  },
+  {
+    cause: "stale_connection",
+    retriable: true,
+    markFailed: false,
+    refusal: badGateway("stale_connection", "backend closed an idle connection"),
+  },
+  {
+    cause: "backend_closed",
+    retriable: false,
+    markFailed: false,
+    refusal: badGateway("backend_closed", "backend closed the connection without answering"),
+  },
+  {
+    cause: "bad_response",
+    retriable: false,
+    markFailed: false,
+    refusal: badGateway("bad_response", "backend sent a malformed response"),
+  },
+  {
+    cause: "response_timeout",
+    retriable: false,
+    markFailed: false,
+    refusal: refusal(
+      "KILN_ROUTER_TIMEOUT",
+      "504 Gateway Timeout",
+      "response_timeout",
+      "backend did not answer in time",
+    ),
+  },
+  {
+    cause: "body_interrupted",
+    retriable: false,
+    markFailed: false,
+    refusal: badGateway("body_interrupted", "backend stopped in the middle of its response"),
+  },
+  {
+    cause: "client_aborted",
+    retriable: false,
+    markFailed: false,
+    refusal: badGateway("client_aborted", "client went away"),
+  },
+];
+
+/** Maps a socket error code seen while connecting to its failure. */
+export function classifyConnectError(errno: string | undefined): Upstream {
+  if (errno === "ECONNREFUSED") return Upstream.ConnectRefused;
+  if (errno === "ETIMEDOUT") return Upstream.ConnectTimeout;
+  return Upstream.ConnectError;
+}

@@ -1,0 +1,161 @@
+// Reads a client request's headers once (uWS forEach) into the head sent upstream:
+// hop-by-hop headers dropped (RFC 9110 7.6.1), X-Forwarded-*, X-Vcap-Request-Id,
+// traceparent and the X-CF-* headers replaced, framing facts checked for smuggling.
+import { randomUUID } from "node:crypto";
+
+/**
+ * Scratch state of the request being read. One per thread: uWS calls the handler and
+ * forEach synchronously, so a module-level object avoids a closure per request.
+ */
+export class RequestScan {
+  head = "";
+  bytes = 0;
+  xff = "";
+  xfp = "";
+  vcapId = "";
+  traceparent = "";
+  cookie = "";
+  appInstance = "";
+  contentLength = "";
+  badFraming = false;
+  transferEncoding = "";
+  /** Extra hop-by-hop names listed in Connection (rare), lower-cased; null when none. */
+  connectionTokens: string[] | null = null;
+
+  reset(connection: string): void {
+    this.head = "";
+    this.bytes = 0;
+    this.xff = "";
+    this.xfp = "";
+    this.vcapId = "";
+    this.traceparent = "";
+    this.cookie = "";
+    this.appInstance = "";
+    this.contentLength = "";
+    this.badFraming = false;
+    this.transferEncoding = "";
+    this.connectionTokens = null;
+    if (connection !== "") {
+      const lower = connection.toLowerCase();
+      if (lower !== "keep-alive" && lower !== "close" && lower !== "upgrade") {
+        const extra: string[] = [];
+        for (const t of lower.split(",")) {
+          const n = t.trim();
+          if (n !== "" && n !== "keep-alive" && n !== "close" && n !== "upgrade") extra.push(n);
+        }
+        if (extra.length > 0) this.connectionTokens = extra;
+      }
+    }
+  }
+}
+
+export const scan = new RequestScan();
+
+/** uWS forEach callback (keys arrive lower-cased); a plain function so nothing is allocated. */
+export function collectHeader(k: string, v: string): void {
+  const s = scan;
+  s.bytes += k.length + v.length + 4;
+  switch (k) {
+    case "connection":
+    case "keep-alive":
+    case "proxy-connection":
+    case "te":
+    case "trailer":
+    case "upgrade":
+    case "expect": // uWS answers 100-continue itself; the body follows right away
+    case "x-request-start":
+    case "x-cf-applicationid":
+    case "x-cf-instanceindex":
+    case "x-cf-instanceid":
+      return;
+    case "transfer-encoding":
+      s.transferEncoding = s.transferEncoding === "" ? v : `${s.transferEncoding}, ${v}`;
+      return;
+    case "x-forwarded-for":
+      s.xff = s.xff === "" ? v : `${s.xff}, ${v}`;
+      return;
+    case "x-forwarded-proto":
+      if (s.xfp === "") s.xfp = v;
+      return;
+    case "x-vcap-request-id":
+      s.vcapId = v;
+      return;
+    case "traceparent":
+      s.traceparent = v;
+      return;
+    case "x-cf-app-instance":
+      s.appInstance = v;
+      return;
+    case "content-length":
+      if (s.contentLength !== "" && s.contentLength !== v) s.badFraming = true;
+      s.contentLength = v;
+      if (!isDigits(v)) s.badFraming = true;
+      break;
+    case "cookie":
+      s.cookie = s.cookie === "" ? v : `${s.cookie}; ${v}`;
+      break;
+  }
+  if (s.connectionTokens?.includes(k)) return;
+  s.head += `${k}: ${v}\r\n`;
+}
+
+function isDigits(s: string): boolean {
+  if (s.length === 0 || s.length > 15) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const traceRe = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/** The client's X-Vcap-Request-Id when it is a UUID, else a new one. */
+export function requestIdFor(given: string): string {
+  return given.length === 36 && uuidRe.test(given) ? given : randomUUID();
+}
+
+/** The client's traceparent when valid (W3C trace-context), else a new sampled one. */
+export function traceparentFor(given: string, requestId: string): string {
+  if (given.length === 55) {
+    const m = traceRe.exec(given);
+    if (
+      m !== null &&
+      given.slice(0, 2) !== "ff" &&
+      !/^0+$/.test(m[1] as string) &&
+      !/^0+$/.test(m[2] as string)
+    )
+      return given;
+  }
+  const trace = requestId.replaceAll("-", "");
+  const span = randomUUID().replaceAll("-", "").slice(0, 16);
+  return `00-${trace}-${span}-01`;
+}
+
+/** The `__VCAP_ID__` value in a Cookie header, or "". */
+export function stickyIdFrom(cookie: string): string {
+  if (cookie === "") return "";
+  let from = 0;
+  for (;;) {
+    const i = cookie.indexOf("__VCAP_ID__=", from);
+    if (i < 0) return "";
+    if (i === 0 || cookie.charCodeAt(i - 1) === 32 || cookie.charCodeAt(i - 1) === 59) {
+      const start = i + 12;
+      let end = cookie.indexOf(";", start);
+      if (end < 0) end = cookie.length;
+      return cookie.slice(start, end).trim();
+    }
+    from = i + 12;
+  }
+}
+
+/** Parses `X-CF-APP-INSTANCE: <app guid>:<index>`; null when malformed. */
+export function parseAppInstance(v: string): { app: string; index: string } | null {
+  const colon = v.indexOf(":");
+  if (colon <= 0 || colon === v.length - 1) return null;
+  const app = v.slice(0, colon).trim();
+  const index = v.slice(colon + 1).trim();
+  if (app === "" || !isDigits(index) || /[\s:]/.test(app)) return null;
+  return { app, index };
+}

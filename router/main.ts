@@ -1,0 +1,307 @@
+// The router process: route table, worker threads running uWebSockets.js on one port,
+// the NATS connection and route registry, the status server, and SIGTERM draining.
+// `kiln router` calls runRouterCommand; tests and embedders call startRouter.
+import { randomUUID } from "node:crypto";
+import type { Server } from "node:http";
+import { Worker } from "node:worker_threads";
+import { createLogger, type Logger } from "../kernel/log.js";
+import { compiledSibling } from "../kernel/paths.js";
+import { connectNats, type KilnConnection } from "../messaging/connection.js";
+import { createRouteTable } from "../native/table.js";
+import type { RouteSink, RouteTable, RouteUpdate } from "../native/types.js";
+import { parseRouterArgs, type RouterConfig, routerConfig } from "./config.js";
+import { RouterError } from "./errors.js";
+import type { CountersSnapshot } from "./metrics/counters.js";
+import { renderMetrics, sumSnapshots } from "./metrics/prometheus.js";
+import { RouteRegistry } from "./registry/registry.js";
+import { tableSink } from "./registry/sink.js";
+import { startStatusServer } from "./status/server.js";
+import type { FromWorker, ToWorker, WorkerInit } from "./worker.js";
+
+export interface RouterHandle {
+  readonly config: RouterConfig;
+  /** The HTTP port all workers listen on (the real one when config.port was 0). */
+  readonly port: number;
+  readonly statusPort: number;
+  readonly draining: boolean;
+  readonly table: RouteTable;
+  /** /health 503, stop accepting, let in-flight requests finish (up to drainTimeoutMs), then stop. */
+  drain(): Promise<void>;
+  /** Stops at once. */
+  stop(): Promise<void>;
+  /** Resolves with an exit code when the router stopped (0) or a worker failed (1). */
+  readonly done: Promise<number>;
+}
+
+interface WorkerSlot {
+  worker: Worker;
+  index: number;
+  exited: Promise<void>;
+}
+
+/** Every RouteUpdate batch goes to the main table and, with the fallback, to every worker. */
+function routerSink(table: RouteTable, workers: WorkerSlot[], log: Logger): RouteSink {
+  const base = tableSink(table, (u: RouteUpdate, err: unknown) =>
+    log.warn("route_update_rejected", { op: u.op, uri: u.uri, error: err }),
+  );
+  const post = (m: ToWorker): void => {
+    for (const w of workers) w.worker.postMessage(m);
+  };
+  if (table.shared) {
+    return {
+      apply(updates, nowMs) {
+        base.apply(updates, nowMs);
+        post({ type: "invalidate" });
+      },
+      prune(nowMs) {
+        const n = base.prune(nowMs);
+        if (n > 0) post({ type: "invalidate" });
+        return n;
+      },
+    };
+  }
+  return {
+    apply(updates, nowMs) {
+      base.apply(updates, nowMs);
+      post({ type: "updates", updates: updates as RouteUpdate[], nowMs });
+    },
+    prune(nowMs) {
+      const n = base.prune(nowMs);
+      post({ type: "prune", nowMs });
+      return n;
+    },
+  };
+}
+
+export async function startRouter(
+  config: RouterConfig,
+  log: Logger = createLogger("router"),
+): Promise<RouterHandle> {
+  const table = createRouteTable();
+  const workers: WorkerSlot[] = [];
+  const metricWaiters = new Map<number, { got: CountersSnapshot[]; want: number; resolve: () => void }>();
+  let metricSeq = 0;
+  let draining = false;
+  let stopping: Promise<void> | null = null;
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => {
+    resolveDone = r;
+  });
+  let drainedCount = 0;
+  let onAllDrained: (() => void) | null = null;
+  let bus: KilnConnection | null = null;
+  let registry: RouteRegistry | null = null;
+  let status: Server | null = null;
+  let failed = false;
+
+  const workerFile = compiledSibling(import.meta.url, "worker.js");
+  const spawn = (index: number, port: number): Promise<{ slot: WorkerSlot; port: number }> =>
+    new Promise((resolve, reject) => {
+      const init: WorkerInit = { index, config, tableId: table.shared ? table.id : -1, port };
+      const worker = new Worker(workerFile, { workerData: init, stdout: false, stderr: false });
+      let listening = false;
+      const exited = new Promise<void>((r) => worker.once("exit", () => r()));
+      const slot: WorkerSlot = { worker, index, exited };
+      worker.on("message", (m: FromWorker) => {
+        switch (m.type) {
+          case "listening":
+            listening = true;
+            resolve({ slot, port: m.port });
+            return;
+          case "failed": {
+            const err = new RouterError(
+              m.code === "KILN_ROUTER_LISTEN_FAILED"
+                ? "KILN_ROUTER_LISTEN_FAILED"
+                : "KILN_ROUTER_UWS_UNAVAILABLE",
+              m.message,
+            );
+            if (!listening) reject(err);
+            return;
+          }
+          case "metrics": {
+            const w = metricWaiters.get(m.seq);
+            if (w !== undefined) {
+              w.got.push(m.snapshot);
+              if (w.got.length >= w.want) w.resolve();
+            }
+            return;
+          }
+          case "drained":
+            drainedCount++;
+            if (drainedCount >= workers.length) onAllDrained?.();
+            return;
+        }
+      });
+      worker.on("error", (err) => {
+        log.error("worker_failed", { worker: index, error: err });
+        if (!listening) reject(new RouterError("KILN_ROUTER_WORKER_FAILED", err.message, err));
+      });
+      worker.on("exit", (code) => {
+        if (stopping === null && listening) {
+          // Fail fast: a supervisor restarts the whole router with a clean table.
+          log.error("worker_exited", { worker: index, code });
+          failed = true;
+          void stop();
+        } else if (!listening)
+          reject(new RouterError("KILN_ROUTER_WORKER_FAILED", `worker ${index} exited (${code})`));
+      });
+    });
+
+  const postAll = (m: ToWorker): void => {
+    for (const w of workers) w.worker.postMessage(m);
+  };
+
+  async function collect(): Promise<CountersSnapshot[]> {
+    const seq = ++metricSeq;
+    const waiter = { got: [] as CountersSnapshot[], want: workers.length, resolve: () => {} };
+    const ready = new Promise<void>((r) => {
+      waiter.resolve = r;
+    });
+    metricWaiters.set(seq, waiter);
+    postAll({ type: "metrics", seq });
+    const timer = setTimeout(() => waiter.resolve(), 1000);
+    await ready;
+    clearTimeout(timer);
+    metricWaiters.delete(seq);
+    return waiter.got;
+  }
+
+  async function stop(): Promise<void> {
+    stopping ??= (async () => {
+      draining = true;
+      await registry?.stop().catch(() => {});
+      await bus?.close().catch(() => {});
+      postAll({ type: "stop" });
+      await Promise.race([
+        Promise.all(workers.map((w) => w.exited)),
+        new Promise((r) => setTimeout(r, 3000).unref()),
+      ]);
+      await Promise.all(workers.map((w) => w.worker.terminate().catch(() => 0)));
+      await new Promise<void>((r) => (status === null ? r() : status.close(() => r())));
+      status?.closeAllConnections();
+      try {
+        table.close();
+      } catch {
+        // Already closed.
+      }
+      log.info("router_stopped", { failed });
+      resolveDone(failed ? 1 : 0);
+    })();
+    return stopping;
+  }
+
+  async function drain(): Promise<void> {
+    if (draining) return stopping ?? Promise.resolve();
+    draining = true;
+    log.info("router_draining", { drainWaitMs: config.drainWaitMs, drainTimeoutMs: config.drainTimeoutMs });
+    if (config.drainWaitMs > 0) await new Promise((r) => setTimeout(r, config.drainWaitMs));
+    const allDrained = new Promise<void>((r) => {
+      onAllDrained = r;
+      if (drainedCount >= workers.length) r();
+    });
+    postAll({ type: "drain" });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      allDrained.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), config.drainTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) log.warn("drain_timeout", { drainTimeoutMs: config.drainTimeoutMs });
+    await stop();
+  }
+
+  try {
+    const first = await spawn(0, config.port);
+    workers.push(first.slot);
+    const port = first.port;
+    const rest = await Promise.all(Array.from({ length: config.threads - 1 }, (_, i) => spawn(i + 1, port)));
+    for (const r of rest) workers.push(r.slot);
+
+    const routerId = config.routerId || randomUUID();
+    status = await startStatusServer(config.host, config.statusPort, {
+      healthy: () =>
+        draining
+          ? { ok: false, reason: "draining" }
+          : registry?.synced
+            ? { ok: true, reason: "" }
+            : { ok: false, reason: "routes not synced yet" },
+      routes: () => table.dump(),
+      metrics: async () => {
+        const sum = sumSnapshots(await collect());
+        const st = table.stats();
+        return renderMetrics(sum, {
+          routes: st.routes,
+          endpoints: st.endpoints,
+          natsState: bus?.state ?? "connecting",
+          draining,
+          workers: workers.length,
+          registry: (registry?.counters() ?? {}) as unknown as Record<string, number>,
+        });
+      },
+    });
+    const addr = status.address();
+    const statusPort = typeof addr === "object" && addr !== null ? addr.port : config.statusPort;
+
+    bus = await connectNats({
+      servers: config.natsUrl,
+      user: config.natsUser || undefined,
+      pass: config.natsPass || undefined,
+      name: `router-${routerId}`,
+      listeners: {
+        disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
+        reconnected: ({ server }) => log.info("nats_reconnected", { server }),
+      },
+    });
+    registry = new RouteRegistry({
+      nc: bus.nc,
+      sink: routerSink(table, workers, log),
+      log: log.child("registry"),
+      routerId,
+      pruneIntervalMs: config.pruneIntervalMs,
+      startIntervalMs: config.startIntervalSec * 1000,
+    });
+    await registry.start();
+    log.info("router_listening", {
+      port,
+      statusPort,
+      threads: workers.length,
+      table: table.shared ? "native" : "fallback",
+      nats: config.natsUrl,
+    });
+    return {
+      config,
+      port,
+      statusPort,
+      get draining() {
+        return draining;
+      },
+      table,
+      drain,
+      stop,
+      done,
+    };
+  } catch (err) {
+    failed = true;
+    await stop();
+    throw err;
+  }
+}
+
+/** `kiln router [flags]`: runs until SIGTERM/SIGINT (drains) and resolves with the exit code. */
+export async function runRouterCommand(argv: string[]): Promise<number> {
+  const log = createLogger("router");
+  const config = routerConfig(parseRouterArgs(argv));
+  const router = await startRouter(config, log);
+  const onSignal = (signal: string): void => {
+    log.info("signal", { signal });
+    void router.drain();
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  const code = await router.done;
+  process.off("SIGTERM", onSignal);
+  process.off("SIGINT", onSignal);
+  return code;
+}

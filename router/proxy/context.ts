@@ -1,0 +1,108 @@
+// Per-worker proxy state: the route table, endpoint details cached by handle, the
+// backend pools, counters and the access log. One instance per worker thread.
+import type { EndpointInfo, RouteTable } from "../../native/types.js";
+import type { AccessLog } from "../access-log.js";
+import type { RouterConfig } from "../config.js";
+import { WorkerCounters } from "../metrics/counters.js";
+import { BackendPool, type PoolLimits } from "./pool.js";
+
+/** What the forwarder needs about one endpoint, computed once per handle. */
+export interface EndpointEntry {
+  handle: number;
+  info: EndpointInfo;
+  pool: BackendPool;
+  /** "host:port", for logs. */
+  label: string;
+  /** X-CF-ApplicationID, X-CF-InstanceIndex and X-CF-InstanceID lines of the upstream head. */
+  headerBlock: string;
+}
+
+/** Header values come from NATS messages: never let one end a line. */
+function headerSafe(v: string): string {
+  return /[\r\n]/.test(v) ? v.replace(/[\r\n]/g, "") : v;
+}
+
+const maxCachedEndpoints = 50_000;
+
+export class ProxyContext {
+  readonly cfg: RouterConfig;
+  readonly table: RouteTable;
+  readonly counters = new WorkerCounters();
+  readonly accessLog: AccessLog | null;
+  readonly limits: PoolLimits;
+  private readonly pools = new Map<string, BackendPool>();
+  private readonly endpoints = new Map<number, EndpointEntry>();
+  /** Set while the router drains; called when the last in-flight request ends. */
+  onIdle: (() => void) | null = null;
+  draining = false;
+
+  constructor(cfg: RouterConfig, table: RouteTable, accessLog: AccessLog | null) {
+    this.cfg = cfg;
+    this.table = table;
+    this.accessLog = accessLog;
+    this.limits = {
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      poolIdleTimeoutMs: cfg.poolIdleTimeoutMs,
+      maxIdlePerBackend: cfg.maxIdlePerBackend,
+    };
+  }
+
+  /** The cached entry of a selected handle, or null when the endpoint just went away. */
+  endpoint(handle: number): EndpointEntry | null {
+    const hit = this.endpoints.get(handle);
+    if (hit !== undefined) return hit;
+    const info = this.table.endpoint(handle);
+    if (info === null) return null;
+    const label = `${info.host}:${info.port}`;
+    let pool = this.pools.get(label);
+    if (pool === undefined) {
+      pool = new BackendPool(info.host, info.port, this.limits);
+      this.pools.set(label, pool);
+    }
+    const entry: EndpointEntry = {
+      handle,
+      info,
+      pool,
+      label,
+      headerBlock:
+        `x-cf-applicationid: ${headerSafe(info.app)}\r\n` +
+        `x-cf-instanceindex: ${headerSafe(info.instanceIndex)}\r\n` +
+        `x-cf-instanceid: ${headerSafe(info.instanceId)}\r\n`,
+    };
+    if (this.endpoints.size >= maxCachedEndpoints) this.endpoints.clear();
+    this.endpoints.set(handle, entry);
+    return entry;
+  }
+
+  /** Drops cached endpoint details (the table changed: an endpoint may have moved). */
+  invalidate(): void {
+    this.endpoints.clear();
+  }
+
+  requestStarted(): void {
+    this.counters.inFlight++;
+  }
+
+  requestEnded(): void {
+    this.counters.inFlight--;
+    if (this.draining && this.counters.inFlight === 0) this.onIdle?.();
+  }
+
+  /** Closes idle backend connections and forgets pools with no connection left. */
+  closeIdle(): void {
+    for (const [k, p] of this.pools) {
+      p.closeIdle();
+      if (p.open <= 0) this.pools.delete(k);
+    }
+  }
+
+  poolStats(): { pools: number; open: number; idle: number } {
+    let open = 0;
+    let idle = 0;
+    for (const p of this.pools.values()) {
+      open += p.open;
+      idle += p.idleCount();
+    }
+    return { pools: this.pools.size, open, idle };
+  }
+}

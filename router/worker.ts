@@ -1,0 +1,264 @@
+// A router worker thread: uWebSockets.js on the shared port, the request handler that
+// picks an endpoint and hands the request to an Exchange, and the WebSocket pass-through.
+// Run compiled from dist/router/worker.js; talks to the main thread by messages.
+import { parentPort, workerData } from "node:worker_threads";
+import type {
+  HttpRequest,
+  HttpResponse,
+  TemplatedApp,
+  us_listen_socket,
+} from "@trufflesuite/uws-js-unofficial";
+import { createFallbackTable } from "../native/fallback/table.js";
+import { attachTable } from "../native/table.js";
+import { type RouteTable, type RouteUpdate, SelectError } from "../native/types.js";
+import { AccessLog } from "./access-log.js";
+import type { RouterConfig } from "./config.js";
+import { type Refusal, Refusals } from "./errors.js";
+import {
+  collectHeader,
+  parseAppInstance,
+  requestIdFor,
+  scan,
+  stickyIdFrom,
+  traceparentFor,
+} from "./handlers/request-headers.js";
+import { ProxyContext } from "./proxy/context.js";
+import { Exchange, ReqBody, refusalFor } from "./proxy/exchange.js";
+import { loadUws } from "./uws.js";
+import { wsBehavior } from "./ws/proxy.js";
+
+export interface WorkerInit {
+  index: number;
+  config: RouterConfig;
+  /** Id of the shared native table, or -1 when this worker keeps its own fallback table. */
+  tableId: number;
+  port: number;
+}
+
+/** Messages from the main thread. */
+export type ToWorker =
+  | { type: "updates"; updates: RouteUpdate[]; nowMs: number }
+  | { type: "prune"; nowMs: number }
+  | { type: "invalidate" }
+  | { type: "metrics"; seq: number }
+  | { type: "drain" }
+  | { type: "stop" };
+
+/** Messages to the main thread. */
+export type FromWorker =
+  | { type: "listening"; index: number; port: number }
+  | { type: "failed"; index: number; code: string; message: string }
+  | {
+      type: "metrics";
+      seq: number;
+      index: number;
+      snapshot: import("./metrics/counters.js").CountersSnapshot;
+    }
+  | { type: "drained"; index: number };
+
+const init = workerData as WorkerInit;
+const port = parentPort;
+if (port === null) throw new Error("router/worker.js runs as a worker thread");
+const post = (m: FromWorker): void => port.postMessage(m);
+
+let uWS: ReturnType<typeof loadUws>;
+try {
+  uWS = loadUws();
+} catch (err) {
+  const e = err as { code?: string; message: string };
+  post({
+    type: "failed",
+    index: init.index,
+    code: e.code ?? "KILN_ROUTER_UWS_UNAVAILABLE",
+    message: e.message,
+  });
+  throw err;
+}
+
+const cfg = init.config;
+const table: RouteTable = init.tableId >= 0 ? attachTable(init.tableId) : createFallbackTable();
+const accessLog = cfg.accessLog === "off" ? null : new AccessLog(cfg.accessLog);
+const ctx = new ProxyContext(cfg, table, accessLog);
+const maxHeaderBytes = cfg.maxHeaderBytes;
+const forwardedProto = cfg.forwardedProto;
+
+/** Answers with one of the router's own errors from inside the handler (already corked). */
+function refuse(
+  res: HttpResponse,
+  r: Refusal,
+  host: string,
+  method: string,
+  target: string,
+  close: boolean,
+): void {
+  const t0 = performance.now();
+  res
+    .writeStatus(r.status)
+    .writeHeader("X-Kiln-Router-Error", r.cause)
+    .writeHeader("Content-Type", "text/plain; charset=utf-8")
+    .end(r.body, close);
+  const status = Number(r.status.slice(0, 3));
+  ctx.counters.request(host, status, (performance.now() - t0) / 1000, r.body.length);
+  accessLog?.line(Date.now(), host, method, target, status, r.body.length, performance.now() - t0, "", "");
+}
+
+function clientAddress(res: HttpResponse): string {
+  return Buffer.from(res.getRemoteAddressAsText()).toString("latin1");
+}
+
+function onRequest(res: HttpResponse, req: HttpRequest): void {
+  const startHr = performance.now();
+  const now = Date.now();
+  const s = scan;
+  s.reset(req.getHeader("connection"));
+  req.forEach(collectHeader);
+  const method = req.getCaseSensitiveMethod();
+  const url = req.getUrl();
+  // This uWS build returns undefined (not "") when the URL has no query.
+  const query = req.getQuery() as string | undefined;
+  const target = query === undefined || query === "" ? url : `${url}?${query}`;
+  const host = req.getHeader("host");
+  if (s.bytes > maxHeaderBytes) {
+    refuse(res, Refusals.headersTooLarge, host, method, target, true);
+    return;
+  }
+  const te = s.transferEncoding;
+  if (s.badFraming || (te !== "" && s.contentLength !== "")) {
+    refuse(res, Refusals.badRequest, host, method, target, true);
+    return;
+  }
+  const reqBody =
+    te !== ""
+      ? ReqBody.Chunked
+      : s.contentLength !== "" && s.contentLength !== "0"
+        ? ReqBody.Length
+        : ReqBody.None;
+  let handle: number;
+  let stickyId = "";
+  let hashKey = "";
+  let pinned = false;
+  if (s.appInstance !== "") {
+    const target2 = parseAppInstance(s.appInstance);
+    if (target2 === null) {
+      refuse(res, Refusals.badInstanceHeader, host, method, target, reqBody !== ReqBody.None);
+      return;
+    }
+    pinned = true;
+    handle = table.selectInstance(host, url, target2.app, target2.index, now);
+  } else {
+    stickyId = stickyIdFrom(s.cookie);
+    handle = table.select(host, url, stickyId, "", now);
+    if (handle === SelectError.NeedHashKey) {
+      const name = table.hashHeader(host, url);
+      hashKey = name === "" ? "" : req.getHeader(name.toLowerCase());
+      handle = table.select(host, url, stickyId, hashKey, now);
+    }
+  }
+  if (handle < 0) {
+    refuse(res, refusalFor(handle, Refusals), host, method, target, reqBody !== ReqBody.None);
+    return;
+  }
+  const requestId = requestIdFor(s.vcapId);
+  const addr = clientAddress(res);
+  const headText =
+    `${method} ${target} HTTP/1.1\r\n${s.head}` +
+    `x-forwarded-for: ${s.xff === "" ? addr : `${s.xff}, ${addr}`}\r\n` +
+    `x-forwarded-proto: ${s.xfp === "" ? forwardedProto : s.xfp}\r\n` +
+    `x-request-start: ${now}\r\n` +
+    `x-vcap-request-id: ${requestId}\r\n` +
+    `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n`;
+  const ex = new Exchange(
+    ctx,
+    res,
+    handle,
+    method,
+    host,
+    url,
+    target,
+    headText,
+    reqBody,
+    te,
+    stickyId,
+    hashKey,
+    pinned,
+    requestId,
+    now,
+    startHr,
+  );
+  res.onAborted(ex.onAbortedBound);
+  if (reqBody !== ReqBody.None) res.onData(ex.onDataBound);
+  ex.start();
+}
+
+const app: TemplatedApp = uWS.App();
+app.ws("/*", wsBehavior(ctx, uWS));
+app.any("/*", onRequest);
+
+let listenSocket: us_listen_socket | null = null;
+app.listen(cfg.host, init.port, (ls) => {
+  if (ls === false) {
+    post({
+      type: "failed",
+      index: init.index,
+      code: "KILN_ROUTER_LISTEN_FAILED",
+      message: `cannot listen on ${cfg.host}:${init.port}`,
+    });
+    return;
+  }
+  listenSocket = ls;
+  post({ type: "listening", index: init.index, port: uWS.us_socket_local_port(ls) });
+});
+
+function stopListening(): void {
+  if (listenSocket !== null) {
+    uWS.us_listen_socket_close(listenSocket);
+    listenSocket = null;
+  }
+}
+
+function shutdown(): void {
+  stopListening();
+  ctx.closeIdle();
+  accessLog?.close();
+  // uWS must close its sockets before the thread exits, or the process can crash.
+  (app as TemplatedApp & { close(): void }).close();
+  port?.close();
+}
+
+port.on("message", (m: ToWorker) => {
+  switch (m.type) {
+    case "updates": {
+      const ups = m.updates;
+      for (let i = 0; i < ups.length; i++) {
+        const u = ups[i] as RouteUpdate;
+        try {
+          if (u.op === "register") table.register(u.uri, u.endpoint, u.options, m.nowMs);
+          else table.unregister(u.uri, u.endpoint);
+        } catch {
+          // The main thread's table refused the same update and logged it.
+        }
+      }
+      ctx.invalidate();
+      return;
+    }
+    case "prune":
+      table.prune(m.nowMs);
+      ctx.invalidate();
+      return;
+    case "invalidate":
+      ctx.invalidate();
+      return;
+    case "metrics":
+      post({ type: "metrics", seq: m.seq, index: init.index, snapshot: ctx.counters.snapshot() });
+      return;
+    case "drain":
+      stopListening();
+      ctx.draining = true;
+      ctx.onIdle = () => post({ type: "drained", index: init.index });
+      if (ctx.counters.inFlight === 0) post({ type: "drained", index: init.index });
+      return;
+    case "stop":
+      shutdown();
+      return;
+  }
+});

@@ -1,0 +1,391 @@
+// WebSocket pass-through: the client's upgrade is sent to the chosen backend on its own
+// connection; once the backend answers 101 the client side is upgraded by uWS and
+// messages flow both ways (backend side framed by ws/frames.ts), closes forwarded.
+import { connect, type Socket } from "node:net";
+import type {
+  HttpRequest,
+  HttpResponse,
+  us_socket_context_t,
+  WebSocket,
+  WebSocketBehavior,
+} from "@trufflesuite/uws-js-unofficial";
+import { SelectError } from "../../native/types.js";
+import { failureClasses, type Refusal, Refusals, Upstream } from "../errors.js";
+import {
+  collectHeader,
+  parseAppInstance,
+  requestIdFor,
+  scan,
+  stickyIdFrom,
+  traceparentFor,
+} from "../handlers/request-headers.js";
+import type { ProxyContext } from "../proxy/context.js";
+import { refusalFor } from "../proxy/exchange.js";
+import { HEAD_INCOMPLETE, HEAD_MALFORMED, parseResponseHead, ResponseHead } from "../proxy/response-head.js";
+import type { Uws } from "../uws.js";
+import { encodeClose, encodeFrame, FrameReader, type FrameSink, Op } from "./frames.js";
+
+export interface WsData {
+  tunnel: Tunnel;
+}
+
+const maxHead = 64 * 1024;
+
+class Tunnel implements FrameSink {
+  private readonly ctx: ProxyContext;
+  private res: HttpResponse | null;
+  private readonly context: us_socket_context_t;
+  private readonly key: string;
+  private handle: number;
+  private readonly sock: Socket;
+  private headBuf: Buffer | null = null;
+  private early: Buffer | null = null;
+  private ws: WebSocket<WsData> | null = null;
+  private readonly reader: FrameReader;
+  private clientClosed = false;
+  private backendClosing = false;
+  private opened = false;
+  private connected = false;
+  private errno: string | undefined = undefined;
+  private readonly host: string;
+  private readonly startHr = performance.now();
+
+  constructor(
+    ctx: ProxyContext,
+    res: HttpResponse,
+    context: us_socket_context_t,
+    key: string,
+    handle: number,
+    host: string,
+    port: number,
+    backendHost: string,
+    head: string,
+  ) {
+    this.ctx = ctx;
+    this.res = res;
+    this.context = context;
+    this.key = key;
+    this.handle = handle;
+    this.host = host;
+    this.reader = new FrameReader(ctx.cfg.wsMaxMessageBytes);
+    ctx.requestStarted();
+    const s = connect({ host: backendHost, port, noDelay: true });
+    this.sock = s;
+    s.setTimeout(ctx.cfg.connectTimeoutMs);
+    s.on("connect", () => {
+      this.connected = true;
+      s.setTimeout(ctx.cfg.responseHeaderTimeoutMs);
+      s.write(head);
+    });
+    s.on("data", (d: Buffer) => this.onData(d));
+    s.on("timeout", () => this.onTimeout());
+    s.on("error", (err: Error & { code?: string }) => {
+      this.errno = err.code;
+    });
+    s.on("close", () => this.onBackendClose());
+  }
+
+  readonly onAborted = (): void => {
+    this.res = null;
+    if (!this.opened) {
+      this.sock.destroy();
+      this.done(0);
+    }
+  };
+
+  private onTimeout(): void {
+    if (!this.opened) {
+      const kind = !this.connected ? Upstream.ConnectTimeout : Upstream.ResponseTimeout;
+      this.failHandshake(kind, (failureClasses[kind] as (typeof failureClasses)[number]).refusal);
+    }
+  }
+
+  private failHandshake(kind: number, r: Refusal): void {
+    this.ctx.counters.upstreamError(kind);
+    if (
+      kind === Upstream.ConnectRefused ||
+      kind === Upstream.ConnectTimeout ||
+      kind === Upstream.ConnectError
+    )
+      this.ctx.table.markFailed(this.handle, Date.now() + this.ctx.cfg.failedEndpointSkipMs);
+    this.sock.destroy();
+    const res = this.res;
+    if (res === null) return;
+    this.res = null;
+    res.cork(() => {
+      res
+        .writeStatus(r.status)
+        .writeHeader("X-Kiln-Router-Error", r.cause)
+        .writeHeader("Content-Type", "text/plain; charset=utf-8")
+        .end(r.body, true);
+    });
+    this.done(Number(r.status.slice(0, 3)));
+  }
+
+  private onData(d: Buffer): void {
+    if (this.opened) {
+      if (this.ws !== null) this.reader.push(d, this);
+      else this.early = this.early === null ? d : Buffer.concat([this.early, d]);
+      return;
+    }
+    const res = this.res;
+    if (res === null) return;
+    const buf = this.headBuf === null ? d : Buffer.concat([this.headBuf, d]);
+    const head = new ResponseHead();
+    const n = parseResponseHead(buf, head);
+    if (n === HEAD_INCOMPLETE) {
+      if (buf.length > maxHead)
+        this.failHandshake(
+          Upstream.BadResponse,
+          (failureClasses[Upstream.BadResponse] as (typeof failureClasses)[number]).refusal,
+        );
+      else this.headBuf = buf;
+      return;
+    }
+    if (n === HEAD_MALFORMED) {
+      this.failHandshake(
+        Upstream.BadResponse,
+        (failureClasses[Upstream.BadResponse] as (typeof failureClasses)[number]).refusal,
+      );
+      return;
+    }
+    this.headBuf = null;
+    const rest = buf.subarray(n);
+    if (head.status !== 101) {
+      // The backend refused the upgrade: relay its answer as a plain response.
+      this.relayRefusal(res, head, rest);
+      return;
+    }
+    let protocol = "";
+    for (let i = 0; i < head.lower.length; i++)
+      if (head.lower[i] === "sec-websocket-protocol") protocol = head.values[i] as string;
+    this.opened = true;
+    this.sock.setTimeout(0);
+    if (rest.length > 0) this.early = Buffer.from(rest);
+    this.res = null;
+    res.cork(() => {
+      res.upgrade<WsData>({ tunnel: this }, this.key, protocol, "", this.context);
+    });
+  }
+
+  private relayRefusal(res: HttpResponse, head: ResponseHead, rest: Buffer): void {
+    let body = rest;
+    const finish = (): void => {
+      this.res = null;
+      this.sock.destroy();
+      res.cork(() => {
+        res.writeStatus(head.statusLine);
+        for (let i = 0; i < head.names.length; i++) {
+          const l = head.lower[i] as string;
+          if (l === "content-length" || l === "transfer-encoding" || l === "connection" || l === "date")
+            continue;
+          res.writeHeader(head.names[i] as string, head.values[i] as string);
+        }
+        res.end(head.contentLength >= 0 ? body.subarray(0, head.contentLength) : body, true);
+      });
+      this.done(head.status);
+    };
+    if (head.contentLength < 0 || body.length >= head.contentLength) {
+      if (head.contentLength >= 0 || head.chunked) {
+        finish();
+        return;
+      }
+    }
+    this.sock.removeAllListeners("data");
+    this.sock.on("data", (d: Buffer) => {
+      body = Buffer.concat([body, d]);
+      if ((head.contentLength >= 0 && body.length >= head.contentLength) || body.length > maxHead) finish();
+    });
+    this.sock.removeAllListeners("close");
+    this.sock.on("close", () => {
+      if (this.res !== null) finish();
+    });
+  }
+
+  /** uWS opened the client side. */
+  attach(ws: WebSocket<WsData>): void {
+    this.ws = ws;
+    this.ctx.counters.wsOpen++;
+    this.ctx.counters.wsTotal++;
+    const early = this.early;
+    this.early = null;
+    if (early !== null) this.reader.push(early, this);
+  }
+
+  // Backend -> client.
+  onMessage(payload: Buffer, binary: boolean): void {
+    const ws = this.ws;
+    if (ws === null || this.clientClosed) return;
+    if (ws.send(payload, binary) === 0) this.sock.pause();
+  }
+
+  onPing(payload: Buffer): void {
+    this.sock.write(encodeFrame(Op.Pong, payload));
+  }
+
+  onClose(code: number, reason: Buffer): void {
+    this.backendClosing = true;
+    this.sock.end(encodeClose(code, reason));
+    const ws = this.ws;
+    if (ws !== null && !this.clientClosed) {
+      this.clientClosed = true;
+      ws.end(code === 1005 ? 1000 : code, reason);
+    }
+  }
+
+  onProtocolError(): void {
+    this.backendClosing = true;
+    this.sock.destroy();
+    const ws = this.ws;
+    if (ws !== null && !this.clientClosed) {
+      this.clientClosed = true;
+      ws.end(1002, "backend protocol error");
+    }
+  }
+
+  /** uWS drained the client side. */
+  drained(): void {
+    if (this.sock.isPaused()) this.sock.resume();
+  }
+
+  // Client -> backend.
+  fromClient(message: ArrayBuffer, binary: boolean): void {
+    if (this.backendClosing) return;
+    this.sock.write(encodeFrame(binary ? Op.Binary : Op.Text, new Uint8Array(message)));
+  }
+
+  clientClose(code: number, message: ArrayBuffer): void {
+    const wasOpen = !this.clientClosed;
+    this.clientClosed = true;
+    this.ws = null;
+    this.ctx.counters.wsOpen--;
+    if (!this.backendClosing) {
+      this.backendClosing = true;
+      if (wasOpen) this.sock.end(encodeClose(code, new Uint8Array(message)));
+      else this.sock.end();
+      // A backend that never closes its side does not keep the socket forever.
+      setTimeout(() => this.sock.destroy(), 5000).unref();
+    }
+    this.done(101);
+  }
+
+  private onBackendClose(): void {
+    if (!this.opened) {
+      if (this.res !== null) {
+        const kind = this.connected
+          ? Upstream.BackendClosed
+          : this.errno === "ECONNREFUSED"
+            ? Upstream.ConnectRefused
+            : Upstream.ConnectError;
+        this.failHandshake(kind, (failureClasses[kind] as (typeof failureClasses)[number]).refusal);
+      }
+      return;
+    }
+    const ws = this.ws;
+    if (ws !== null && !this.clientClosed) {
+      this.clientClosed = true;
+      ws.end(1001, "backend went away");
+    }
+  }
+
+  private finished = false;
+  private done(status: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.handle >= 0) {
+      this.ctx.table.release(this.handle);
+      this.handle = -1;
+    }
+    this.ctx.counters.request(this.host, status, (performance.now() - this.startHr) / 1000, 0);
+    this.ctx.requestEnded();
+  }
+}
+
+function refuse(res: HttpResponse, r: Refusal): void {
+  res
+    .writeStatus(r.status)
+    .writeHeader("X-Kiln-Router-Error", r.cause)
+    .writeHeader("Content-Type", "text/plain; charset=utf-8")
+    .end(r.body, true);
+}
+
+/** The uWS WebSocket behaviour of a router worker. */
+export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsData> {
+  return {
+    compression: uWS.DISABLED,
+    maxPayloadLength: ctx.cfg.wsMaxMessageBytes,
+    maxBackpressure: 4 * 1024 * 1024,
+    idleTimeout: 0,
+    upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+      const now = Date.now();
+      const s = scan;
+      s.reset("");
+      req.forEach(collectHeader);
+      const key = req.getHeader("sec-websocket-key");
+      const url = req.getUrl();
+      const query = req.getQuery() as string | undefined;
+      const target = query === undefined || query === "" ? url : `${url}?${query}`;
+      const host = req.getHeader("host");
+      if (s.bytes > ctx.cfg.maxHeaderBytes) {
+        refuse(res, Refusals.headersTooLarge);
+        return;
+      }
+      let handle: number;
+      if (s.appInstance !== "") {
+        const t = parseAppInstance(s.appInstance);
+        if (t === null) {
+          refuse(res, Refusals.badInstanceHeader);
+          return;
+        }
+        handle = ctx.table.selectInstance(host, url, t.app, t.index, now);
+      } else {
+        const sticky = stickyIdFrom(s.cookie);
+        handle = ctx.table.select(host, url, sticky, "", now);
+        if (handle === SelectError.NeedHashKey) {
+          const name = ctx.table.hashHeader(host, url);
+          handle = ctx.table.select(
+            host,
+            url,
+            sticky,
+            name === "" ? "" : req.getHeader(name.toLowerCase()),
+            now,
+          );
+        }
+      }
+      if (handle < 0) {
+        refuse(res, refusalFor(handle, Refusals));
+        return;
+      }
+      const ep = ctx.endpoint(handle);
+      if (ep === null) {
+        ctx.table.release(handle);
+        refuse(res, Refusals.noEndpoints);
+        return;
+      }
+      const requestId = requestIdFor(s.vcapId);
+      const addr = Buffer.from(res.getRemoteAddressAsText()).toString("latin1");
+      // Extensions are not negotiated: uWS frames the client side without compression.
+      const forwarded = s.head.replace(/^sec-websocket-extensions: .*\r\n/m, "");
+      const head =
+        `GET ${target} HTTP/1.1\r\n${forwarded}connection: Upgrade\r\nupgrade: websocket\r\n` +
+        `x-forwarded-for: ${s.xff === "" ? addr : `${s.xff}, ${addr}`}\r\n` +
+        `x-forwarded-proto: ${s.xfp === "" ? ctx.cfg.forwardedProto : s.xfp}\r\n` +
+        `x-request-start: ${now}\r\nx-vcap-request-id: ${requestId}\r\n` +
+        `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n${ep.headerBlock}\r\n`;
+      const tunnel = new Tunnel(ctx, res, context, key, handle, host, ep.info.port, ep.info.host, head);
+      res.onAborted(tunnel.onAborted);
+    },
+    open(ws: WebSocket<WsData>): void {
+      ws.getUserData().tunnel.attach(ws);
+    },
+    message(ws: WebSocket<WsData>, message: ArrayBuffer, isBinary: boolean): void {
+      ws.getUserData().tunnel.fromClient(message, isBinary);
+    },
+    drain(ws: WebSocket<WsData>): void {
+      ws.getUserData().tunnel.drained();
+    },
+    close(ws: WebSocket<WsData>, code: number, message: ArrayBuffer): void {
+      ws.getUserData().tunnel.clientClose(code, message);
+    },
+  };
+}
