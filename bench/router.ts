@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger } from "../kernel/log.js";
 import { projectRoot } from "../kernel/paths.js";
@@ -54,6 +54,7 @@ const defaults = {
   nginxWorkers: "1,2",
   haproxyThreads: "1,2",
   kilnArgs: "",
+  kilnBin: "bin/kiln.js",
   kilnAccessLog: "--access-log {file}",
   results: "bench/RESULTS.md",
 };
@@ -71,6 +72,7 @@ const usage = `node dist/bench/router.js [options]
   --routes N             routes registered in the table case (default ${defaults.routes})
   --spread N             hosts the table case's load spreads over (default ${defaults.spread})
   --nginx-workers L      worker counts to run (default ${defaults.nginxWorkers}); --haproxy-threads L (default ${defaults.haproxyThreads})
+  --kiln-bin F           the \`kiln\` entry script to run as \`F router ...\` (default ${defaults.kilnBin})
   --kiln-args "A B"      extra arguments for every \`kiln router\` (e.g. "--threads 2")
   --kiln-access-log "A"  router arguments that turn the access log on; {file} is replaced (default "${defaults.kilnAccessLog}")
   --no-install           do not apt-get missing tools (wrk, nginx-light, haproxy)
@@ -134,6 +136,7 @@ function parseOptions(argv: string[]) {
       "nginx-workers": { type: "string", default: defaults.nginxWorkers },
       "haproxy-threads": { type: "string", default: defaults.haproxyThreads },
       "kiln-args": { type: "string", default: defaults.kilnArgs },
+      "kiln-bin": { type: "string", default: defaults.kilnBin },
       "kiln-access-log": { type: "string", default: defaults.kilnAccessLog },
       "no-install": { type: "boolean", default: false },
       "write-results": { type: "string" },
@@ -159,6 +162,7 @@ function parseOptions(argv: string[]) {
     nginxWorkers: counts(values["nginx-workers"] as string),
     haproxyThreads: counts(values["haproxy-threads"] as string),
     kilnArgs: split(values["kiln-args"] as string),
+    kilnBin: values["kiln-bin"] as string,
     kilnAccessLog: split(values["kiln-access-log"] as string),
     install: values["no-install"] !== true,
     writeResults: values["write-results"],
@@ -316,8 +320,10 @@ function markdown(r: Report): string {
   lines.push(`Reproduce: \`node scripts/setup.mjs --build && ${r.command}\``);
   lines.push("");
   lines.push(
-    `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}; Node ${r.machine.node}; Kiln ${r.machine.kilnCommit}; ` +
-      `${Object.values(r.versions).join("; ")}. Everything (load generator, proxy, backend) shares these cores.`,
+    `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}; Node ${r.machine.node}; Kiln ${r.machine.kilnCommit}; ${r.generator.version}; ` +
+      `${Object.values(r.versions)
+        .map((v) => `${v}; `)
+        .join("")}load generator, proxy and backend all share these cores.`,
   );
   lines.push("");
   const bestIds = new Set<string>();
@@ -494,6 +500,7 @@ async function main(argv: string[]): Promise<number> {
               routes,
               dir: join(tmp, "kiln"),
               extraArgs: o.kilnArgs,
+              kilnBin: resolve(projectRoot, o.kilnBin),
               accessLogArgs: o.kilnAccessLog,
               roles,
               log: (line) => log.info("kiln", { note: line }),

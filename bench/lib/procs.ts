@@ -99,10 +99,24 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** Stops every process still running (in reverse start order). */
+/** Stoppers of processes started by other launchers (e.g. messaging's nats-server). */
+const stoppers = new Set<() => Promise<void>>();
+
+/** Makes stopAll() (and so SIGINT) also run `stop`; returns the function that forgets it. */
+export function registerStopper(stop: () => Promise<void>): () => void {
+  stoppers.add(stop);
+  return () => {
+    stoppers.delete(stop);
+  };
+}
+
+/** Stops every process still running (in reverse start order), then the registered stoppers. */
 export async function stopAll(): Promise<void> {
   const list = [...running].reverse();
   await Promise.all(list.map((m) => m.stop()));
+  const others = [...stoppers];
+  stoppers.clear();
+  await Promise.all(others.map((stop) => stop().catch(() => {})));
 }
 
 /** Stops everything on SIGINT/SIGTERM, runs `cleanup` (temp dirs), then exits 130/143. */

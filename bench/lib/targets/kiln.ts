@@ -4,8 +4,10 @@
 // so a single-route case never runs against a router holding the big table.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { connect, type NatsConnection } from "nats";
+import type { NatsConnection } from "nats";
 import { kilnBin } from "../../../kernel/paths.js";
+import { encodeRegistryMessage } from "../../../messaging/gorouter.js";
+import { ROUTER_REGISTER, ROUTER_UNREGISTER } from "../../../messaging/subjects.js";
 import { BenchError } from "../errors.js";
 import { freePort, type Managed, startProcess, waitForPort, waitForStatus } from "../procs.js";
 import { type BenchNats, startBenchNats } from "./nats.js";
@@ -18,6 +20,8 @@ export interface KilnOptions {
   routes: RouteSet;
   /** Folder for this run's files (nats log, access log). */
   dir: string;
+  /** The \`kiln\` entry script (default bin/kiln.js); run as \`node <kilnBin> router ...\`. */
+  kilnBin?: string;
   /** Extra router arguments for every instance (e.g. --threads 2). */
   extraArgs: readonly string[];
   /** Router arguments that turn the access log on; "{file}" becomes a path in `dir`. */
@@ -31,23 +35,19 @@ export interface KilnOptions {
   log?: (line: string) => void;
 }
 
-const APP = "bench-app";
-const INSTANCE = "bench-backend-0";
-const enc = new TextEncoder();
-
 /** A gorouter register/unregister message for the bench backend. */
-export function registerMessage(backendPort: number, uris: readonly string[]): Record<string, unknown> {
-  return {
+export function registerMessage(backendPort: number, uris: readonly string[]): Uint8Array {
+  return encodeRegistryMessage({
     host: "127.0.0.1",
     port: backendPort,
-    uris,
-    app: APP,
-    private_instance_id: INSTANCE,
-    private_instance_index: "0",
+    uris: [...uris],
+    app: "bench-app",
+    privateInstanceId: "bench-backend-0",
+    privateInstanceIndex: "0",
     // Long enough that nothing is pruned during a run; the bench also re-registers.
-    stale_threshold_in_seconds: 3600,
+    staleThresholdInSeconds: 3600,
     tags: { component: "bench" },
-  };
+  });
 }
 
 interface Instance {
@@ -72,16 +72,13 @@ function roleOf(c: CaseId): KilnRole {
 async function registerAll(inst: Instance, o: KilnOptions): Promise<void> {
   const per = o.urisPerMessage ?? 1000;
   for (let i = 0; i < inst.hosts.length; i += per) {
-    inst.nc.publish(
-      "router.register",
-      enc.encode(JSON.stringify(registerMessage(o.backendPort, inst.hosts.slice(i, i + per)))),
-    );
+    inst.nc.publish(ROUTER_REGISTER, registerMessage(o.backendPort, inst.hosts.slice(i, i + per)));
   }
   // The sentinel goes last: once it answers, the router has applied everything before it.
   const prev = inst.sentinel;
   inst.sentinel++;
   const sentinel = `sentinel-${inst.sentinel}.bench.kiln`;
-  inst.nc.publish("router.register", enc.encode(JSON.stringify(registerMessage(o.backendPort, [sentinel]))));
+  inst.nc.publish(ROUTER_REGISTER, registerMessage(o.backendPort, [sentinel]));
   await inst.nc.flush();
   const ok = await waitForStatus(inst.port, "/", [sentinel], 200, 60_000);
   if (!ok) {
@@ -91,10 +88,7 @@ async function registerAll(inst: Instance, o: KilnOptions): Promise<void> {
     );
   }
   if (prev > 0) {
-    inst.nc.publish(
-      "router.unregister",
-      enc.encode(JSON.stringify(registerMessage(o.backendPort, [`sentinel-${prev}.bench.kiln`]))),
-    );
+    inst.nc.publish(ROUTER_UNREGISTER, registerMessage(o.backendPort, [`sentinel-${prev}.bench.kiln`]));
   }
   inst.lastRegister = Date.now();
 }
@@ -102,11 +96,11 @@ async function registerAll(inst: Instance, o: KilnOptions): Promise<void> {
 async function startInstance(role: KilnRole, o: KilnOptions): Promise<Instance> {
   const dir = join(o.dir, `kiln-${role}`);
   mkdirSync(dir, { recursive: true });
-  const nats = await startBenchNats(dir, `nats-server (kiln-${role})`);
+  const nats = await startBenchNats(join(dir, "nats"));
   const port = await freePort();
   const statusPort = await freePort();
   const args = [
-    kilnBin,
+    o.kilnBin ?? kilnBin,
     "router",
     "--nats",
     nats.url,
@@ -118,7 +112,7 @@ async function startInstance(role: KilnRole, o: KilnOptions): Promise<Instance> 
   args.push(...o.extraArgs);
   if (role === "accesslog")
     args.push(...o.accessLogArgs.map((a) => a.replaceAll("{file}", join(dir, "access.log"))));
-  const router = startProcess(`kiln router (${role})`, process.execPath, args);
+  const router = startProcess(`kiln router (${role})`, process.execPath, args, { env: nats.env("router") });
   try {
     await waitForPort(port, router, 20_000);
   } catch (err) {
@@ -126,7 +120,7 @@ async function startInstance(role: KilnRole, o: KilnOptions): Promise<Instance> 
     await router.stop();
     throw err;
   }
-  const nc = await connect({ servers: nats.url, name: `bench-registrar-${role}` });
+  const nc = await nats.connectAs("dea", `bench-registrar-${role}`);
   const hosts = role === "table" ? o.routes.all : [o.routes.single];
   const inst: Instance = { role, nats, nc, router, port, statusPort, hosts, lastRegister: 0, sentinel: 0 };
   const t = Date.now();

@@ -1,29 +1,37 @@
-// A private nats-server for a bench's router. Plain `nats-server -a 127.0.0.1 -p PORT`
-// (no auth, no JetStream: the router only needs router.* subjects). Kept behind this one
-// function so the bench can move to messaging/nats-server.ts's launcher in one place.
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { which } from "../debian.js";
-import { BenchError } from "../errors.js";
-import { freePort, type Managed, startProcess, waitForPort } from "../procs.js";
+// A private nats-server for a bench's router, from messaging's launcher (per-component
+// users, as `kiln up` runs it): the router connects as "router", the bench registers
+// routes as a DEA would ("dea"). Stopped with everything else by stopAll()/SIGINT.
+import { connect, type NatsConnection } from "nats";
+import { type NatsComponent, startNatsServer } from "../../../messaging/nats-server.js";
+import { registerStopper } from "../procs.js";
 
 export interface BenchNats {
   url: string;
-  proc: Managed;
+  pid: number;
+  /** Environment for a Kiln component connecting as `component` (as kernel/up.ts passes it). */
+  env(component: NatsComponent): NodeJS.ProcessEnv;
+  /** A client connection as `component`. */
+  connectAs(component: NatsComponent, name: string): Promise<NatsConnection>;
   stop(): Promise<void>;
 }
 
-export async function startBenchNats(dir: string, name = "nats-server"): Promise<BenchNats> {
-  const bin = which("nats-server");
-  if (bin === undefined) {
-    throw new BenchError(
-      "KILN_BENCH_TOOL_MISSING",
-      "nats-server is not installed; `node scripts/setup.mjs` installs it (Debian package nats-server)",
-    );
-  }
-  mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  const proc = startProcess(name, bin, ["-a", "127.0.0.1", "-p", String(port), "-l", join(dir, "nats.log")]);
-  await waitForPort(port, proc);
-  return { url: `nats://127.0.0.1:${port}`, proc, stop: () => proc.stop() };
+export async function startBenchNats(dataDir: string): Promise<BenchNats> {
+  const handle = await startNatsServer({ dataDir, port: 0 });
+  const forget = registerStopper(() => handle.stop());
+  return {
+    url: handle.url,
+    pid: handle.pid,
+    env(component) {
+      const c = handle.credentials(component);
+      return { ...process.env, KILN_NATS_URL: handle.url, KILN_NATS_USER: c.user, KILN_NATS_PASS: c.pass };
+    },
+    connectAs(component, name) {
+      const c = handle.credentials(component);
+      return connect({ servers: handle.url, user: c.user, pass: c.pass, name });
+    },
+    async stop() {
+      forget();
+      await handle.stop();
+    },
+  };
 }
