@@ -3,6 +3,9 @@
 
 namespace kiln {
 
-void InitModules(Napi::Env env, Napi::Object exports) { InitRouteTable(env, exports); }
+void InitModules(Napi::Env env, Napi::Object exports) {
+  InitRouteTable(env, exports);
+  InitUpstream(env, exports);
+}
 
 }  // namespace kiln

@@ -14,4 +14,7 @@ void InitModules(Napi::Env env, Napi::Object exports);
 // native/src/route_table_napi.cc: createRouteTable(), attachRouteTable(id).
 void InitRouteTable(Napi::Env env, Napi::Object exports);
 
+// native/src/upstream.cc: the Upstream class (keep-alive HTTP/1.1 client to backends).
+void InitUpstream(Napi::Env env, Napi::Object exports);
+
 }  // namespace kiln
