@@ -97,9 +97,8 @@ function fail(code: ConstructorParameters<typeof MessagingError>[0], subject: st
   throw new MessagingError(code, `${subject}: ${why}`);
 }
 
-/** Payload → parsed JSON object, enforcing the size limit before any parsing. */
-function parseObject(payload: Uint8Array | string, subject: string): Record<string, unknown> {
-  let text: string;
+/** Payload → text, enforcing the size limit before any decoding. */
+function payloadText(payload: Uint8Array | string, subject: string): string {
   if (typeof payload === "string") {
     // length counts UTF-16 units; a UTF-8 byte count is only needed when it could exceed the limit.
     if (
@@ -108,17 +107,20 @@ function parseObject(payload: Uint8Array | string, subject: string): Record<stri
     ) {
       fail("KILN_MSG_TOO_LARGE", subject, `payload exceeds ${MAX_ROUTER_PAYLOAD_BYTES} bytes`);
     }
-    text = payload;
-  } else {
-    if (payload.byteLength > MAX_ROUTER_PAYLOAD_BYTES) {
-      fail(
-        "KILN_MSG_TOO_LARGE",
-        subject,
-        `payload of ${payload.byteLength} bytes exceeds ${MAX_ROUTER_PAYLOAD_BYTES} bytes`,
-      );
-    }
-    text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8");
+    return payload;
   }
+  if (payload.byteLength > MAX_ROUTER_PAYLOAD_BYTES) {
+    fail(
+      "KILN_MSG_TOO_LARGE",
+      subject,
+      `payload of ${payload.byteLength} bytes exceeds ${MAX_ROUTER_PAYLOAD_BYTES} bytes`,
+    );
+  }
+  return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8");
+}
+
+/** Text → parsed JSON object. */
+function parseObject(text: string, subject: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -202,31 +204,46 @@ function decodeOptions(v: unknown, subject: string): RouteOptions {
   return { loadBalancing, hashHeader, hashBalance, maxConnsPerBackend };
 }
 
-const NS_KEY = /"endpoint_updated_at_ns"\s*:\s*(\d+)/g;
+const NS_KEY = '"endpoint_updated_at_ns"';
+const NS_KEY_ALL = /"endpoint_updated_at_ns"\s*:\s*(\d+)/g;
+
+/** The digits of the JSON number after `"endpoint_updated_at_ns":` at `at`, or "". */
+function digitsAfterKey(text: string, at: number): string {
+  let i = at + NS_KEY.length;
+  while (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x09 || text.charCodeAt(i) === 0x0a) i++;
+  if (text.charCodeAt(i) !== 0x3a) return "";
+  i++;
+  while (text.charCodeAt(i) === 0x20 || text.charCodeAt(i) === 0x09 || text.charCodeAt(i) === 0x0a) i++;
+  const start = i;
+  for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i));
+  return text.slice(start, i);
+}
 
 /**
  * endpoint_updated_at_ns as an exact bigint. Current times in ns exceed 2^53, so JSON.parse
- * rounds them; the digits are then read from the text (the match that rounds to the parsed value).
+ * rounds them; the digits are then read from the text: the last occurrence of the key (the
+ * one JSON.parse keeps), else any occurrence whose digits round to the parsed value.
  */
-function updatedAtNs(v: unknown, text: Uint8Array | string, subject: string): bigint {
+function updatedAtNs(v: unknown, text: string, subject: string): bigint {
   if (v === undefined || v === null) return 0n;
   if (typeof v === "string" && /^\d{1,20}$/.test(v)) return BigInt(v);
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
     fail("KILN_MSG_INVALID_FIELD", subject, "endpoint_updated_at_ns must be a non-negative integer");
   }
   if (Number.isSafeInteger(v)) return BigInt(v);
-  const s =
-    typeof text === "string" ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString();
-  NS_KEY.lastIndex = 0;
+  const last = digitsAfterKey(text, text.lastIndexOf(NS_KEY));
+  if (last.length > 0 && Number(last) === v) return BigInt(last);
+  NS_KEY_ALL.lastIndex = 0;
   let exact: bigint | null = null;
-  for (let m = NS_KEY.exec(s); m !== null; m = NS_KEY.exec(s)) {
+  for (let m = NS_KEY_ALL.exec(text); m !== null; m = NS_KEY_ALL.exec(text)) {
     if (Number(m[1]) === v) exact = BigInt(m[1] as string);
   }
   return exact ?? BigInt(v);
 }
 
 function decodeRegistry(payload: Uint8Array | string, subject: string): RegistryMessage {
-  const o = parseObject(payload, subject);
+  const text = payloadText(payload, subject);
+  const o = parseObject(text, subject);
 
   const host = o.host;
   if (typeof host !== "string" || host.length === 0) {
@@ -301,7 +318,7 @@ function decodeRegistry(payload: Uint8Array | string, subject: string): Registry
     staleThresholdInSeconds,
     routeServiceUrl: optString(o, "route_service_url", subject),
     options: decodeOptions(o.options, subject),
-    endpointUpdatedAtNs: updatedAtNs(o.endpoint_updated_at_ns, payload, subject),
+    endpointUpdatedAtNs: updatedAtNs(o.endpoint_updated_at_ns, text, subject),
     availabilityZone: optString(o, "availability_zone", subject),
     isolationSegment: optString(o, "isolation_segment", subject),
     serverCertDomainSan: optString(o, "server_cert_domain_san", subject),
@@ -330,7 +347,7 @@ function positiveInt(o: Record<string, unknown>, key: string, subject: string): 
 
 /** Decodes and validates a router.start payload or a router.greet reply; throws MessagingError. */
 export function decodeRouterStart(payload: Uint8Array | string, subject = "router.start"): RouterStart {
-  const o = parseObject(payload, subject);
+  const o = parseObject(payloadText(payload, subject), subject);
   const id = o.id;
   if (typeof id !== "string" || id.length === 0)
     fail("KILN_MSG_INVALID_FIELD", subject, "id must be a non-empty string");

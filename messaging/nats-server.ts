@@ -11,7 +11,7 @@
 // Options: dataDir (required; created 0700), port (default 4222; 0 = random free port; a taken
 // port falls back to a random free one and says so in the log), host (default 127.0.0.1),
 // log (receives the server's own lines and the launcher's notes), binary (default nats-server
-// on PATH, else /usr/bin/nats-server), startTimeoutMs (15 s), stopTimeoutMs (5 s).
+// on PATH, else /usr/sbin or /usr/bin), startTimeoutMs (15 s), stopTimeoutMs (5 s).
 //
 // Files in dataDir: credentials.json (mode 0600; generated once, reused by later starts),
 // nats-server.conf (0600, rewritten each start), nats-server.pid, jetstream/ (the store).
@@ -293,7 +293,10 @@ function findBinary(explicit: string | undefined): string {
     const p = join(dir, "nats-server");
     if (existsSync(p)) return p;
   }
-  if (existsSync("/usr/bin/nats-server")) return "/usr/bin/nats-server";
+  // Debian installs it in /usr/sbin, which a non-root PATH often lacks.
+  for (const p of ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]) {
+    if (existsSync(p)) return p;
+  }
   throw new MessagingError(
     "KILN_NATS_NOT_INSTALLED",
     "nats-server is not installed; run `npm run setup` (as root it installs Debian's nats-server) or `apt-get install -y nats-server`",
@@ -309,8 +312,38 @@ function portIsFree(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** Refuses to start a second server on a data dir whose server is still alive. */
-function checkNotRunning(dataDir: string): void {
+/** State letter and parent pid of a process (from /proc), or null when it does not exist. */
+function procStat(pid: number): { state: string; ppid: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Format: pid (comm) state ppid ...; comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0] ?? "", ppid: Number(fields[1]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Waits until `pid` has exited (a zombie counts as exited); false on timeout. */
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let s = procStat(pid); s !== null && s.state !== "Z"; s = procStat(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return true;
+}
+
+/**
+ * Guards the data dir against two servers. A server of this data dir that is still alive
+ * is either another kernel's (refused) or an orphan left by a kernel that was killed hard
+ * (its parent is init): that one is stopped so the kernel recovers without a human.
+ */
+async function takeOverDataDir(
+  dataDir: string,
+  stopTimeoutMs: number,
+  log: ((line: NatsServerLogLine) => void) | undefined,
+): Promise<void> {
   const pidFile = join(dataDir, "nats-server.pid");
   if (!existsSync(pidFile)) return;
   const pid = Number.parseInt(readFileSync(pidFile, "utf8").trim(), 10);
@@ -321,11 +354,27 @@ function checkNotRunning(dataDir: string): void {
   } catch {
     return; // not running (or no /proc): nothing to protect
   }
-  if (cmd.includes("nats-server") && cmd.includes(join(dataDir, "nats-server.conf"))) {
+  if (!cmd.includes("nats-server") || !cmd.includes(join(dataDir, "nats-server.conf"))) return;
+  const parent = procStat(pid)?.ppid ?? -1;
+  if (parent !== 1) {
     throw new MessagingError(
       "KILN_NATS_START_FAILED",
-      `a nats-server (pid ${pid}) is already running on ${dataDir}; stop it first`,
+      `a nats-server (pid ${pid}, parent ${parent}) is already running on ${dataDir}; stop it first`,
     );
+  }
+  log?.({
+    level: "warn",
+    source: "launcher",
+    msg: `stopping orphaned nats-server pid ${pid} left on ${dataDir}`,
+  });
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {}
+  if (!(await waitGone(pid, stopTimeoutMs))) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+    await waitGone(pid, stopTimeoutMs);
   }
 }
 
@@ -520,7 +569,7 @@ export async function startNatsServer(options: StartNatsServerOptions): Promise<
       err,
     );
   }
-  checkNotRunning(dataDir);
+  await takeOverDataDir(dataDir, stopTimeoutMs, log);
   const creds = loadOrCreateCredentials(dataDir);
   const confPath = join(dataDir, "nats-server.conf");
 

@@ -140,6 +140,14 @@ t.test("endpoint_updated_at_ns keeps every digit beyond 2^53", async (t) => {
   const text = `{"host":"h","port":1,"uris":["a"],"tags":{"endpoint_updated_at_ns":"x"},"endpoint_updated_at_ns":${ns}}`;
   t.equal(decodeRegister(text).endpointUpdatedAtNs, BigInt(ns));
   t.equal(decodeRegister(bytes(text)).endpointUpdatedAtNs, BigInt(ns));
+  // A nested key of the same name after the top-level one does not fool it.
+  const nested = `{"host":"h","port":1,"uris":["a"],"endpoint_updated_at_ns":${ns},"x":{"endpoint_updated_at_ns":1732540000999999999}}`;
+  t.equal(decodeRegister(nested).endpointUpdatedAtNs, BigInt(ns));
+  t.equal(
+    decodeRegister(`{"host":"h","port":1,"uris":["a"],"endpoint_updated_at_ns" :  ${ns} }`)
+      .endpointUpdatedAtNs,
+    BigInt(ns),
+  );
   t.equal(decodeRegister(bytes({ ...minimal, endpoint_updated_at_ns: 12345 })).endpointUpdatedAtNs, 12345n);
   t.equal(decodeRegister(bytes({ ...minimal, endpoint_updated_at_ns: ns })).endpointUpdatedAtNs, BigInt(ns));
   t.equal(codeOf(bytes({ ...minimal, endpoint_updated_at_ns: -1 })), "KILN_MSG_INVALID_FIELD");

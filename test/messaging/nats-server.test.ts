@@ -1,5 +1,6 @@
 // The private nats-server launcher with a real server: JetStream, per-component users and
 // subject permissions, credentials kept 0600 and reused, port fallback, start failures.
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,6 +19,23 @@ function tempDir(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), "kiln-nats-launcher-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+function readPidFile(dir: string): number {
+  try {
+    return Number(readFileSync(join(dir, "nats-server.pid"), "utf8").trim());
+  } catch {
+    return -1;
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
 }
 
 function isAlive(pid: number): boolean {
@@ -253,6 +271,40 @@ t.test("a second server on a data dir whose server runs is refused", async (t) =
   t.ok(isAlive(nats.pid), "the running one is untouched");
 });
 
+t.test("an orphaned server left by a killed kernel is stopped and replaced", async (t) => {
+  const dir = tempDir(t);
+  const first = await startNatsServer({ dataDir: dir, port: 0 });
+  await first.stop();
+  // Re-run the same config from a shell that exits at once: the server's parent becomes init,
+  // as when the kernel that started it was killed with SIGKILL.
+  const conf = join(dir, "nats-server.conf");
+  const out = execFileSync("/bin/sh", ["-c", `nats-server -c '${conf}' >/dev/null 2>&1 & echo $!`], {
+    encoding: "utf8",
+  });
+  const orphan = Number(out.trim());
+  t.teardown(() => {
+    if (isAlive(orphan)) process.kill(orphan, "SIGKILL");
+  });
+  for (let i = 0; i < 100 && readPidFile(dir) !== orphan; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(readPidFile(dir), orphan, "the orphan runs on the data dir");
+  const notes: string[] = [];
+  const nats = await startNatsServer({ dataDir: dir, port: 0, log: (l) => notes.push(l.msg) });
+  t.teardown(() => nats.stop());
+  t.notOk(isAlive(orphan) && !isZombie(orphan), "the orphan was stopped");
+  t.ok(
+    notes.some((n) => n.includes(`orphaned nats-server pid ${orphan}`)),
+    "and the log says so",
+  );
+  t.equal(readPidFile(dir), nats.pid);
+  const conn = await connectNats({
+    servers: nats.url,
+    ...nats.credentials("admin"),
+    waitOnFirstConnect: false,
+  });
+  t.equal(conn.state, "connected");
+  await conn.close();
+});
+
 t.test("start failures are coded, carry the server's output, and leave no process", async (t) => {
   const dir = tempDir(t);
   await t.rejects(startNatsServer({ dataDir: dir, binary: join(dir, "missing-binary") }), {
@@ -276,6 +328,16 @@ t.test("start failures are coded, carry the server's output, and leave no proces
   });
   t.ok(Date.now() - started < 5000, "gave up at the timeout");
   // guardChildren (file teardown) fails the file if `sleep` survived.
+});
+
+t.test("finds Debian's nats-server when PATH lacks /usr/sbin", async (t) => {
+  const saved = process.env.PATH;
+  process.env.PATH = "/nonexistent";
+  t.teardown(() => {
+    process.env.PATH = saved;
+  });
+  const nats = await startTestNats(t);
+  t.ok(isAlive(nats.pid));
 });
 
 t.test("invalid port numbers are refused", async (t) => {
