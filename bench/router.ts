@@ -4,7 +4,7 @@
 // Run: node dist/bench/router.js [--json] [--rounds N] [--duration S] [--cases a,b] [--quick]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger } from "../kernel/log.js";
@@ -299,7 +299,15 @@ function computeRatios(summaries: readonly Summary[], cases: readonly CaseId[]):
 interface Report {
   date: string;
   command: string;
-  machine: { cpus: number; cpuModel: string; node: string; kilnCommit: string };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    node: string;
+    kilnCommit: string;
+    /** 1-minute load average when the runs began and ended (other work on the box shows here). */
+    loadStart: number;
+    loadEnd: number;
+  };
   generator: { name: string; version: string; connections: number; threads: number };
   settings: { rounds: number; durationS: number; warmupS: number; routes: number; spread: number };
   versions: Record<string, string>;
@@ -323,7 +331,8 @@ function markdown(r: Report): string {
     `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}; Node ${r.machine.node}; Kiln ${r.machine.kilnCommit}; ${r.generator.version}; ` +
       `${Object.values(r.versions)
         .map((v) => `${v}; `)
-        .join("")}load generator, proxy and backend all share these cores.`,
+        .join("")}load generator, proxy and backend all share these cores; ` +
+      `1-min load average ${fmtNum(r.machine.loadStart, 2)} at the start, ${fmtNum(r.machine.loadEnd, 2)} at the end.`,
   );
   lines.push("");
   const bestIds = new Set<string>();
@@ -541,6 +550,7 @@ async function main(argv: string[]): Promise<number> {
       runsPerRound: items.length,
       estimateS: Math.round(items.length * o.rounds * (o.durationS + o.warmupS + 0.5)),
     });
+    const loadStart = loadavg()[0] ?? Number.NaN;
     const records = await runInterleaved(
       items,
       o.rounds,
@@ -579,6 +589,7 @@ async function main(argv: string[]): Promise<number> {
         return rec;
       },
     );
+    for (const t of targets) notes.push(...(t.describe?.() ?? []));
     const summary = summarise(records, targets, o.cases);
     const report: Report = {
       date: new Date().toISOString(),
@@ -588,6 +599,8 @@ async function main(argv: string[]): Promise<number> {
         cpuModel: cpus()[0]?.model.trim() ?? "?",
         node: process.version,
         kilnCommit: commit,
+        loadStart,
+        loadEnd: loadavg()[0] ?? Number.NaN,
       },
       generator: { name: gen.name, version: gen.version, connections: o.connections, threads: o.threads },
       settings: {
@@ -607,7 +620,7 @@ async function main(argv: string[]): Promise<number> {
     const md = markdown(report);
     process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : md);
     if (o.writeResults !== undefined) {
-      const file = join(projectRoot, o.writeResults === "" ? defaults.results : o.writeResults);
+      const file = resolve(projectRoot, o.writeResults === "" ? defaults.results : o.writeResults);
       appendToSection(file, SECTION, SECTION_INTRO, md);
       log.info("results_written", { file });
     }
@@ -642,7 +655,10 @@ function briefly(msg: string): string {
   return cause === undefined ? (lines[0] ?? "") : `${lines[0]} ${cause}`;
 }
 
+/** The checkout's commit; KILN_BENCH_COMMIT names it when running from a copy without .git. */
 function gitCommit(): string {
+  const given = process.env.KILN_BENCH_COMMIT;
+  if (given !== undefined && given !== "") return given;
   const r = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: projectRoot, encoding: "utf8" });
   return r.status === 0 ? r.stdout.trim() : "unknown";
 }

@@ -2,7 +2,7 @@
 // nats-server; routes come in as gorouter `router.register` JSON over NATS, as a DEA would
 // send them. Each instance serves one kind of case (one route, the big table, access log on)
 // so a single-route case never runs against a router holding the big table.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "nats";
 import { kilnBin } from "../../../kernel/paths.js";
@@ -68,19 +68,30 @@ function roleOf(c: CaseId): KilnRole {
   return "single";
 }
 
-/** Publishes every route of the instance, then a fresh sentinel route; resolves when the router answers it. */
+/**
+ * Publishes every route of the instance, then a fresh sentinel route, and resolves once the
+ * router answers the sentinel (NATS keeps one publisher's order, so everything before it is
+ * applied). Like a real registrar it publishes again while the router has not taken it yet
+ * (a message sent before the router's subscription is live is simply lost).
+ */
 async function registerAll(inst: Instance, o: KilnOptions): Promise<void> {
   const per = o.urisPerMessage ?? 1000;
-  for (let i = 0; i < inst.hosts.length; i += per) {
-    inst.nc.publish(ROUTER_REGISTER, registerMessage(o.backendPort, inst.hosts.slice(i, i + per)));
-  }
-  // The sentinel goes last: once it answers, the router has applied everything before it.
   const prev = inst.sentinel;
   inst.sentinel++;
   const sentinel = `sentinel-${inst.sentinel}.bench.kiln`;
-  inst.nc.publish(ROUTER_REGISTER, registerMessage(o.backendPort, [sentinel]));
-  await inst.nc.flush();
-  const ok = await waitForStatus(inst.port, "/", [sentinel], 200, 60_000);
+  const publishAll = async (): Promise<void> => {
+    for (let i = 0; i < inst.hosts.length; i += per) {
+      inst.nc.publish(ROUTER_REGISTER, registerMessage(o.backendPort, inst.hosts.slice(i, i + per)));
+    }
+    inst.nc.publish(ROUTER_REGISTER, registerMessage(o.backendPort, [sentinel]));
+    await inst.nc.flush();
+  };
+  const deadline = Date.now() + 60_000;
+  let ok = false;
+  while (!ok && Date.now() < deadline) {
+    await publishAll();
+    ok = await waitForStatus(inst.port, "/", [sentinel], 200, 5_000);
+  }
   if (!ok) {
     throw new BenchError(
       "KILN_BENCH_START_FAILED",
@@ -113,30 +124,34 @@ async function startInstance(role: KilnRole, o: KilnOptions): Promise<Instance> 
   if (role === "accesslog")
     args.push(...o.accessLogArgs.map((a) => a.replaceAll("{file}", join(dir, "access.log"))));
   const router = startProcess(`kiln router (${role})`, process.execPath, args, { env: nats.env("router") });
+  let nc: NatsConnection | undefined;
   try {
     await waitForPort(port, router, 20_000);
+    // /health turns 200 once the router is subscribed and has had its first route sync.
+    await waitForStatus(statusPort, "/health", ["localhost"], 200, 20_000);
+    nc = await nats.connectAs("dea", `bench-registrar-${role}`);
+    const hosts = role === "table" ? o.routes.all : [o.routes.single];
+    const inst: Instance = { role, nats, nc, router, port, statusPort, hosts, lastRegister: 0, sentinel: 0 };
+    const t = Date.now();
+    await registerAll(inst, o);
+    // Spot-check the hosts the load will use.
+    const probe = role === "table" ? o.routes.requested : hosts;
+    if (!(await waitForStatus(port, "/", probe, 200, 30_000))) {
+      throw new BenchError(
+        "KILN_BENCH_START_FAILED",
+        `kiln router (${role}) does not answer every requested host`,
+      );
+    }
+    o.log?.(
+      `kiln router (${role}) ready on ${port}, ${hosts.length} routes registered in ${Date.now() - t} ms`,
+    );
+    return inst;
   } catch (err) {
-    await nats.stop();
+    await nc?.close().catch(() => {});
     await router.stop();
+    await nats.stop();
     throw err;
   }
-  const nc = await nats.connectAs("dea", `bench-registrar-${role}`);
-  const hosts = role === "table" ? o.routes.all : [o.routes.single];
-  const inst: Instance = { role, nats, nc, router, port, statusPort, hosts, lastRegister: 0, sentinel: 0 };
-  const t = Date.now();
-  await registerAll(inst, o);
-  // Spot-check the hosts the load will use.
-  const probe = role === "table" ? o.routes.requested : hosts;
-  if (!(await waitForStatus(port, "/", probe, 200, 30_000))) {
-    throw new BenchError(
-      "KILN_BENCH_START_FAILED",
-      `kiln router (${role}) does not answer every requested host`,
-    );
-  }
-  o.log?.(
-    `kiln router (${role}) ready on ${port}, ${hosts.length} routes registered in ${Date.now() - t} ms`,
-  );
-  return inst;
 }
 
 async function stopInstance(inst: Instance): Promise<void> {
@@ -181,6 +196,21 @@ export async function startKiln(o: KilnOptions, label: string): Promise<Target> 
         );
       }
       if (Date.now() - inst.lastRegister > refreshAfter) await registerAll(inst, o);
+    },
+    describe(): string[] {
+      if (!instances.has("accesslog")) return [];
+      const file = join(o.dir, "kiln-accesslog", "access.log");
+      let size = -1;
+      try {
+        size = statSync(file).size;
+      } catch {
+        // no file: the flag did not turn the log on
+      }
+      return [
+        size >= 0
+          ? `Kiln access log case: router run with \`${o.accessLogArgs.join(" ")}\`; ${(size / 1048576).toFixed(1)} MiB of access log written over the run.`
+          : `Kiln access log case: no access log file after \`${o.accessLogArgs.join(" ")}\`; the flag may not turn the log on.`,
+      ];
     },
     async stop(): Promise<void> {
       for (const inst of instances.values()) await stopInstance(inst);

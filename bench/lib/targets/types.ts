@@ -24,6 +24,8 @@ export interface Target {
   cpuRoots(c: CaseId): number[];
   /** Called before each warm-up of a case (e.g. refresh route registrations). */
   prepare?(c: CaseId): Promise<void>;
+  /** Facts for the report, asked for after the runs (e.g. how much access log was written). */
+  describe?(): string[];
   stop(): Promise<void>;
 }
 
