@@ -3,7 +3,7 @@
 // and each proxy's CPU per request, and the ratios the router's targets are stated in.
 // Run: node dist/bench/router.js [--json] [--rounds N] [--duration S] [--cases a,b] [--quick]
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -61,6 +61,7 @@ const defaults = {
 
 const usage = `node dist/bench/router.js [options]
   --json                 print the JSON report on stdout instead of the Markdown table
+  --json-file F          also write the JSON report (every run) to F
   --rounds N             interleaved rounds (default ${defaults.rounds}; medians over rounds)
   --duration S           seconds per measured run (default ${defaults.durationS})
   --warmup S             unmeasured seconds before each run (default ${defaults.warmupS})
@@ -122,6 +123,7 @@ function parseOptions(argv: string[]) {
     allowPositionals: false,
     options: {
       json: { type: "boolean", default: false },
+      "json-file": { type: "string" },
       rounds: { type: "string" },
       duration: { type: "string" },
       warmup: { type: "string" },
@@ -149,6 +151,7 @@ function parseOptions(argv: string[]) {
   return {
     help: values.help === true,
     json: values.json === true,
+    jsonFile: values["json-file"],
     rounds: Math.round(positive(values.rounds, quick ? 1 : defaults.rounds, "--rounds")),
     durationS: Math.round(positive(values.duration, quick ? 2 : defaults.durationS, "--duration")),
     warmupS: values.warmup === "0" ? 0 : positive(values.warmup, quick ? 0.5 : defaults.warmupS, "--warmup"),
@@ -593,7 +596,7 @@ async function main(argv: string[]): Promise<number> {
     const summary = summarise(records, targets, o.cases);
     const report: Report = {
       date: new Date().toISOString(),
-      command: `node dist/bench/router.js ${argv.join(" ")}`.trim(),
+      command: `node dist/bench/router.js ${reproduceArgs(argv).join(" ")}`.trim(),
       machine: {
         cpus: cpus().length,
         cpuModel: cpus()[0]?.model.trim() ?? "?",
@@ -618,7 +621,9 @@ async function main(argv: string[]): Promise<number> {
       ratios: computeRatios(summary, o.cases),
     };
     const md = markdown(report);
-    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : md);
+    const json = `${JSON.stringify(report, null, 2)}\n`;
+    process.stdout.write(o.json ? json : md);
+    if (o.jsonFile !== undefined) writeFileSync(resolve(o.jsonFile), json);
     if (o.writeResults !== undefined) {
       const file = resolve(projectRoot, o.writeResults === "" ? defaults.results : o.writeResults);
       appendToSection(file, SECTION, SECTION_INTRO, md);
@@ -653,6 +658,21 @@ function briefly(msg: string): string {
   const lines = msg.split("\n").map((l) => l.trim());
   const cause = lines.slice(1).find((l) => /error|alert|emerg|fatal/i.test(l));
   return cause === undefined ? (lines[0] ?? "") : `${lines[0]} ${cause}`;
+}
+
+/** The command-line options that change what is measured (output destinations left out). */
+function reproduceArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a.startsWith("--write-results") || a.startsWith("--json-file")) {
+      const next = argv[i + 1];
+      if (!a.includes("=") && next !== undefined && !next.startsWith("--")) i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
 }
 
 /** The checkout's commit; KILN_BENCH_COMMIT names it when running from a copy without .git. */
