@@ -2,8 +2,9 @@
 // pools to backends on this thread's event loop, one call per request and one callback
 // per small response. There is no TypeScript fallback here: the router's own client on
 // `net` sockets (router/proxy) is the fallback when the addon is not built.
-import { binding } from "./index.js";
+
 import { NativeError } from "./errors.js";
+import { binding } from "./index.js";
 
 /** Failure codes of `onError` (and of `request`'s return value for the synchronous ones). */
 export const UpstreamError = {
@@ -103,7 +104,14 @@ export interface UpstreamHandlers {
    * it can be passed to uWS `res.writeStatus` as is. `body` is the body so far (the whole
    * body when flags has COMPLETE), `length` the Content-Length or -1.
    */
-  onResponse(id: number, status: number, head: string, body: Buffer | null, flags: number, length: number): void;
+  onResponse(
+    id: number,
+    status: number,
+    head: string,
+    body: Buffer | null,
+    flags: number,
+    length: number,
+  ): void;
   /** More body (decoded when chunked); `last` ends the exchange. */
   onData(id: number, chunk: Buffer | null, last: boolean): void;
   /** The exchange failed; `code` is an UpstreamError code. Nothing follows for this id. */

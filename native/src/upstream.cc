@@ -179,6 +179,8 @@ class Core {
       idle_--;
       StopTimer(c);
       c->state = State::kActive;
+      uv_ref(reinterpret_cast<uv_handle_t*>(&c->tcp));
+      uv_ref(reinterpret_cast<uv_handle_t*>(&c->timer));
     } else {
       if (opt_.maxConnections != 0 && pool->total >= opt_.maxConnections) return kPoolFull;
       c = NewConn(pool);
@@ -505,6 +507,9 @@ class Core {
     }
     c->pool->idle.push_back(c);
     idle_++;
+    // Like Node's http agent: a pooled connection alone does not keep the thread alive.
+    uv_unref(reinterpret_cast<uv_handle_t*>(&c->tcp));
+    uv_unref(reinterpret_cast<uv_handle_t*>(&c->timer));
     StartTimer(c, Timer::kIdle, opt_.idleTimeoutMs);
   }
 
