@@ -428,8 +428,11 @@ async function launch(
   timeoutMs: number,
   log: ((line: NatsServerLogLine) => void) | undefined,
 ): Promise<Launched> {
-  const child = spawn(binary, ["-c", confPath], { stdio: ["ignore", "pipe", "pipe"] });
+  // Own process group: a terminal's Ctrl-C reaches the kernel only, which stops the
+  // components first and NATS last (they may still publish while shutting down).
+  const child = spawn(binary, ["-c", confPath], { stdio: ["ignore", "pipe", "pipe"], detached: true });
   track(child);
+  child.once("error", () => live.delete(child));
   const tail: string[] = [];
   let listening = -1;
   let onListening: (() => void) | null = null;
