@@ -75,10 +75,14 @@ struct Slot {
   uint32_t nextFree = 0;
 };
 
+// Packed to 12 bytes so two fit inline in a Route whose allocation stays in a 112-byte chunk.
+#pragma pack(push, 4)
 struct Member {
   double lastSeenMs;
   uint32_t slot;
 };
+#pragma pack(pop)
+static_assert(sizeof(Member) == 12);
 
 struct HashCfg {
   Interned* header;
@@ -87,7 +91,10 @@ struct HashCfg {
   std::unique_ptr<uint16_t[]> table;  // m entries: index into the route's members
 };
 
-/** One registered host[/path] with its pool. Allocated with its key bytes after it. */
+/**
+ * One registered host[/path] with its pool, allocated with its key bytes right after it
+ * (77 bytes + key: a typical route is one 112-byte malloc chunk).
+ */
 struct Route {
   Route* nextHost;  // bucket chain (heads of a host's path list only)
   Route* nextPath;  // same host, next shorter path
@@ -142,6 +149,65 @@ struct RouteCopy {
   uint32_t maxConns;
   std::vector<std::pair<EndpointCopy, double>> endpoints;  // with lastSeenMs
 };
+
+/**
+ * A linear-probing set of 4- or 8-byte entries (0 = empty) whose keys live in the entries'
+ * targets: 8-16 bytes per element where std::unordered_map spends ~56. Writer-only.
+ */
+template <typename E, typename KeyOf>
+class FlatSet {
+ public:
+  explicit FlatSet(KeyOf keyOf) : keyOf_(keyOf), t_(16, E{}) {}
+  E Find(std::string_view key, uint32_t h) const {
+    for (size_t i = h & (t_.size() - 1);; i = (i + 1) & (t_.size() - 1)) {
+      if (t_[i] == E{}) return E{};
+      if (keyOf_(t_[i]) == key) return t_[i];
+    }
+  }
+  void Insert(E e, uint32_t h) {
+    if ((n_ + 1) * 2 > t_.size()) Grow();
+    Place(e, h);
+    n_++;
+  }
+  void Erase(std::string_view key, uint32_t h, uint32_t (*hashOf)(std::string_view)) {
+    const size_t mask = t_.size() - 1;
+    size_t i = h & mask;
+    while (!(t_[i] == E{}) && keyOf_(t_[i]) != key) i = (i + 1) & mask;
+    if (t_[i] == E{}) return;
+    // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+    for (size_t j = (i + 1) & mask; !(t_[j] == E{}); j = (j + 1) & mask) {
+      size_t home = hashOf(keyOf_(t_[j])) & mask;
+      if (((j - home) & mask) >= ((j - i) & mask)) {
+        t_[i] = t_[j];
+        i = j;
+      }
+    }
+    t_[i] = E{};
+    n_--;
+  }
+  void SetHash(uint32_t (*hashOf)(std::string_view)) { hashOf_ = hashOf; }
+  size_t Size() const { return n_; }
+
+ private:
+  void Place(E e, uint32_t h) {
+    size_t i = h & (t_.size() - 1);
+    while (!(t_[i] == E{})) i = (i + 1) & (t_.size() - 1);
+    t_[i] = e;
+  }
+  void Grow() {
+    std::vector<E> old(t_.size() * 2, E{});
+    old.swap(t_);
+    for (E e : old) {
+      if (!(e == E{})) Place(e, hashOf_(keyOf_(e)));
+    }
+  }
+  KeyOf keyOf_;
+  std::vector<E> t_;
+  size_t n_ = 0;
+  uint32_t (*hashOf_)(std::string_view) = nullptr;
+};
+
+uint32_t KeyHash(std::string_view s);
 
 class Table {
  public:
@@ -215,8 +281,18 @@ class Table {
   std::unique_ptr<std::atomic<Slot*>[]> chunks_;
   uint32_t slotCount_ = 0;  // slots handed out so far (writer)
   uint32_t freeHead_ = 0;   // 1 + free slot index, 0 = none (writer)
-  std::unordered_map<std::string_view, uint32_t> byKey_;     // endpoint key -> slot (writer)
-  std::unordered_map<std::string_view, Interned*> interned_;  // (writer)
+  struct SlotKey {
+    const Table* t;
+    std::string_view operator()(uint32_t e) const {
+      const Slot* s = t->SlotAt(e - 1);
+      return {s->key, s->keyLen};
+    }
+  };
+  struct InternedKey {
+    std::string_view operator()(const Interned* p) const { return p->view(); }
+  };
+  FlatSet<uint32_t, SlotKey> byKey_{SlotKey{this}};            // endpoint key -> 1 + slot (writer)
+  FlatSet<Interned*, InternedKey> interned_{InternedKey{}};  // (writer)
 };
 
 uint32_t HashBytes(std::string_view s, uint32_t seed);
