@@ -107,7 +107,13 @@ function step(name, inputsHash, work, outputsExist = () => true) {
 // 1. npm dependencies, when the lockfile (or package.json) changed.
 {
   const lock = join(root, "package-lock.json");
-  const inputs = hashFiles([join(root, "package.json"), lock].filter(existsSync));
+  // Only what decides node_modules counts: editing a script in package.json must not reinstall.
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  const depFields = ["dependencies", "devDependencies", "optionalDependencies", "overrides", "allowScripts"];
+  const inputs = createHash("sha256")
+    .update(JSON.stringify(depFields.map((f) => pkg[f] ?? null)))
+    .update(existsSync(lock) ? readFileSync(lock) : "")
+    .digest("hex");
   const have = existsSync(join(root, "node_modules"));
   if (force || !have || stamps.deps !== inputs) {
     const t = Date.now();
