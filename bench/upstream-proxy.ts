@@ -36,7 +36,7 @@ function serveNative(app: uWS.TemplatedApp, cfg: Config): void {
   // uWS cork callbacks read these instead of closures (no allocation per response).
   let cRes: HttpResponse | undefined;
   let cHead = "";
-  let cBody: Buffer | null = null;
+  let cBody: Uint8Array | null = null;
   let cId = 0;
   const release = (id: number): void => {
     responses[id] = undefined;
@@ -52,7 +52,7 @@ function serveNative(app: uWS.TemplatedApp, cfg: Config): void {
     (cRes as HttpResponse).writeStatus(cHead);
     if (cBody !== null) pushChunk(cId, cBody, false);
   };
-  const pushChunk = (id: number, chunk: Buffer, last: boolean): void => {
+  const pushChunk = (id: number, chunk: Uint8Array, last: boolean): void => {
     const res = responses[id] as HttpResponse;
     const total = lengths[id] as number;
     if (total < 0) {
@@ -78,8 +78,10 @@ function serveNative(app: uWS.TemplatedApp, cfg: Config): void {
     }
     if (!ok) {
       up.pause(id);
+      // uWS did not keep the unsent rest and the chunk is transient: keep a copy.
+      const kept = Buffer.from(chunk);
       res.onWritable((offset) => {
-        const [ok2, done2] = res.tryEnd(chunk.subarray(offset - base), total);
+        const [ok2, done2] = res.tryEnd(kept.subarray(offset - base), total);
         if (done2) release(id);
         else if (ok2) up.resume(id);
         return ok2;
@@ -87,7 +89,7 @@ function serveNative(app: uWS.TemplatedApp, cfg: Config): void {
     }
   };
   const up: Upstream = createUpstream(
-    { maxIdle: 256 },
+    { maxIdle: 256, transientBodies: true },
     {
       onResponse(id, _status, head, body, flags, length) {
         const res = responses[id];

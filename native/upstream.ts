@@ -95,6 +95,12 @@ export interface UpstreamOptions {
   bufferLimit?: number;
   /** Queued request-body bytes above which `write` returns false (default 64 KiB). */
   highWater?: number;
+  /**
+   * Bodies handed to onResponse/onData are views of the client's read buffer, valid only
+   * until the callback returns (copy to keep them). Saves an allocation and a copy per
+   * response; uWS `end`/`tryEnd`/`write` copy what they keep, so the router can use it.
+   */
+  transientBodies?: boolean;
 }
 
 export interface UpstreamHandlers {
@@ -113,7 +119,7 @@ export interface UpstreamHandlers {
     length: number,
   ): void;
   /** More body (decoded when chunked); `last` ends the exchange. */
-  onData(id: number, chunk: Buffer | null, last: boolean): void;
+  onData(id: number, chunk: Uint8Array | null, last: boolean): void;
   /** The exchange failed; `code` is an UpstreamError code. Nothing follows for this id. */
   onError(id: number, code: number): void;
   /** The request body queue fell below highWater after `write` returned false. */

@@ -22,9 +22,9 @@ export interface Result {
 
 interface Pending {
   result: Result;
-  chunks: Buffer[];
+  chunks: Uint8Array[];
   resolve: (r: Result) => void;
-  onChunk?: (id: number, chunk: Buffer) => void;
+  onChunk?: (id: number, chunk: Uint8Array) => void;
 }
 
 export interface SendOptions {
@@ -32,7 +32,7 @@ export interface SendOptions {
   body?: Buffer | null;
   flags?: number;
   /** Called with every body chunk (for pause/resume tests). */
-  onChunk?: (id: number, chunk: Buffer) => void;
+  onChunk?: (id: number, chunk: Uint8Array) => void;
   /** Called with the request id right after request() (for streaming bodies). */
   started?: (id: number) => void;
 }
@@ -43,7 +43,10 @@ export class TestClient {
   readonly pending = new Map<number, Pending>();
   readonly drains = new Map<number, () => void>();
 
+  private readonly transient: boolean;
+
   constructor(options: UpstreamOptions = {}) {
+    this.transient = options.transientBodies === true;
     this.up = createUpstream(options, {
       onResponse: (id, status, head, body, flags, length) => {
         const p = this.pending.get(id);
@@ -74,8 +77,9 @@ export class TestClient {
     });
   }
 
-  private chunk(p: Pending, id: number, chunk: Buffer): void {
-    p.chunks.push(chunk);
+  private chunk(p: Pending, id: number, chunk: Uint8Array): void {
+    // Transient bodies are only valid during the callback: keep a copy.
+    p.chunks.push(this.transient ? Buffer.from(chunk) : chunk);
     p.onChunk?.(id, chunk);
   }
 

@@ -174,6 +174,18 @@ t.test("GET tiny, 16 KiB, 1 MiB", { skip }, async (tt) => {
   tt.equal(b.connections, 1, "one connection for all three");
 });
 
+t.test("transientBodies: views of the read buffer, same bytes", { skip }, async (tt) => {
+  const b = await httpBackend(tt);
+  const c = client(tt, { transientBodies: true });
+  const tiny = await c.get(b.port, "/tiny");
+  tt.equal(tiny.body.toString(), "ok");
+  tt.equal(tiny.callbacks, 1);
+  tt.equal(sha((await c.get(b.port, "/16k")).body), sha(KB16));
+  tt.equal(sha((await c.get(b.port, "/1m")).body), sha(MB1));
+  const ch = await c.get(b.port, "/chunked");
+  tt.equal(ch.body.toString("latin1"), `hello ${KB16.toString("latin1")} bye`);
+});
+
 t.test("chunked response is decoded", { skip }, async (tt) => {
   const b = await httpBackend(tt);
   const c = client(tt);
