@@ -3,7 +3,6 @@
 // type, converts to plain TypeScript values (no Long, enums as strings) and validates
 // what proto3 cannot express (non-empty ids, enum ranges, sizes). Decode and encode
 // throw MessagingError; nothing here touches the network.
-import type Long from "long";
 import { MessagingError } from "./errors.js";
 import { kiln } from "./generated/kiln.js";
 
@@ -239,8 +238,14 @@ function enumNumber<T extends string>(
   return n;
 }
 
+/** What --force-long code returns for int64 fields (a `long` Long), structurally. */
+interface LongLike {
+  toNumber(): number;
+  toString(): string;
+}
+
 /** An int64/uint64 from the generated code as a safe JavaScript number. */
-function i64(value: Long | number | null | undefined, kind: string, field: string): number {
+function i64(value: LongLike | number | null | undefined, kind: string, field: string): number {
   if (value === null || value === undefined) return 0;
   const n = typeof value === "number" ? value : value.toNumber();
   if (!Number.isSafeInteger(n) || (typeof value !== "number" && value.toString() !== String(n))) {
