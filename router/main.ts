@@ -3,6 +3,7 @@
 // `kiln router` calls runRouterCommand; tests and embedders call startRouter.
 import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
+import { createServer } from "node:net";
 import { Worker } from "node:worker_threads";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { compiledSibling } from "../kernel/paths.js";
@@ -73,6 +74,18 @@ function routerSink(table: RouteTable, workers: WorkerSlot[], log: Logger): Rout
   };
 }
 
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 export async function startRouter(
   config: RouterConfig,
   log: Logger = createLogger("router"),
@@ -115,7 +128,10 @@ export async function startRouter(
                 : "KILN_ROUTER_UWS_UNAVAILABLE",
               m.message,
             );
-            if (!listening) reject(err);
+            if (!listening) {
+              void worker.terminate();
+              reject(err);
+            }
             return;
           }
           case "metrics": {
@@ -213,7 +229,9 @@ export async function startRouter(
   }
 
   try {
-    const first = await spawn(0, config.port);
+    // uSockets sets SO_REUSEPORT only for a fixed port: pick the port first so every worker shares it.
+    const wanted = config.port === 0 ? await freePort(config.host) : config.port;
+    const first = await spawn(0, wanted);
     workers.push(first.slot);
     const port = first.port;
     const rest = await Promise.all(Array.from({ length: config.threads - 1 }, (_, i) => spawn(i + 1, port)));

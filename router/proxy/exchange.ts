@@ -566,8 +566,15 @@ export class Exchange implements ConnOwner, ChunkSink {
     if (fc.retriable && this.bodySent === 0 && !this.pinned && this.attempts < ctx.cfg.maxAttempts) {
       this.attempts++;
       ctx.counters.retries++;
-      if (this.handle >= 0) ctx.table.release(this.handle);
-      this.handle = ctx.table.select(this.host, this.path, this.stickyId, this.hashKey, now);
+      const failed = this.handle;
+      if (failed >= 0) ctx.table.release(failed);
+      // Like gorouter, the sticky instance is asked for on the first attempt only.
+      this.handle = ctx.table.select(this.host, this.path, "", this.hashKey, now);
+      // When every endpoint failed the balancer still offers one; trying the same dead one again is pointless.
+      if (this.handle >= 0 && this.handle === failed && fc.markFailed) {
+        this.respondRefusal(fc.refusal);
+        return;
+      }
       if (this.handle >= 0) {
         this.headBuf = null;
         this.connect();

@@ -1,0 +1,410 @@
+// The router as a client and a backend see it: a real router process, real NATS, real
+// backends. Forwarding, request headers, framing, sticky sessions, retries, coded errors,
+// malformed requests, status endpoints and the access log.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import t from "tap";
+import { guardChildren } from "../helpers/children.js";
+import { rawExchange, send, sleep, startBackend, startRawBackend, startRig, statusGet } from "./harness.js";
+
+guardChildren(t);
+
+const logDir = mkdtempSync(join(tmpdir(), "kiln-router-log-"));
+t.teardown(() => rmSync(logDir, { recursive: true, force: true }));
+const accessLog = join(logDir, "access.log");
+
+const rig = await startRig(t, [
+  "--threads",
+  "2",
+  "--response-timeout-ms",
+  "1500",
+  "--connect-timeout-ms",
+  "1000",
+  "--access-log",
+  accessLog,
+]);
+const port = rig.router.port;
+
+const echo = await startBackend(t);
+await rig.register({
+  port: echo.port,
+  uris: ["echo.test"],
+  app: "app-echo",
+  private_instance_id: "echo-0",
+  private_instance_index: "0",
+});
+
+t.test("forwards a request and rewrites the request headers", async (t) => {
+  const rid = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+  const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const r = await send(port, {
+    host: "ECHO.test:8080",
+    path: "/a/b?x=1&y=2",
+    headers: {
+      "x-forwarded-for": "1.2.3.4",
+      "x-vcap-request-id": rid,
+      traceparent: tp,
+      connection: "keep-alive, x-hop",
+      "x-hop": "secret",
+      "keep-alive": "timeout=5",
+      te: "trailers",
+      "x-cf-applicationid": "forged",
+      "x-custom": "kept",
+    },
+  });
+  t.equal(r.status, 200);
+  const seen = JSON.parse(r.body) as { url: string; headers: Record<string, string> };
+  t.equal(seen.url, "/a/b?x=1&y=2");
+  t.equal(seen.headers.host, "ECHO.test:8080");
+  t.equal(seen.headers["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
+  t.equal(seen.headers["x-forwarded-proto"], "http");
+  t.ok(Math.abs(Number(seen.headers["x-request-start"]) - Date.now()) < 5000, "X-Request-Start is ms epoch");
+  t.equal(seen.headers["x-vcap-request-id"], rid, "a valid request id is kept");
+  t.equal(seen.headers.traceparent, tp, "a valid traceparent passes");
+  t.equal(seen.headers["x-cf-applicationid"], "app-echo");
+  t.equal(seen.headers["x-cf-instanceindex"], "0");
+  t.equal(seen.headers["x-cf-instanceid"], "echo-0");
+  t.equal(seen.headers["x-custom"], "kept");
+  for (const hop of ["x-hop", "keep-alive", "te"]) t.notOk(hop in seen.headers, `${hop} is not forwarded`);
+  t.notOk("keep-alive" in r.headers, "no hop-by-hop header comes back");
+
+  const r2 = await send(port, {
+    host: "echo.test",
+    headers: { "x-vcap-request-id": "not-a-uuid", traceparent: "garbage", "x-forwarded-proto": "https" },
+  });
+  const seen2 = JSON.parse(r2.body) as { headers: Record<string, string> };
+  t.match(
+    seen2.headers["x-vcap-request-id"],
+    /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+  );
+  t.not(seen2.headers["x-vcap-request-id"], "not-a-uuid");
+  t.match(seen2.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, "a trace is started");
+  t.equal(seen2.headers["x-forwarded-proto"], "https", "the client's X-Forwarded-Proto is kept");
+  t.equal(seen2.headers["x-forwarded-for"], "127.0.0.1");
+});
+
+t.test(
+  "bodies: content-length, chunked both ways, HEAD, 204, 304, 100-continue, close-delimited",
+  async (t) => {
+    const b = await startBackend(t, (req, res, body) => {
+      if (req.url === "/chunked") {
+        res.write("part1-");
+        setTimeout(() => res.end("part2"), 20);
+      } else if (req.method === "HEAD") {
+        res.writeHead(200, { "content-length": "11" }).end();
+      } else if (req.url === "/204") {
+        res.writeHead(204).end();
+      } else if (req.url === "/304") {
+        res.writeHead(304, { etag: '"x"' }).end();
+      } else {
+        res.setHeader("x-len", String(body.length));
+        res.setHeader("x-te", req.headers["transfer-encoding"] ?? "");
+        res.end(body.length === 0 ? "hello there" : body);
+      }
+    });
+    await rig.register({ port: b.port, uris: ["body.test"], private_instance_id: "body-0" });
+    const post = await send(port, {
+      host: "body.test",
+      method: "POST",
+      path: "/x",
+      body: "abc".repeat(1000),
+    });
+    t.equal(post.status, 200);
+    t.equal(post.body, "abc".repeat(1000));
+    t.equal(post.headers["x-len"], "3000");
+
+    const chunkedUp = await new Promise<{ status: number; body: string; te: string }>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port, method: "PUT", path: "/up", headers: { host: "body.test" }, agent: false },
+        (res) => {
+          let s = "";
+          res.setEncoding("utf8").on("data", (d: string) => {
+            s += d;
+          });
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, body: s, te: String(res.headers["x-te"]) }),
+          );
+        },
+      );
+      req.on("error", reject);
+      req.write("one-");
+      setTimeout(() => req.end("two"), 30);
+    });
+    t.equal(chunkedUp.body, "one-two", "a chunked request body arrives whole");
+    t.equal(chunkedUp.te, "chunked");
+
+    const chunkedDown = await send(port, { host: "body.test", path: "/chunked" });
+    t.equal(chunkedDown.body, "part1-part2");
+    t.equal(chunkedDown.headers["transfer-encoding"], "chunked");
+
+    const head = await send(port, { host: "body.test", method: "HEAD", path: "/h" });
+    t.equal(head.status, 200);
+    t.equal(head.body, "");
+    t.equal(head.headers["content-length"], "11", "HEAD keeps the backend's Content-Length");
+
+    const nc = await send(port, { host: "body.test", path: "/204" });
+    t.equal(nc.status, 204);
+    t.equal(nc.body, "");
+    const nm = await send(port, { host: "body.test", path: "/304" });
+    t.equal(nm.status, 304);
+    t.equal(nm.headers.etag, '"x"');
+
+    const cont = await rawExchange(
+      port,
+      "POST /c HTTP/1.1\r\nHost: body.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
+      800,
+    );
+    t.match(cont.text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/, "100 Continue, then the answer");
+    t.match(cont.text, /\r\n\r\nhello$/);
+
+    const closeDelim = await startRawBackend(t, (s) => {
+      s.once("data", () => s.end("HTTP/1.1 200 OK\r\nConnection: close\r\nX-Raw: 1\r\n\r\nuntil-close body"));
+    });
+    await rig.register({ port: closeDelim, uris: ["closedelim.test"], private_instance_id: "cd-0" });
+    const cd = await send(port, { host: "closedelim.test" });
+    t.equal(cd.status, 200);
+    t.equal(cd.body, "until-close body");
+    t.equal(cd.headers["x-raw"], "1");
+  },
+);
+
+t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => {
+  const nf = await send(port, { host: "nowhere.test" });
+  t.equal(nf.status, 404);
+  t.equal(nf.headers["x-kiln-router-error"], "unknown_route");
+  t.match(nf.body, /KILN_ROUTER_NO_ROUTE/);
+
+  const garbage = await startRawBackend(t, (s) =>
+    s.once("data", () => s.end("garbage that is not http\r\n\r\n")),
+  );
+  await rig.register({ port: garbage, uris: ["garbage.test"], private_instance_id: "g-0" });
+  const g = await send(port, { host: "garbage.test" });
+  t.equal(g.status, 502);
+  t.equal(g.headers["x-kiln-router-error"], "bad_response");
+
+  const early = await startRawBackend(t, (s) => s.once("data", () => s.destroy()));
+  await rig.register({ port: early, uris: ["early.test"], private_instance_id: "e-0" });
+  const e = await send(port, { host: "early.test" });
+  t.equal(e.status, 502);
+  t.equal(e.headers["x-kiln-router-error"], "backend_closed");
+
+  const silent = await startRawBackend(t, () => {});
+  await rig.register({ port: silent, uris: ["silent.test"], private_instance_id: "s-0" });
+  const s = await send(port, { host: "silent.test" });
+  t.equal(s.status, 504);
+  t.equal(s.headers["x-kiln-router-error"], "response_timeout");
+
+  const dead = await startRawBackend(t, () => {});
+  await rig.register({ port: 1, uris: ["dead.test"], private_instance_id: "d-0" });
+  void dead;
+  const d1 = await send(port, { host: "dead.test" });
+  t.equal(d1.status, 502);
+  t.equal(d1.headers["x-kiln-router-error"], "connect_refused");
+  const d2 = await send(port, { host: "dead.test" });
+  t.equal(d2.status, 502, "every endpoint failed: the balancer offers the dead one once more, no loop");
+  t.equal(d2.headers["x-kiln-router-error"], "connect_refused");
+
+  let release: () => void = () => {};
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const slow = await startBackend(t, (_req, res) => {
+    void held.then(() => res.end("late"));
+  });
+  await rig.register({
+    port: slow.port,
+    uris: ["full.test"],
+    private_instance_id: "f-0",
+    options: { max_conns_per_backend: 1 },
+  });
+  const first = send(port, { host: "full.test" });
+  await sleep(200);
+  const second = await send(port, { host: "full.test" });
+  t.equal(second.status, 503);
+  t.equal(second.headers["x-kiln-router-error"], "backend_full");
+  release();
+  t.equal((await first).body, "late");
+});
+
+t.test("X-CF-APP-INSTANCE targets one instance", async (t) => {
+  const a = await startBackend(t, (_q, res) => res.end("instance-0"));
+  const b = await startBackend(t, (_q, res) => res.end("instance-1"));
+  await rig.register({
+    port: a.port,
+    uris: ["inst.test"],
+    app: "app-i",
+    private_instance_id: "i-0",
+    private_instance_index: "0",
+  });
+  await rig.register({
+    port: b.port,
+    uris: ["inst.test"],
+    app: "app-i",
+    private_instance_id: "i-1",
+    private_instance_index: "1",
+  });
+  for (let i = 0; i < 4; i++) {
+    const r = await send(port, { host: "inst.test", headers: { "x-cf-app-instance": "app-i:1" } });
+    t.equal(r.body, "instance-1");
+  }
+  const bad = await send(port, { host: "inst.test", headers: { "x-cf-app-instance": "no-colon" } });
+  t.equal(bad.status, 400);
+  t.equal(bad.headers["x-kiln-router-error"], "bad_instance_header");
+  const unknown = await send(port, { host: "inst.test", headers: { "x-cf-app-instance": "app-i:7" } });
+  t.equal(unknown.status, 404);
+  t.equal(unknown.headers["x-kiln-router-error"], "unknown_instance");
+});
+
+t.test(
+  "sticky sessions: __VCAP_ID__ copies the session cookie's attributes and pins the instance",
+  async (t) => {
+    const attrs =
+      "; Path=/shop; Domain=sticky.test; Max-Age=600; Secure; HttpOnly; SameSite=Strict; Partitioned";
+    const mk = (name: string) =>
+      startBackend(t, (req, res) => {
+        if (req.url === "/login")
+          res.setHeader("set-cookie", [`JSESSIONID=s-${name}${attrs}`, "other=1; Path=/"]);
+        res.end(name);
+      });
+    const a = await mk("A");
+    const b = await mk("B");
+    await rig.register({ port: a.port, uris: ["sticky.test"], private_instance_id: "sticky-A" });
+    await rig.register({ port: b.port, uris: ["sticky.test"], private_instance_id: "sticky-B" });
+    const login = await send(port, { host: "sticky.test", path: "/login" });
+    const cookies = login.headers["set-cookie"] ?? [];
+    const vcap = cookies.find((c) => c.startsWith("__VCAP_ID__="));
+    t.equal(
+      vcap,
+      `__VCAP_ID__=sticky-${login.body}${attrs}`,
+      "same Path, Domain, Max-Age, Secure, HttpOnly, SameSite, Partitioned",
+    );
+    t.equal(cookies.length, 3);
+    for (let i = 0; i < 6; i++) {
+      const r = await send(port, {
+        host: "sticky.test",
+        headers: { cookie: "a=1; __VCAP_ID__=sticky-B; JSESSIONID=x" },
+      });
+      t.equal(r.body, "B", "pinned to B");
+      t.notOk(r.headers["set-cookie"], "no cookie while the instance is the one asked for");
+    }
+    await rig.unregister({ port: b.port, uris: ["sticky.test"], private_instance_id: "sticky-B" });
+    const moved = await send(port, { host: "sticky.test", headers: { cookie: "__VCAP_ID__=sticky-B" } });
+    t.equal(moved.body, "A", "B is gone: another instance answers");
+    t.match(String(moved.headers["set-cookie"]), /^__VCAP_ID__=sticky-A;/, "and the cookie is replaced");
+  },
+);
+
+t.test("retries: a dead endpoint is retried on another, never once the body began", async (t) => {
+  const good = await startBackend(t, (req, res, body) => res.end(`good ${req.method} ${body.length}`));
+  await rig.register({ port: good.port, uris: ["retry.test"], private_instance_id: "r-good" });
+  await rig.register({ port: 2, uris: ["retry.test"], private_instance_id: "r-dead" });
+  const r = await send(port, { host: "retry.test", headers: { cookie: "__VCAP_ID__=r-dead" } });
+  t.equal(r.status, 200, "the client sees 200");
+  t.equal(r.body, "good GET 0");
+  t.match(String(r.headers["set-cookie"]), /^__VCAP_ID__=r-good;/);
+  for (let i = 0; i < 6; i++) t.equal((await send(port, { host: "retry.test" })).status, 200);
+
+  // An endpoint that takes the head and some body bytes, then resets: no second attempt.
+  const breaker = await startRawBackend(t, (s) => {
+    let got = 0;
+    s.on("data", (d: Buffer) => {
+      got += d.length;
+      if (got > 2000) s.resetAndDestroy();
+    });
+  });
+  await rig.register({ port: breaker, uris: ["noretry.test"], private_instance_id: "nr-bad" });
+  await rig.register({ port: good.port, uris: ["noretry.test"], private_instance_id: "nr-good" });
+  const before = good.seen.filter((s) => s.method === "POST").length;
+  const big = Buffer.alloc(4 * 1024 * 1024, 120);
+  const res = await send(port, {
+    host: "noretry.test",
+    method: "POST",
+    headers: { cookie: "__VCAP_ID__=nr-bad" },
+    body: big,
+  }).catch((err: Error) => ({ status: -1, headers: {}, body: err.message, raw: Buffer.alloc(0) }));
+  t.ok(res.status === 502 || res.status === -1, `no success without a retry (got ${res.status})`);
+  await sleep(100);
+  t.equal(
+    good.seen.filter((s) => s.method === "POST").length,
+    before,
+    "the body was never sent to another endpoint",
+  );
+});
+
+t.test("malformed requests get 400/431 or are dropped, and the router keeps serving", async (t) => {
+  const big = await rawExchange(
+    port,
+    `GET / HTTP/1.1\r\nHost: echo.test\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`,
+  );
+  t.match(big.text, /^HTTP\/1\.1 431 /, "64 KiB of headers: 431");
+  t.match(big.text, /X-Kiln-Router-Error: headers_too_large/);
+
+  const dupCl = await rawExchange(
+    port,
+    "POST / HTTP/1.1\r\nHost: echo.test\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+  );
+  t.match(dupCl.text, /^HTTP\/1\.1 400 /, "conflicting Content-Length: 400");
+
+  const before = echo.seen.length;
+  const smuggle = await rawExchange(
+    port,
+    "POST / HTTP/1.1\r\nHost: echo.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: echo.test\r\n\r\n",
+  );
+  t.notMatch(smuggle.text, /HTTP\/1\.1 200/, "CL+TE is never forwarded");
+  t.ok(smuggle.text === "" ? smuggle.closed : /^HTTP\/1\.1 400 /.test(smuggle.text), "closed by uWS, or 400");
+
+  const ctl = await rawExchange(port, "GET / HTTP/1.1\r\nHost: echo.test\r\nX-Bad: a\x01b\r\n\r\n", 600);
+  t.notMatch(ctl.text, /HTTP\/1\.1 200/, "control bytes in a header are not forwarded");
+  const badName = await rawExchange(port, "GET / HTTP/1.1\r\nHost: echo.test\r\nBad Name: 1\r\n\r\n", 600);
+  t.notMatch(badName.text, /HTTP\/1\.1 200/, "a space in a header name is not forwarded");
+  await sleep(50);
+  t.notOk(
+    echo.seen.slice(before).some((s) => s.url === "/smuggled"),
+    "no smuggled request reached the backend",
+  );
+  t.equal(echo.seen.length, before, "no malformed request reached the backend");
+
+  // Slowloris: connections that never finish their head do not stop others.
+  const { connect } = await import("node:net");
+  const slow = Array.from({ length: 40 }, () => {
+    const s = connect(port, "127.0.0.1", () => s.write("GET / HTTP/1.1\r\nHost: echo.test\r\nX-Slow: "));
+    s.on("error", () => {});
+    return s;
+  });
+  await sleep(100);
+  const ok = await send(port, { host: "echo.test" });
+  t.equal(ok.status, 200, "still serving");
+  for (const s of slow) s.destroy();
+});
+
+t.test("status port: /health, /routes, /metrics; access log lines", async (t) => {
+  const h = await statusGet(rig.router.statusPort, "/health");
+  t.equal(h.status, 200);
+  const routes = JSON.parse((await statusGet(rig.router.statusPort, "/routes")).body) as { route: string }[];
+  t.ok(routes.some((r) => r.route === "echo.test"));
+  const m = (await statusGet(rig.router.statusPort, "/metrics")).body;
+  t.match(m, /kiln_router_requests_total\{class="2xx"\} [1-9]/);
+  t.match(m, /kiln_router_route_requests_total\{route="echo.test",class="2xx"\} [1-9]/);
+  t.match(m, /kiln_router_request_duration_seconds_bucket\{le="\+Inf"\} [1-9]/);
+  t.match(m, /kiln_router_upstream_errors_total\{cause="connect_refused"\} [1-9]/);
+  t.match(m, /kiln_router_upstream_errors_total\{cause="response_timeout"\} [1-9]/);
+  t.match(m, /kiln_router_routes [1-9]/);
+  t.match(m, /kiln_router_endpoints [1-9]/);
+  t.match(m, /kiln_router_nats_state\{state="connected"\} 1/);
+  t.match(m, /kiln_router_retries_total [1-9]/);
+
+  const rid = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+  await send(port, { host: "echo.test", path: "/logged?q=1", headers: { "x-vcap-request-id": rid } });
+  let text = "";
+  for (let i = 0; i < 40 && !text.includes(rid); i++) {
+    await sleep(50);
+    text = readFileSync(accessLog, "utf8");
+  }
+  const line = text.split("\n").find((l) => l.includes(rid)) ?? "";
+  t.match(
+    line,
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z echo\.test "GET \/logged\?q=1" 200 \d+ [\d.]+ms backend=127\.0\.0\.1:\d+ request_id=/,
+  );
+});

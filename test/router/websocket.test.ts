@@ -1,0 +1,160 @@
+// WebSocket through the router: upgrade passed to a real uWS backend, messages echoed
+// both ways (text, large binary), a clean close from either side.
+import { connect, type Socket } from "node:net";
+import uWS from "@trufflesuite/uws-js-unofficial";
+import t from "tap";
+import { encodeClose, encodeFrame, FrameReader, type FrameSink, Op } from "../../router/ws/frames.js";
+import { guardChildren } from "../helpers/children.js";
+import { sleep, startRig } from "./harness.js";
+
+guardChildren(t);
+
+const rig = await startRig(t, ["--threads", "2"]);
+const port = rig.router.port;
+
+// The backend: uWS in this process; echoes, and closes with 4001 when asked to.
+const closes: { code: number; reason: string }[] = [];
+const upgradeHeaders: Record<string, string>[] = [];
+const app = uWS.App();
+app.ws<Record<string, never>>("/*", {
+  maxPayloadLength: 1024 * 1024,
+  upgrade(res, req, context) {
+    const h: Record<string, string> = {};
+    req.forEach((k, v) => {
+      h[k] = v;
+    });
+    upgradeHeaders.push(h);
+    res.upgrade(
+      {},
+      req.getHeader("sec-websocket-key"),
+      req.getHeader("sec-websocket-protocol"),
+      req.getHeader("sec-websocket-extensions"),
+      context,
+    );
+  },
+  message(ws, msg, isBinary) {
+    if (!isBinary && Buffer.from(msg).toString() === "close-me") {
+      ws.end(4001, "bye from backend");
+      return;
+    }
+    ws.send(msg, isBinary);
+  },
+  close(_ws, code, msg) {
+    closes.push({ code, reason: Buffer.from(msg).toString() });
+  },
+});
+const backendPort = await new Promise<number>((resolve, reject) =>
+  app.listen("127.0.0.1", 0, (ls) =>
+    ls === false ? reject(new Error("listen")) : resolve(uWS.us_socket_local_port(ls)),
+  ),
+);
+t.teardown(() => (app as unknown as { close(): void }).close());
+await rig.register({ port: backendPort, uris: ["ws.test"], app: "app-ws", private_instance_id: "ws-0" });
+
+interface Client {
+  sock: Socket;
+  head: string;
+  next(): Promise<{ kind: "msg" | "close"; data: Buffer; binary: boolean; code: number }>;
+}
+
+async function open(host: string): Promise<Client> {
+  const sock = connect(port, "127.0.0.1");
+  await new Promise<void>((r) => sock.once("connect", () => r()));
+  sock.write(
+    `GET /chat?room=1 HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  );
+  const queue: Awaited<ReturnType<Client["next"]>>[] = [];
+  const waiters: ((v: Awaited<ReturnType<Client["next"]>>) => void)[] = [];
+  const deliver = (v: Awaited<ReturnType<Client["next"]>>): void => {
+    const w = waiters.shift();
+    if (w !== undefined) w(v);
+    else queue.push(v);
+  };
+  const sink: FrameSink = {
+    onMessage: (data, binary) => deliver({ kind: "msg", data: Buffer.from(data), binary, code: 0 }),
+    onPing: () => {},
+    onClose: (code, reason) => deliver({ kind: "close", data: Buffer.from(reason), binary: false, code }),
+    onProtocolError: () => deliver({ kind: "close", data: Buffer.alloc(0), binary: false, code: -1 }),
+  };
+  const reader = new FrameReader(64 * 1024 * 1024);
+  let head = "";
+  let buf = Buffer.alloc(0);
+  const headDone = new Promise<void>((resolve) => {
+    sock.on("data", (d: Buffer) => {
+      if (head === "" || !head.endsWith("\r\n\r\n")) {
+        buf = Buffer.concat([buf, d]);
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        head = buf.subarray(0, end + 4).toString("latin1");
+        const rest = buf.subarray(end + 4);
+        resolve();
+        if (rest.length > 0) reader.push(rest, sink);
+        return;
+      }
+      reader.push(d, sink);
+    });
+    sock.on("close", () => {
+      resolve();
+      deliver({ kind: "close", data: Buffer.alloc(0), binary: false, code: -2 });
+    });
+  });
+  await headDone;
+  return {
+    sock,
+    head,
+    next: () =>
+      new Promise((resolve) => {
+        const q = queue.shift();
+        if (q !== undefined) resolve(q);
+        else waiters.push(resolve);
+      }),
+  };
+}
+
+t.test("echo through the router, text and large binary, client closes", async (t) => {
+  const c = await open("ws.test");
+  t.match(c.head, /^HTTP\/1\.1 101 /);
+  t.match(c.head, /Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
+  const seen = upgradeHeaders.at(-1) ?? {};
+  t.equal(seen["x-cf-applicationid"], "app-ws", "the backend's upgrade request carries the X-CF headers");
+  t.equal(seen["x-forwarded-for"], "127.0.0.1");
+  c.sock.write(encodeFrame(Op.Text, Buffer.from("hello")));
+  const m1 = await c.next();
+  t.equal(m1.kind, "msg");
+  t.equal(m1.data.toString(), "hello");
+  t.equal(m1.binary, false);
+  const big = Buffer.alloc(300_000);
+  for (let i = 0; i < big.length; i++) big[i] = i & 255;
+  c.sock.write(encodeFrame(Op.Binary, big));
+  const m2 = await c.next();
+  t.equal(m2.binary, true);
+  t.ok(m2.data.equals(big), "300 kB binary message echoed intact");
+  c.sock.write(encodeClose(1000, Buffer.from("done")));
+  const cl = await c.next();
+  t.equal(cl.kind, "close");
+  t.equal(cl.code, 1000, "the router answers the close");
+  for (let i = 0; i < 40 && !closes.some((x) => x.code === 1000); i++) await sleep(25);
+  t.ok(
+    closes.some((x) => x.code === 1000 && x.reason === "done"),
+    "the backend saw the client's close code and reason",
+  );
+  c.sock.destroy();
+});
+
+t.test("backend closes: the client gets its code", async (t) => {
+  const c = await open("ws.test");
+  c.sock.write(encodeFrame(Op.Text, Buffer.from("close-me")));
+  const cl = await c.next();
+  t.equal(cl.kind, "close");
+  t.equal(cl.code, 4001);
+  t.equal(cl.data.toString(), "bye from backend");
+  c.sock.destroy();
+});
+
+t.test("upgrade to an unknown host: 404 with X-Kiln-Router-Error", async (t) => {
+  const c = await open("nowhere.test");
+  t.match(c.head, /^HTTP\/1\.1 404 /);
+  t.match(c.head, /X-Kiln-Router-Error: unknown_route/);
+  c.sock.destroy();
+});
