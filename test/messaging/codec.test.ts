@@ -359,10 +359,7 @@ t.test("an int64 beyond 2^53 is refused rather than rounded", async (t) => {
     varint.push(Number(v & 0x7fn) | 0x80);
   }
   const bytes = Uint8Array.from([0x08, ...varint, 0x10, 0x01, 0x2a, 0x01, 0x78]);
-  t.equal(
-    codeOf(() => decode("logs", bytes)),
-    "KILN_MSG_INVALID_FIELD",
-  );
+  t.throws(() => decode("logs", bytes), { code: "KILN_MSG_INVALID_FIELD", message: /at is beyond 2\^53/ });
 });
 
 t.test("unknown fields from a newer schema are skipped", async (t) => {
