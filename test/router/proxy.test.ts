@@ -408,3 +408,37 @@ t.test("status port: /health, /routes, /metrics; access log lines", async (t) =>
     /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z echo\.test "GET \/logged\?q=1" 200 \d+ [\d.]+ms backend=127\.0\.0\.1:\d+ request_id=/,
   );
 });
+
+t.test(
+  "keep-alive pools: connections are reused, and a backend closing idle ones costs no error",
+  async (t) => {
+    let conns = 0;
+    const b = await startBackend(t, (_req, res) => res.end("pooled"));
+    b.server.on("connection", () => {
+      conns++;
+    });
+    b.server.keepAliveTimeout = 150;
+    await rig.register({ port: b.port, uris: ["pool.test"], private_instance_id: "pool-0" });
+    for (let i = 0; i < 30; i++) t.equal((await send(port, { host: "pool.test" })).body, "pooled");
+    t.ok(conns <= 2, `30 sequential requests over ${conns} backend connection(s) (one per worker at most)`);
+    await sleep(400); // the backend closes its idle keep-alive connections
+    for (let i = 0; i < 4; i++) t.equal((await send(port, { host: "pool.test" })).status, 200, "still 200");
+  },
+);
+
+t.test("hash balancing: the same header value reaches the same endpoint", async (t) => {
+  const a = await startBackend(t, (_q, res) => res.end("h-A"));
+  const b = await startBackend(t, (_q, res) => res.end("h-B"));
+  const options = { loadbalancing: "hash", hash_header: "X-User" };
+  await rig.register({ port: a.port, uris: ["hash.test"], private_instance_id: "h-A", options });
+  await rig.register({ port: b.port, uris: ["hash.test"], private_instance_id: "h-B", options });
+  const seen = new Map<string, Set<string>>();
+  for (const user of ["alice", "bob", "carol", "dave"])
+    for (let i = 0; i < 4; i++) {
+      const r = await send(port, { host: "hash.test", headers: { "x-user": user } });
+      const set = seen.get(user) ?? new Set<string>();
+      set.add(r.body);
+      seen.set(user, set);
+    }
+  for (const [user, set] of seen) t.equal(set.size, 1, `${user} always lands on one endpoint`);
+});
