@@ -21,7 +21,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
-import { delimiter, join } from "node:path";
+import { delimiter, join, resolve as resolvePath } from "node:path";
 import { MessagingError } from "./errors.js";
 import {
   CC_HM_REQUESTS,
@@ -558,7 +558,8 @@ export async function startNatsServer(options: StartNatsServerOptions): Promise<
     throw new MessagingError("KILN_NATS_START_FAILED", `port ${wanted} is not in 0..65535`);
   }
   const log = options.log;
-  const dataDir = options.dataDir;
+  // Absolute: the server resolves paths in its config against its own working directory.
+  const dataDir = resolvePath(options.dataDir);
   const binary = findBinary(options.binary);
   const timeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;

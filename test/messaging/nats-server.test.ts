@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { connect, type NatsError } from "nats";
 import t from "tap";
 import { connectNats, type KilnConnection } from "../../messaging/connection.js";
@@ -338,6 +338,13 @@ t.test("finds Debian's nats-server when PATH lacks /usr/sbin", async (t) => {
   });
   const nats = await startTestNats(t);
   t.ok(isAlive(nats.pid));
+});
+
+t.test("a relative data dir is made absolute (the server resolves config paths itself)", async (t) => {
+  const dir = tempDir(t);
+  const nats = await startTestNats(t, { dataDir: relative(process.cwd(), dir) });
+  t.equal(nats.dataDir, dir);
+  t.ok(statSync(join(dir, "jetstream")).isDirectory());
 });
 
 t.test("invalid port numbers are refused", async (t) => {
