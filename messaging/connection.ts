@@ -41,7 +41,7 @@ export interface ConnectNatsOptions {
   pass?: string;
   /** Client name shown by the server's monitoring (component and host). */
   name?: string;
-  /** Pause between reconnect attempts to the same server; default 1000 ms. */
+  /** Pause between reconnect attempts to the same server; default 500 ms (recovery first). */
   reconnectTimeWaitMs?: number;
   /** Random extra pause up to this, so a fleet does not reconnect in lockstep; default 500 ms. */
   reconnectJitterMs?: number;
@@ -57,7 +57,17 @@ export interface ConnectNatsOptions {
   listeners?: { [E in ConnectionEvent]?: ConnectionListener<E> };
 }
 
-export const DEFAULT_RECONNECT_BUF_SIZE = 8 * 1024 * 1024;
+/** Kiln's connection policy; each can be overridden per connection. */
+export const connectionDefaults = {
+  reconnectTimeWaitMs: 500,
+  reconnectJitterMs: 500,
+  reconnectBufSize: 8 * 1024 * 1024,
+  waitOnFirstConnect: true,
+  timeoutMs: 5000,
+  pingIntervalMs: 10_000,
+  /** Unanswered pings before the connection counts as dead and reconnects. */
+  maxPingOut: 3,
+} as const;
 
 interface Pending {
   subject: string;
@@ -244,12 +254,12 @@ export async function connectNats(options: ConnectNatsOptions): Promise<KilnConn
       ...(options.user === undefined ? {} : { user: options.user, pass: options.pass ?? "" }),
       ...(options.name === undefined ? {} : { name: options.name }),
       maxReconnectAttempts: -1,
-      reconnectTimeWait: options.reconnectTimeWaitMs ?? 1000,
-      reconnectJitter: options.reconnectJitterMs ?? 500,
-      waitOnFirstConnect: options.waitOnFirstConnect ?? true,
-      timeout: options.timeoutMs ?? 5000,
-      pingInterval: options.pingIntervalMs ?? 10_000,
-      maxPingOut: 3,
+      reconnectTimeWait: options.reconnectTimeWaitMs ?? connectionDefaults.reconnectTimeWaitMs,
+      reconnectJitter: options.reconnectJitterMs ?? connectionDefaults.reconnectJitterMs,
+      waitOnFirstConnect: options.waitOnFirstConnect ?? connectionDefaults.waitOnFirstConnect,
+      timeout: options.timeoutMs ?? connectionDefaults.timeoutMs,
+      pingInterval: options.pingIntervalMs ?? connectionDefaults.pingIntervalMs,
+      maxPingOut: connectionDefaults.maxPingOut,
     });
   } catch (err) {
     const e = err as NatsError;
@@ -261,7 +271,7 @@ export async function connectNats(options: ConnectNatsOptions): Promise<KilnConn
   }
   const conn = new KilnConnection(
     nc,
-    options.reconnectBufSize ?? DEFAULT_RECONNECT_BUF_SIZE,
+    options.reconnectBufSize ?? connectionDefaults.reconnectBufSize,
     options.listeners,
   );
   return conn;
