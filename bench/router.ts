@@ -15,7 +15,7 @@ import { BenchError } from "./lib/errors.js";
 import { type LoadGenerator, pickGenerator } from "./lib/loadgen/index.js";
 import { measuredRun, type RunResult, runInterleaved } from "./lib/measure.js";
 import { httpStatus, stopAll, stopAllOnSignal } from "./lib/procs.js";
-import { appendToSection, fmtNum, fmtRate, fmtRatio, mdTable } from "./lib/report.js";
+import { appendToSection, fmtNum, fmtRate, fmtRatio, formatMarkdown, mdTable } from "./lib/report.js";
 import { median, range, ratio } from "./lib/stats.js";
 import { directTarget } from "./lib/targets/direct.js";
 import { startHaproxy } from "./lib/targets/haproxy.js";
@@ -528,11 +528,17 @@ async function main(argv: string[]): Promise<number> {
     }
     if (o.cases.includes("routes100k")) {
       notes.push(
-        `Table case: nginx and HAProxy route by a ${o.routes}-entry exact host map (nginx \`map $host\`, HAProxy \`map_str\`; unknown host → 404), Kiln by ${o.routes} routes registered over NATS; the load picks one of ${o.spread} of those hosts at random per request (wrk Lua).`,
+        `Table case: nginx and HAProxy route by a ${o.routes}-entry exact host map (nginx \`map $host\`, HAProxy \`map_str\`; unknown host → 404), Kiln by ${o.routes} routes registered over NATS; ${
+          gen.name === "wrk"
+            ? `the load picks one of ${o.spread} of those hosts at random per request (wrk Lua).`
+            : `each autocannon connection walks ${o.spread} of those hosts in turn.`
+        }`,
       );
     }
     notes.push(
-      "Every case (single-host ones too) sends its requests through the same wrk Lua `request` function, so the generator's own cost is the same in all cases.",
+      gen.name === "wrk"
+        ? "Every case (single-host ones too) sends its requests through the same wrk Lua `request` function, so the generator's own cost is the same in all cases."
+        : "autocannon runs in its own process with a prebuilt request list per connection (one entry, or one per host).",
     );
     // Every endpoint must answer 200 before anything is measured.
     const items: { c: CaseId; t: Target }[] = [];
@@ -627,6 +633,8 @@ async function main(argv: string[]): Promise<number> {
     if (o.writeResults !== undefined) {
       const file = resolve(projectRoot, o.writeResults === "" ? defaults.results : o.writeResults);
       appendToSection(file, SECTION, SECTION_INTRO, md);
+      if (!formatMarkdown(file))
+        log.warn("results_not_formatted", { file, hint: "run npx biome format --write" });
       log.info("results_written", { file });
     }
     return records.some((r) => r.error !== undefined) ? 1 : 0;

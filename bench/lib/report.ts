@@ -1,6 +1,9 @@
 // Report writing shared by the benches: Markdown tables, number formats, and a dated
 // section appended under one bench's own heading of bench/RESULTS.md (other sections untouched).
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { projectRoot } from "../../kernel/paths.js";
 
 export type Align = "left" | "right";
 
@@ -61,4 +64,16 @@ export function appendToSection(file: string, heading: string, intro: string, en
   const after = lines.slice(end).join("\n");
   const joined = `${before}\n${entry.trim()}\n${after === "" ? "" : `\n${after}`}`;
   writeFileSync(file, joined.replace(/\n*$/, "\n"));
+}
+
+/**
+ * Formats a Markdown file with the repository's Biome (the lint step checks Markdown too, so
+ * a results file with unaligned tables would fail it). Returns false when Biome is missing or fails.
+ */
+export function formatMarkdown(file: string): boolean {
+  const biome = join(projectRoot, "node_modules", ".bin", "biome");
+  if (!existsSync(biome)) return false;
+  // From the file's folder, so the Biome configuration of the file's own checkout applies.
+  const r = spawnSync(biome, ["format", "--write", file], { cwd: dirname(resolve(file)), encoding: "utf8" });
+  return r.status === 0;
 }
