@@ -48,6 +48,8 @@ export interface RouterConfig {
   wsMaxMessageBytes: number;
   /** X-Forwarded-Proto set when the client did not send one. */
   forwardedProto: string;
+  /** Upstream client: "native" (C++ on libuv, needs the addon), "js" (net sockets), "auto" (native when built). */
+  upstream: "auto" | "native" | "js";
   /** Registry: prune interval and router.start interval. */
   pruneIntervalMs: number;
   startIntervalSec: number;
@@ -76,6 +78,7 @@ export const routerDefaults: RouterConfig = {
   maxHeaderBytes: 32 * 1024,
   wsMaxMessageBytes: 16 * 1024 * 1024,
   forwardedProto: "http",
+  upstream: "auto",
   pruneIntervalMs: 30_000,
   startIntervalSec: 20,
 };
@@ -104,6 +107,7 @@ export const routerEnv: Record<keyof RouterConfig, string> = {
   maxHeaderBytes: "KILN_ROUTER_MAX_HEADER_BYTES",
   wsMaxMessageBytes: "KILN_ROUTER_WS_MAX_MESSAGE_BYTES",
   forwardedProto: "KILN_ROUTER_FORWARDED_PROTO",
+  upstream: "KILN_ROUTER_UPSTREAM",
   pruneIntervalMs: "KILN_ROUTER_PRUNE_INTERVAL_MS",
   startIntervalSec: "KILN_ROUTER_START_INTERVAL_SEC",
 };
@@ -132,6 +136,7 @@ const flagOf: Partial<Record<keyof RouterConfig, string>> = {
   maxHeaderBytes: "max-header-bytes",
   wsMaxMessageBytes: "ws-max-message-bytes",
   forwardedProto: "forwarded-proto",
+  upstream: "upstream",
   pruneIntervalMs: "prune-interval-ms",
   startIntervalSec: "start-interval-sec",
 };
@@ -150,6 +155,11 @@ function parseAccessLog(raw: string): AccessLogTarget {
 function convert(key: keyof RouterConfig, raw: string, source: string): RouterConfig[keyof RouterConfig] {
   const def = routerDefaults[key];
   if (key === "accessLog") return parseAccessLog(raw);
+  if (key === "upstream") {
+    if (raw !== "auto" && raw !== "native" && raw !== "js")
+      throw new RouterError("KILN_ROUTER_CONFIG", `${source} must be auto, native or js, got "${raw}"`);
+    return raw;
+  }
   if (Array.isArray(def))
     return raw
       .split(",")

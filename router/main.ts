@@ -106,6 +106,7 @@ export async function startRouter(
   let registry: RouteRegistry | null = null;
   let status: Server | null = null;
   let failed = false;
+  let upstreamKind = "";
 
   const workerFile = compiledSibling(import.meta.url, "worker.js");
   const spawn = (index: number, port: number): Promise<{ slot: WorkerSlot; port: number }> =>
@@ -119,6 +120,7 @@ export async function startRouter(
         switch (m.type) {
           case "listening":
             listening = true;
+            upstreamKind = m.upstream;
             resolve({ slot, port: m.port });
             return;
           case "failed": {
@@ -286,6 +288,7 @@ export async function startRouter(
       statusPort,
       threads: workers.length,
       table: table.shared ? "native" : "fallback",
+      upstream: upstreamKind,
       nats: config.natsUrl,
     });
     return {

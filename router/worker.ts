@@ -11,6 +11,7 @@ import type {
 import { createFallbackTable } from "../native/fallback/table.js";
 import { attachTable } from "../native/table.js";
 import { type RouteTable, type RouteUpdate, SelectError } from "../native/types.js";
+import { upstreamAvailable } from "../native/upstream.js";
 import { AccessLog } from "./access-log.js";
 import type { RouterConfig } from "./config.js";
 import { type Refusal, Refusals } from "./errors.js";
@@ -24,6 +25,7 @@ import {
 } from "./handlers/request-headers.js";
 import { ProxyContext } from "./proxy/context.js";
 import { Exchange, ReqBody, refusalFor } from "./proxy/exchange.js";
+import { NativeExchange, NativeSide } from "./proxy/native-exchange.js";
 import { loadUws } from "./uws.js";
 import { wsBehavior } from "./ws/proxy.js";
 
@@ -46,7 +48,7 @@ export type ToWorker =
 
 /** Messages to the main thread. */
 export type FromWorker =
-  | { type: "listening"; index: number; port: number }
+  | { type: "listening"; index: number; port: number; upstream: "native" | "js" }
   | { type: "failed"; index: number; code: string; message: string }
   | {
       type: "metrics";
@@ -80,6 +82,12 @@ const table: RouteTable = init.tableId >= 0 ? attachTable(init.tableId) : create
 const accessLog = cfg.accessLog === "off" ? null : new AccessLog(cfg.accessLog);
 const ctx = new ProxyContext(cfg, table, accessLog);
 const maxHeaderBytes = cfg.maxHeaderBytes;
+if (cfg.upstream === "native" && !upstreamAvailable) {
+  const message = "--upstream native needs the built addon (KILN_NATIVE is 0 or the addon is missing)";
+  post({ type: "failed", index: init.index, code: "KILN_ROUTER_CONFIG", message });
+  throw new Error(message);
+}
+const side = cfg.upstream !== "js" && upstreamAvailable ? new NativeSide(ctx) : null;
 const forwardedProto = cfg.forwardedProto;
 
 /** Answers with one of the router's own errors from inside the handler (already corked). */
@@ -167,24 +175,45 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
     `x-request-start: ${now}\r\n` +
     `x-vcap-request-id: ${requestId}\r\n` +
     `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n`;
-  const ex = new Exchange(
-    ctx,
-    res,
-    handle,
-    method,
-    host,
-    url,
-    target,
-    headText,
-    reqBody,
-    te,
-    stickyId,
-    hashKey,
-    pinned,
-    requestId,
-    now,
-    startHr,
-  );
+  const ex =
+    side !== null
+      ? new NativeExchange(
+          ctx,
+          side,
+          res,
+          handle,
+          method,
+          host,
+          url,
+          target,
+          headText,
+          reqBody,
+          te,
+          stickyId,
+          hashKey,
+          pinned,
+          requestId,
+          now,
+          startHr,
+        )
+      : new Exchange(
+          ctx,
+          res,
+          handle,
+          method,
+          host,
+          url,
+          target,
+          headText,
+          reqBody,
+          te,
+          stickyId,
+          hashKey,
+          pinned,
+          requestId,
+          now,
+          startHr,
+        );
   res.onAborted(ex.onAbortedBound);
   if (reqBody !== ReqBody.None) res.onData(ex.onDataBound);
   ex.start();
@@ -206,7 +235,12 @@ app.listen(cfg.host, init.port, (ls) => {
     return;
   }
   listenSocket = ls;
-  post({ type: "listening", index: init.index, port: uWS.us_socket_local_port(ls) });
+  post({
+    type: "listening",
+    index: init.index,
+    port: uWS.us_socket_local_port(ls),
+    upstream: side === null ? "js" : "native",
+  });
 });
 
 function stopListening(): void {
@@ -219,6 +253,7 @@ function stopListening(): void {
 function shutdown(): void {
   stopListening();
   ctx.closeIdle();
+  side?.up.close();
   accessLog?.close();
   // uWS must close its sockets before the thread exits, or the process can crash.
   (app as TemplatedApp & { close(): void }).close();

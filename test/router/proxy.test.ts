@@ -15,7 +15,11 @@ const logDir = mkdtempSync(join(tmpdir(), "kiln-router-log-"));
 t.teardown(() => rmSync(logDir, { recursive: true, force: true }));
 const accessLog = join(logDir, "access.log");
 
+// proxy-js.test.ts runs this file again with the JavaScript upstream client.
+const upstream = process.env.KILN_TEST_UPSTREAM ?? "auto";
 const rig = await startRig(t, [
+  "--upstream",
+  upstream,
   "--threads",
   "2",
   "--response-timeout-ms",
@@ -26,6 +30,9 @@ const rig = await startRig(t, [
   accessLog,
 ]);
 const port = rig.router.port;
+const listening = rig.router.logs.find((l) => l.event === "router_listening");
+t.comment(`upstream client: ${String(listening?.upstream)}`);
+if (upstream === "js") t.equal(listening?.upstream, "js");
 
 const echo = await startBackend(t);
 await rig.register({

@@ -11,7 +11,8 @@ const MiB = 1024 * 1024;
 const size = 200 * MiB;
 const piece = Buffer.alloc(256 * 1024, 97);
 
-const rig = await startRig(t, ["--threads", "1"]);
+// stream-js.test.ts runs this file again with the JavaScript upstream client.
+const rig = await startRig(t, ["--threads", "1", "--upstream", process.env.KILN_TEST_UPSTREAM ?? "auto"]);
 const port = rig.router.port;
 
 const backend = await startBackend(

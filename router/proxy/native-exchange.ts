@@ -1,0 +1,492 @@
+// One client request forwarded through the native upstream client (native/upstream.ts:
+// keep-alive pools and response parsing in C++ on this thread's libuv loop). One call
+// starts the request, one callback usually delivers the whole small response; the JS
+// client in exchange.ts is used when the addon is not built (or --upstream js).
+import type { HttpResponse } from "@trufflesuite/uws-js-unofficial";
+import {
+  createUpstream,
+  type Upstream as NativeUpstream,
+  RequestFlag,
+  RequestIds,
+  ResponseFlag,
+  UpstreamError,
+} from "../../native/upstream.js";
+import { failureClasses, type Refusal, Upstream } from "../errors.js";
+import {
+  defaultVcapAttributes,
+  setCookieAttributes,
+  setCookieName,
+  VCAP_COOKIE,
+  vcapCookie,
+} from "../handlers/sticky.js";
+import type { EndpointEntry, ProxyContext } from "./context.js";
+import { ReqBody } from "./exchange.js";
+
+/** Native failure code → the router's failure kind (index into failureClasses). */
+const kindOf: number[] = [];
+kindOf[UpstreamError.CONNECT_REFUSED] = Upstream.ConnectRefused;
+kindOf[UpstreamError.CONNECT_TIMEOUT] = Upstream.ConnectTimeout;
+kindOf[UpstreamError.CONNECT_FAILED] = Upstream.ConnectError;
+kindOf[UpstreamError.SEND_FAILED] = Upstream.StaleConnection;
+kindOf[UpstreamError.CLOSED_BEFORE_RESPONSE] = Upstream.BackendClosed;
+kindOf[UpstreamError.RESPONSE_TIMEOUT] = Upstream.ResponseTimeout;
+kindOf[UpstreamError.BAD_RESPONSE] = Upstream.BadResponse;
+kindOf[UpstreamError.RESPONSE_TRUNCATED] = Upstream.BodyInterrupted;
+kindOf[UpstreamError.POOL_FULL] = Upstream.ConnectError;
+kindOf[UpstreamError.BAD_ADDRESS] = Upstream.ConnectError;
+kindOf[UpstreamError.CLOSED] = Upstream.ConnectError;
+
+const EMPTY = new Uint8Array(0);
+
+// Trampolines for res.cork (uWS runs the callback synchronously): no closure per response.
+let cEx: NativeExchange | null = null;
+let cStatus = 0;
+let cHead = "";
+let cBody: Uint8Array | null = null;
+let cFlags = 0;
+let cLength = 0;
+let cLast = false;
+function corkedResponse(): void {
+  (cEx as NativeExchange).writeResponse(cStatus, cHead, cBody, cFlags, cLength);
+}
+function corkedData(): void {
+  (cEx as NativeExchange).writeData(cBody, cLast);
+}
+function corkedRefusal(): void {
+  (cEx as NativeExchange).writeRefusal();
+}
+
+/** The native client of one worker thread and the exchanges it carries, by request id. */
+export class NativeSide {
+  readonly up: NativeUpstream;
+  readonly ids = new RequestIds();
+  readonly slots: (NativeExchange | undefined)[] = [];
+
+  constructor(ctx: ProxyContext) {
+    const cfg = ctx.cfg;
+    this.up = createUpstream(
+      {
+        connectTimeoutMs: cfg.connectTimeoutMs,
+        headerTimeoutMs: cfg.responseHeaderTimeoutMs,
+        bodyTimeoutMs: cfg.idleTimeoutMs,
+        idleTimeoutMs: cfg.poolIdleTimeoutMs,
+        maxIdle: cfg.maxIdlePerBackend,
+        transientBodies: true,
+      },
+      {
+        onResponse: (id, status, head, body, flags, length) =>
+          this.slots[id]?.onResponse(status, head, body, flags, length),
+        onData: (id, chunk, last) => this.slots[id]?.onData(chunk, last),
+        onError: (id, code) => this.slots[id]?.onError(code),
+        onDrain: (id) => this.slots[id]?.onDrain(),
+      },
+    );
+  }
+
+  acquire(ex: NativeExchange): number {
+    const id = this.ids.acquire();
+    this.slots[id] = ex;
+    return id;
+  }
+
+  release(id: number): void {
+    this.slots[id] = undefined;
+    this.ids.release(id);
+  }
+}
+
+/** Drops the Date field of a native head block: uWS writes its own. */
+function withoutDate(head: string): string {
+  let i = head.indexOf("\r\nDate:");
+  if (i < 0) i = head.indexOf("\r\ndate:");
+  if (i < 0) return head;
+  const end = head.indexOf("\r\n", i + 2);
+  return end < 0 ? head.slice(0, i) : head.slice(0, i) + head.slice(end);
+}
+
+export class NativeExchange {
+  private readonly ctx: ProxyContext;
+  private readonly side: NativeSide;
+  private res: HttpResponse | null;
+  private readonly method: string;
+  private readonly isHead: boolean;
+  private readonly host: string;
+  private readonly path: string;
+  private readonly target: string;
+  private readonly headText: string;
+  private readonly reqBody: number;
+  private readonly transferEncoding: string;
+  private readonly stickyId: string;
+  private readonly hashKey: string;
+  private readonly pinned: boolean;
+  private readonly requestId: string;
+  private readonly startMs: number;
+  private readonly startHr: number;
+  private handle: number;
+  private ep: EndpointEntry | null = null;
+  private id = -1;
+  private attempts = 1;
+  private bodyStarted = false;
+  private reqEnded: boolean;
+  private clientPaused = false;
+  private responded = false;
+  private status = 0;
+  private bytesOut = 0;
+  private total = -1;
+  private stash: Buffer | null = null;
+  private stashOffset = 0;
+  private upstreamPaused = false;
+  private writableHooked = false;
+  private refusal: Refusal | null = null;
+  private finished = false;
+
+  readonly onAbortedBound = (): void => this.onAborted();
+  readonly onDataBound = (ab: ArrayBuffer, isLast: boolean): void => this.onClientData(ab, isLast);
+  private readonly onWritableBound = (offset: number): boolean => this.onWritable(offset);
+
+  constructor(
+    ctx: ProxyContext,
+    side: NativeSide,
+    res: HttpResponse,
+    handle: number,
+    method: string,
+    host: string,
+    path: string,
+    target: string,
+    headText: string,
+    reqBody: number,
+    transferEncoding: string,
+    stickyId: string,
+    hashKey: string,
+    pinned: boolean,
+    requestId: string,
+    startMs: number,
+    startHr: number,
+  ) {
+    this.ctx = ctx;
+    this.side = side;
+    this.res = res;
+    this.handle = handle;
+    this.method = method;
+    this.isHead = method === "HEAD";
+    this.host = host;
+    this.path = path;
+    this.target = target;
+    this.headText = headText;
+    this.reqBody = reqBody;
+    this.transferEncoding = transferEncoding;
+    this.stickyId = stickyId;
+    this.hashKey = hashKey;
+    this.pinned = pinned;
+    this.requestId = requestId;
+    this.startMs = startMs;
+    this.startHr = startHr;
+    this.reqEnded = reqBody === ReqBody.None;
+    ctx.requestStarted();
+  }
+
+  start(): void {
+    const ep = this.ctx.endpoint(this.handle);
+    if (ep === null) {
+      this.fail(Upstream.ConnectError);
+      return;
+    }
+    this.ep = ep;
+    let head = this.headText + ep.headerBlock;
+    let flags = this.isHead ? RequestFlag.HEAD : 0;
+    if (this.reqBody === ReqBody.Chunked) {
+      head += `transfer-encoding: ${this.transferEncoding}\r\n`;
+      flags |= RequestFlag.CHUNKED;
+    }
+    if (this.reqEnded) flags |= RequestFlag.END;
+    head += "\r\n";
+    const side = this.side;
+    const id = side.acquire(this);
+    this.id = id;
+    const code = side.up.request(id, ep.info.host, ep.info.port, head, null, flags);
+    if (code !== 0) {
+      side.release(id);
+      this.id = -1;
+      this.fail(kindOf[code] ?? Upstream.ConnectError);
+    }
+  }
+
+  private onClientData(ab: ArrayBuffer, isLast: boolean): void {
+    if (this.finished || this.reqEnded) return;
+    const id = this.id;
+    if (isLast) this.reqEnded = true;
+    if (id < 0) return;
+    // The addon copies what it cannot send at once, so uWS's buffer can be handed over as is.
+    if (ab.byteLength > 0) this.bodyStarted = true;
+    if (isLast) {
+      this.side.up.end(id, ab.byteLength > 0 ? ab : null);
+      return;
+    }
+    if (ab.byteLength > 0 && !this.side.up.write(id, ab) && !this.clientPaused && this.res !== null) {
+      this.clientPaused = true;
+      this.res.pause();
+    }
+  }
+
+  onDrain(): void {
+    if (this.clientPaused && this.res !== null) {
+      this.clientPaused = false;
+      this.res.resume();
+    }
+  }
+
+  onResponse(status: number, head: string, body: Uint8Array | null, flags: number, length: number): void {
+    const res = this.res;
+    if (res === null) return;
+    if ((flags & ResponseFlag.COMPLETE) !== 0 || (flags & ResponseFlag.NO_BODY) !== 0) this.releaseId();
+    cEx = this;
+    cStatus = status;
+    cHead = head;
+    cBody = body;
+    cFlags = flags;
+    cLength = length;
+    res.cork(corkedResponse);
+    cEx = null;
+    cBody = null;
+  }
+
+  writeResponse(status: number, head: string, body: Uint8Array | null, flags: number, length: number): void {
+    const res = this.res as HttpResponse;
+    this.status = status;
+    this.responded = true;
+    res.writeStatus(withoutDate(head));
+    const id = (this.ep as EndpointEntry).info.instanceId;
+    if (id !== "" && ((flags & ResponseFlag.SET_COOKIE) !== 0 || this.stickyId !== ""))
+      this.stickyCookie(res, head, id);
+    if ((flags & ResponseFlag.NO_BODY) !== 0) {
+      if (this.isHead && length >= 0) res.endWithoutBody(length);
+      else res.endWithoutBody();
+      this.clientDone();
+      return;
+    }
+    if ((flags & ResponseFlag.COMPLETE) !== 0) {
+      const b = body ?? EMPTY;
+      res.end(b);
+      this.bytesOut = b.length;
+      this.clientDone();
+      return;
+    }
+    this.total = length;
+    if (body !== null && body.length > 0) this.relay(res, body);
+  }
+
+  /** Adds __VCAP_ID__ next to a session cookie, or replaces a stale one. */
+  private stickyCookie(res: HttpResponse, head: string, id: string): void {
+    let sessionAttrs: string | null = null;
+    let vcapSet = false;
+    if (head.length > 0) {
+      const lines = head.split("\r\n");
+      for (let i = 1; i < lines.length; i++) {
+        const line = lines[i] as string;
+        if (
+          line.length < 11 ||
+          line.charCodeAt(10) !== 58 ||
+          line.slice(0, 10).toLowerCase() !== "set-cookie"
+        )
+          continue;
+        const v = line.slice(11).trim();
+        const name = setCookieName(v);
+        if (name === VCAP_COOKIE) vcapSet = true;
+        else if (this.ctx.cfg.stickyCookies.includes(name)) sessionAttrs = setCookieAttributes(v);
+      }
+    }
+    if (vcapSet) return;
+    if (sessionAttrs !== null) res.writeHeader("Set-Cookie", vcapCookie(id, sessionAttrs));
+    else if (this.stickyId !== "" && this.stickyId !== id)
+      res.writeHeader("Set-Cookie", vcapCookie(id, defaultVcapAttributes));
+  }
+
+  onData(chunk: Uint8Array | null, last: boolean): void {
+    if (last) this.releaseId();
+    const res = this.res;
+    if (res === null) return;
+    cEx = this;
+    cBody = chunk;
+    cLast = last;
+    res.cork(corkedData);
+    cEx = null;
+    cBody = null;
+  }
+
+  writeData(chunk: Uint8Array | null, last: boolean): void {
+    const res = this.res as HttpResponse;
+    if (chunk !== null && chunk.length > 0) this.relay(res, chunk);
+    if (last && this.total < 0 && this.res !== null) {
+      res.end();
+      this.clientDone();
+    }
+  }
+
+  private relay(res: HttpResponse, piece: Uint8Array): void {
+    this.bytesOut += piece.length;
+    if (this.total >= 0) {
+      const before = res.getWriteOffset();
+      const [ok, done] = res.tryEnd(piece, this.total);
+      if (done) this.clientDone();
+      else if (!ok) {
+        // The piece is a view of the addon's read buffer: keep a copy for onWritable.
+        this.stash = Buffer.from(piece);
+        this.stashOffset = before;
+        this.pauseUpstream();
+        this.hookWritable();
+      }
+      return;
+    }
+    if (!res.write(piece)) {
+      this.pauseUpstream();
+      this.hookWritable();
+    }
+  }
+
+  private pauseUpstream(): void {
+    if (!this.upstreamPaused && this.id >= 0) {
+      this.upstreamPaused = true;
+      this.side.up.pause(this.id);
+    }
+  }
+
+  private hookWritable(): void {
+    if (this.writableHooked || this.res === null) return;
+    this.writableHooked = true;
+    this.res.onWritable(this.onWritableBound);
+  }
+
+  private onWritable(offset: number): boolean {
+    const res = this.res;
+    if (res === null) return true;
+    const stash = this.stash;
+    let ok = true;
+    if (stash !== null) {
+      const r = res.tryEnd(stash.subarray(offset - this.stashOffset), this.total);
+      ok = r[0];
+      if (r[1]) {
+        this.stash = null;
+        this.clientDone();
+        return true;
+      }
+      if (ok) this.stash = null;
+    }
+    if (ok && this.upstreamPaused) {
+      this.upstreamPaused = false;
+      if (this.id >= 0) this.side.up.resume(this.id);
+    }
+    return ok;
+  }
+
+  onError(code: number): void {
+    this.releaseId();
+    const kind = kindOf[code] ?? Upstream.BadResponse;
+    if (this.responded) this.interrupt(kind === Upstream.ResponseTimeout ? Upstream.BodyInterrupted : kind);
+    else this.fail(kind);
+  }
+
+  private releaseId(): void {
+    if (this.id >= 0) {
+      this.side.release(this.id);
+      this.id = -1;
+    }
+  }
+
+  private fail(kind: number): void {
+    const fc =
+      failureClasses[kind] ?? (failureClasses[Upstream.BadResponse] as (typeof failureClasses)[number]);
+    const ctx = this.ctx;
+    ctx.counters.upstreamError(kind);
+    if (this.res === null || this.finished) return;
+    const now = Date.now();
+    if (fc.markFailed && this.handle >= 0)
+      ctx.table.markFailed(this.handle, now + ctx.cfg.failedEndpointSkipMs);
+    if (fc.retriable && !this.bodyStarted && !this.pinned && this.attempts < ctx.cfg.maxAttempts) {
+      this.attempts++;
+      ctx.counters.retries++;
+      const failed = this.handle;
+      if (failed >= 0) ctx.table.release(failed);
+      // Like gorouter, the sticky instance is asked for on the first attempt only.
+      this.handle = ctx.table.select(this.host, this.path, "", this.hashKey, now);
+      if (this.handle >= 0 && !(this.handle === failed && fc.markFailed)) {
+        this.start();
+        return;
+      }
+    }
+    this.respondRefusal(fc.refusal);
+  }
+
+  private interrupt(kind: number): void {
+    this.ctx.counters.upstreamError(kind);
+    const res = this.res;
+    if (res === null) return;
+    this.res = null;
+    res.close();
+    this.finish(this.status);
+  }
+
+  private respondRefusal(r: Refusal): void {
+    const res = this.res;
+    if (res === null) return;
+    this.refusal = r;
+    cEx = this;
+    res.cork(corkedRefusal);
+    cEx = null;
+  }
+
+  writeRefusal(): void {
+    const res = this.res;
+    const r = this.refusal;
+    if (res === null || r === null) return;
+    this.responded = true;
+    this.status = Number(r.status.slice(0, 3));
+    res
+      .writeStatus(r.status)
+      .writeHeader("X-Kiln-Router-Error", r.cause)
+      .writeHeader("Content-Type", "text/plain; charset=utf-8")
+      .end(r.body, !this.reqEnded);
+    this.bytesOut += r.body.length;
+    this.clientDone();
+  }
+
+  private clientDone(): void {
+    this.res = null;
+    this.finish(this.status);
+  }
+
+  private onAborted(): void {
+    this.res = null;
+    if (this.id >= 0) {
+      this.side.up.abort(this.id);
+      this.releaseId();
+      this.ctx.counters.upstreamError(Upstream.ClientAborted);
+    }
+    this.finish(0);
+  }
+
+  private finish(status: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    const ctx = this.ctx;
+    if (this.handle >= 0) {
+      ctx.table.release(this.handle);
+      this.handle = -1;
+    }
+    const seconds = (performance.now() - this.startHr) / 1000;
+    ctx.counters.request(this.host, status, seconds, this.bytesOut);
+    const log = ctx.accessLog;
+    if (log !== null)
+      log.line(
+        this.startMs,
+        this.host,
+        this.method,
+        this.target,
+        status,
+        this.bytesOut,
+        seconds * 1000,
+        this.ep === null ? "" : this.ep.label,
+        this.requestId,
+      );
+    ctx.requestEnded();
+  }
+}
