@@ -14,12 +14,24 @@
 // on PATH, else /usr/sbin or /usr/bin), startTimeoutMs (15 s), stopTimeoutMs (5 s).
 //
 // Files in dataDir: credentials.json (mode 0600; generated once, reused by later starts),
-// nats-server.conf (0600, rewritten each start), nats-server.pid, jetstream/ (the store).
+// nats-server.conf (0600, rewritten each start), nats-server.pid, jetstream/ (the store),
+// start.lock (only while starting). One server per data dir: a start while another runs
+// or starts there is refused; a server orphaned by a kernel killed hard is stopped first.
 // Errors: KILN_NATS_START_FAILED (exit or timeout, with the tail of the server's output),
 // KILN_NATS_NOT_INSTALLED, KILN_NATS_BAD_CREDENTIALS_FILE, KILN_NATS_UNKNOWN_COMPONENT.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { delimiter, join, resolve as resolvePath } from "node:path";
 import { MessagingError } from "./errors.js";
@@ -93,6 +105,7 @@ export const DEFAULT_NATS_PORT = 4222;
 const DEFAULT_START_TIMEOUT_MS = 15_000;
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 const TAIL_LINES = 30;
+const STALE_LOCK_MS = 120_000;
 
 // ---------------------------------------------------------------------------------------
 // Permissions: what each component may publish and subscribe to (DESIGN.md "Messages").
@@ -217,7 +230,23 @@ function loadOrCreateCredentials(dataDir: string): CredentialsFile {
   }
   for (const c of NATS_COMPONENTS) users[c] ??= newPassword();
   const file: CredentialsFile = { version: 1, users: users as Record<NatsComponent, string> };
-  if (dirty) writePrivate(path, `${JSON.stringify(file, null, 2)}\n`);
+  const text = `${JSON.stringify(file, null, 2)}\n`;
+  if (!existsSync(path)) {
+    // Complete file under a temporary name, then link(2): atomic and exclusive, so of two
+    // starts racing on a fresh data dir one set of passwords wins and no one reads half a file.
+    const tmp = `${path}.${process.pid}.new`;
+    writeFileSync(tmp, text, { mode: 0o600 });
+    try {
+      linkSync(tmp, path);
+      return file;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") return loadOrCreateCredentials(dataDir);
+      throw err;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  if (dirty) writePrivate(path, text);
   return file;
 }
 
@@ -529,6 +558,84 @@ async function launch(
   return { child, port: listening, exited };
 }
 
+interface LaunchOnPort {
+  binary: string;
+  dataDir: string;
+  host: string;
+  wanted: number;
+  creds: CredentialsFile;
+  timeoutMs: number;
+  log: ((line: NatsServerLogLine) => void) | undefined;
+}
+
+/** Writes the config for the wanted port (or a random one when taken) and launches. */
+async function launchOnPort(o: LaunchOnPort): Promise<Launched> {
+  const { binary, dataDir, host, wanted, creds, timeoutMs, log } = o;
+  const confPath = join(dataDir, "nats-server.conf");
+  // -1 asks nats-server for a random free port (no race: it binds it itself).
+  let port = wanted === 0 ? -1 : wanted;
+  if (port > 0 && !(await portIsFree(host, port))) {
+    log?.({ level: "warn", source: "launcher", msg: `port ${wanted} is taken; using a random free port` });
+    port = -1;
+  }
+  writePrivate(confPath, renderConfig({ host, port, dataDir, creds }));
+  try {
+    return await launch(binary, confPath, host, timeoutMs, log);
+  } catch (err) {
+    // Lost a race for the fixed port between the check and the server's bind: go random.
+    if (port > 0 && err instanceof MessagingError && /address already in use/i.test(err.message)) {
+      log?.({
+        level: "warn",
+        source: "launcher",
+        msg: `port ${wanted} was taken meanwhile; using a random free port`,
+      });
+      writePrivate(confPath, renderConfig({ host, port: -1, dataDir, creds }));
+      return await launch(binary, confPath, host, timeoutMs, log);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Serialises starts on one data dir (two `kiln up` at once): a lock file made with link(2),
+ * taken over when its holder is dead. Returns the release function.
+ */
+function acquireStartLock(dataDir: string): () => void {
+  const lock = join(dataDir, "start.lock");
+  const tmp = `${lock}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  writeFileSync(tmp, String(process.pid), { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        linkSync(tmp, lock);
+        return () => rmSync(lock, { force: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+      let holder = -1;
+      try {
+        holder = Number.parseInt(readFileSync(lock, "utf8"), 10);
+      } catch {}
+      const s = Number.isSafeInteger(holder) && holder > 0 ? procStat(holder) : null;
+      let age = 0;
+      try {
+        age = Date.now() - statSync(lock).mtimeMs;
+      } catch {}
+      // A start never holds the lock this long; an old lock's pid may belong to someone else now.
+      if (s !== null && s.state !== "Z" && age < STALE_LOCK_MS) {
+        throw new MessagingError(
+          "KILN_NATS_START_FAILED",
+          `another start of nats-server on ${dataDir} is in progress (pid ${holder}); wait for it or stop it`,
+        );
+      }
+      rmSync(lock, { force: true }); // its holder died mid-start
+    }
+    throw new MessagingError("KILN_NATS_START_FAILED", `cannot take the start lock ${lock}`);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 async function stopChild(
   child: ChildProcess,
   exited: Promise<NatsServerExit>,
@@ -573,31 +680,16 @@ export async function startNatsServer(options: StartNatsServerOptions): Promise<
       err,
     );
   }
-  await takeOverDataDir(dataDir, stopTimeoutMs, log);
-  const creds = loadOrCreateCredentials(dataDir);
-  const confPath = join(dataDir, "nats-server.conf");
-
-  // -1 asks nats-server for a random free port (no race: it binds it itself).
-  let port = wanted === 0 ? -1 : wanted;
-  if (port > 0 && !(await portIsFree(host, port))) {
-    log?.({ level: "warn", source: "launcher", msg: `port ${wanted} is taken; using a random free port` });
-    port = -1;
-  }
-  writePrivate(confPath, renderConfig({ host, port, dataDir, creds }));
+  const release = acquireStartLock(dataDir);
+  let creds: CredentialsFile;
   let launched: Launched;
   try {
-    launched = await launch(binary, confPath, host, timeoutMs, log);
-  } catch (err) {
-    // Lost a race for the fixed port between the check and the server's bind: go random.
-    if (port > 0 && err instanceof MessagingError && /address already in use/i.test(err.message)) {
-      log?.({
-        level: "warn",
-        source: "launcher",
-        msg: `port ${wanted} was taken meanwhile; using a random free port`,
-      });
-      writePrivate(confPath, renderConfig({ host, port: -1, dataDir, creds }));
-      launched = await launch(binary, confPath, host, timeoutMs, log);
-    } else throw err;
+    await takeOverDataDir(dataDir, stopTimeoutMs, log);
+    creds = loadOrCreateCredentials(dataDir);
+    launched = await launchOnPort({ binary, dataDir, host, wanted, creds, timeoutMs, log });
+  } finally {
+    // From here the server's pid file guards the data dir.
+    release();
   }
   const { child, exited } = launched;
   const url = `nats://${connectHost(host)}:${launched.port}`;

@@ -1,7 +1,16 @@
 // The private nats-server launcher with a real server: JetStream, per-component users and
 // subject permissions, credentials kept 0600 and reused, port fallback, start failures.
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -9,7 +18,12 @@ import { connect, type NatsError } from "nats";
 import t from "tap";
 import { connectNats, type KilnConnection } from "../../messaging/connection.js";
 import { MessagingError } from "../../messaging/errors.js";
-import { NATS_COMPONENTS, type NatsComponent, startNatsServer } from "../../messaging/nats-server.js";
+import {
+  NATS_COMPONENTS,
+  type NatsComponent,
+  type NatsServerHandle,
+  startNatsServer,
+} from "../../messaging/nats-server.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 
@@ -269,6 +283,43 @@ t.test("a second server on a data dir whose server runs is refused", async (t) =
     message: /already running/,
   });
   t.ok(isAlive(nats.pid), "the running one is untouched");
+});
+
+t.test("two starts racing on a fresh data dir: one wins, the other is refused", async (t) => {
+  const dir = tempDir(t);
+  const results = await Promise.allSettled([
+    startNatsServer({ dataDir: dir, port: 0 }),
+    startNatsServer({ dataDir: dir, port: 0 }),
+  ]);
+  for (const r of results) if (r.status === "fulfilled") t.teardown(() => r.value.stop());
+  const won = results.filter((r) => r.status === "fulfilled");
+  const lost = results.filter((r) => r.status === "rejected");
+  t.equal(won.length, 1, "one server runs");
+  t.match(lost[0]?.reason, { code: "KILN_NATS_START_FAILED", message: /in progress|already running/ });
+  const nats = (won[0] as PromiseFulfilledResult<NatsServerHandle>).value;
+  const saved = JSON.parse(readFileSync(join(dir, "credentials.json"), "utf8")) as {
+    users: Record<string, string>;
+  };
+  t.equal(saved.users.admin, nats.credentials("admin").pass, "the file holds the running server's passwords");
+  t.notOk(existsSync(join(dir, "start.lock")), "the start lock is released");
+});
+
+t.test("a start lock left by a dead process is taken over", async (t) => {
+  const dir = tempDir(t);
+  // A pid that cannot be alive: above the kernel's pid_max.
+  writeFileSync(join(dir, "start.lock"), "4194305");
+  const nats = await startTestNats(t, { dataDir: dir });
+  t.ok(isAlive(nats.pid));
+  // An old lock is stale even when its pid is alive again (reused after a reboot).
+  await nats.stop();
+  writeFileSync(join(dir, "start.lock"), String(process.pid));
+  const old = new Date(Date.now() - 10 * 60_000);
+  utimesSync(join(dir, "start.lock"), old, old);
+  const again = await startTestNats(t, { dataDir: dir });
+  t.ok(isAlive(again.pid));
+  // A fresh lock of a live process is respected.
+  writeFileSync(join(dir, "start.lock"), String(process.pid));
+  await t.rejects(startNatsServer({ dataDir: dir, port: 0 }), { message: /in progress/ });
 });
 
 t.test("an orphaned server left by a killed kernel is stopped and replaced", async (t) => {
