@@ -204,7 +204,8 @@ step(
 
 // 5. nats-server (Debian's package), unless this is a build-only run.
 function which(cmd) {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
+  // Debian puts nats-server in /usr/sbin, which is not on every user's PATH.
+  for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/bin"]) {
     const p = join(dir, cmd);
     try {
       if (statSync(p).isFile()) return p;
