@@ -14,7 +14,7 @@ import { ensureTools, routerBenchTools, versionOf } from "./lib/debian.js";
 import { BenchError } from "./lib/errors.js";
 import { type LoadGenerator, pickGenerator } from "./lib/loadgen/index.js";
 import { measuredRun, type RunResult, runInterleaved } from "./lib/measure.js";
-import { httpStatus, stopAll, stopAllOnSignal } from "./lib/procs.js";
+import { httpStatus, setNiceness, stopAll, stopAllOnSignal } from "./lib/procs.js";
 import { appendToSection, fmtNum, fmtRate, fmtRatio, formatMarkdown, mdTable } from "./lib/report.js";
 import { median, range, ratio } from "./lib/stats.js";
 import { directTarget } from "./lib/targets/direct.js";
@@ -76,6 +76,7 @@ const usage = `node dist/bench/router.js [options]
   --kiln-bin F           the \`kiln\` entry script to run as \`F router ...\` (default ${defaults.kilnBin})
   --kiln-args "A B"      extra arguments for every \`kiln router\` (e.g. "--threads 2")
   --kiln-access-log "A"  router arguments that turn the access log on; {file} is replaced (default "${defaults.kilnAccessLog}")
+  --nice N               run backend, proxies and load generator at nice N (e.g. -10 as root on a busy box; default 0)
   --no-install           do not apt-get missing tools (wrk, nginx-light, haproxy)
   --write-results [F]    append a dated section to the router section of F (default ${defaults.results})
 `;
@@ -109,15 +110,30 @@ function counts(value: string): number[] {
     .map((s) => positive(s, 1, "a worker/thread count"));
 }
 
+function niceValue(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -20 || n > 19)
+    die(`--nice must be an integer from -20 to 19, got "${value}"`);
+  return n;
+}
+
 const split = (s: string): string[] => s.split(" ").filter((x) => x !== "");
 
 function parseOptions(argv: string[]) {
-  // `--write-results` may come without a file: give it an empty value parseArgs accepts.
-  const args = argv.map((a, i) =>
-    a === "--write-results" && (argv[i + 1] === undefined || argv[i + 1]?.startsWith("--"))
-      ? "--write-results="
-      : a,
-  );
+  // `--write-results` may come without a file (give it an empty value parseArgs accepts), and
+  // `--nice -10` would read as an option (join a negative value to its flag).
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const next = argv[i + 1];
+    if (a === "--write-results" && (next === undefined || next.startsWith("--")))
+      args.push("--write-results=");
+    else if (a === "--nice" && next !== undefined && /^-\d+$/.test(next)) {
+      args.push(`--nice=${next}`);
+      i++;
+    } else args.push(a);
+  }
   const { values } = parseArgs({
     args,
     allowPositionals: false,
@@ -141,6 +157,7 @@ function parseOptions(argv: string[]) {
       "kiln-bin": { type: "string", default: defaults.kilnBin },
       "kiln-access-log": { type: "string", default: defaults.kilnAccessLog },
       "no-install": { type: "boolean", default: false },
+      nice: { type: "string" },
       "write-results": { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -168,6 +185,7 @@ function parseOptions(argv: string[]) {
     kilnBin: values["kiln-bin"] as string,
     kilnAccessLog: split(values["kiln-access-log"] as string),
     install: values["no-install"] !== true,
+    nice: niceValue(values.nice),
     writeResults: values["write-results"],
   };
 }
@@ -449,6 +467,7 @@ async function main(argv: string[]): Promise<number> {
   const targets: Target[] = [];
   try {
     const tools = ensureTools(routerBenchTools, o.install);
+    setNiceness(o.nice);
     for (const n of tools.notes) log.warn("setup", { note: n });
     const gen: LoadGenerator = pickGenerator(o.generator);
     if (o.generator === "wrk" && gen.name !== "wrk") die("--generator wrk but wrk is not installed");
@@ -599,6 +618,11 @@ async function main(argv: string[]): Promise<number> {
       },
     );
     for (const t of targets) notes.push(...(t.describe?.() ?? []));
+    if (o.nice !== 0) {
+      notes.push(
+        `Backend, proxies and load generator ran at nice ${o.nice}, ahead of other work on the box (same priority for all of them).`,
+      );
+    }
     const summary = summarise(records, targets, o.cases);
     const report: Report = {
       date: new Date().toISOString(),
