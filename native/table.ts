@@ -200,6 +200,12 @@ export function createRouteTable(): RouteTable {
  */
 export function attachTable(id: number): RouteTable {
   const b = nativeBinding();
+  if (b === null && id > 0) {
+    throw new NativeError(
+      "KILN_NATIVE_UNAVAILABLE",
+      `route table ${id} is native but the addon is not loaded in this thread (KILN_NATIVE=0 or not built)`,
+    );
+  }
   if (b === null || id < 0) {
     throw new NativeError(
       "KILN_TABLE_NOT_SHARED",

@@ -16,7 +16,11 @@ export interface RouteKey {
   path: string;
 }
 
-const HOST_LABEL = /^[a-z0-9_-]+$/;
+// Labels of [a-z0-9_-], "*." only in front; one regex test instead of a split per registration.
+const HOST_RE = /^(?:\*\.)?[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we reject
+const BAD_PATH_RE = /[\s\u0000-\u001f\u007f]/;
+const PORT_RE = /^[0-9]{1,5}$/;
 
 /**
  * gorouter's route key: the whole uri lowercased, query dropped, trailing "/" dropped;
@@ -33,21 +37,14 @@ export function parseRouteUri(uri: string): RouteKey {
   while (path.endsWith("/")) path = path.slice(0, -1);
   const colon = host.indexOf(":");
   if (colon >= 0) {
-    const port = host.slice(colon + 1);
-    if (!/^[0-9]{1,5}$/.test(port)) throw badRoute(uri, "the host has a bad port");
+    if (!PORT_RE.test(host.slice(colon + 1))) throw badRoute(uri, "the host has a bad port");
     host = host.slice(0, colon);
   }
   if (host.length === 0) throw badRoute(uri, "the host is empty");
   if (host.length >= HOST_MAX) throw badRoute(uri, "the host is too long");
-  const labels = host.split(".");
-  for (let i = 0; i < labels.length; i++) {
-    const label = labels[i] as string;
-    if (i === 0 && label === "*" && labels.length > 1) continue;
-    if (!HOST_LABEL.test(label)) throw badRoute(uri, `bad host label "${label}"`);
-  }
+  if (!HOST_RE.test(host)) throw badRoute(uri, "the host must be dot-separated labels of a-z 0-9 _ -");
   if (path.length > PATH_MAX) throw badRoute(uri, "the path is too long");
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we reject
-  if (/[\s\u0000-\u001f\u007f]/.test(path)) throw badRoute(uri, "the path has spaces or control characters");
+  if (BAD_PATH_RE.test(path)) throw badRoute(uri, "the path has spaces or control characters");
   return { host, path };
 }
 
@@ -81,6 +78,20 @@ function u32(v: number): number {
   return Number.isFinite(v) && v > 0 ? Math.min(Math.trunc(v), 0xffffffff) : 0;
 }
 
+// One register message carries every uri of an endpoint, so the same tags object repeats
+// (tags are treated as immutable once passed to register, as decoded messages are).
+let lastTags: Record<string, string> | undefined;
+let lastTagsJson = "{}";
+
+function tagsJson(tags: Record<string, string> | undefined): string {
+  if (tags === undefined) return "{}";
+  if (tags !== lastTags) {
+    lastTagsJson = JSON.stringify(tags);
+    lastTags = tags;
+  }
+  return lastTagsJson;
+}
+
 export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
   if (typeof ep.host !== "string" || ep.host.length === 0) throw badEndpoint(ep, "no host");
   if (!Number.isInteger(ep.port) || ep.port < 1 || ep.port > 65535) throw badEndpoint(ep, "bad port");
@@ -98,7 +109,7 @@ export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
     index: ep.instanceIndex ?? "",
     extras: `${ep.availabilityZone ?? ""}\0${ep.routeServiceUrl ?? ""}\0${ep.serverCertDomainSan ?? ""}\0${
       ep.protocol ?? ""
-    }\0${JSON.stringify(ep.tags ?? {})}`,
+    }\0${tagsJson(ep.tags)}`,
     staleSec: u32(ep.staleThresholdSec),
     tlsPort,
     updatedAtNs,

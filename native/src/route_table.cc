@@ -112,7 +112,12 @@ Table::Table(uint32_t id) : id_(id), chunks_(new std::atomic<Slot*>[kMaxChunks])
 
 Table::~Table() {
   Close();
-  for (uint32_t i = 0; i < kMaxChunks; i++) delete[] chunks_[i].load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < kMaxChunks; i++) {
+    Slot* chunk = chunks_[i].load(std::memory_order_relaxed);
+    if (chunk == nullptr) continue;
+    for (size_t j = 0; j < (size_t{1} << kChunkBits); j++) chunk[j].~Slot();
+    Arena::FreeHugeRegion(chunk, sizeof(Slot) << kChunkBits);
+  }
 }
 
 // ---- strings and endpoint records (writer side) ----
@@ -125,7 +130,7 @@ Interned* Table::Intern(std::string_view s) {
     hit->refs++;
     return hit;
   }
-  auto* p = static_cast<Interned*>(std::malloc(sizeof(Interned) + s.size()));
+  auto* p = static_cast<Interned*>(arena_.Alloc(sizeof(Interned) + s.size()));
   p->refs = 1;
   p->len = static_cast<uint32_t>(s.size());
   std::memcpy(p->s, s.data(), s.size());
@@ -137,7 +142,7 @@ Interned* Table::Intern(std::string_view s) {
 void Table::Unintern(Interned* s) {
   if (s == nullptr || --s->refs != 0) return;
   interned_.Erase(s->view(), KeyHash(s->view()), KeyHash);
-  std::free(s);
+  arena_.Free(s, sizeof(Interned) + s->len);
 }
 
 uint32_t Table::AcquireSlot(const EndpointInput& ep) {
@@ -149,11 +154,15 @@ uint32_t Table::AcquireSlot(const EndpointInput& ep) {
     idx = slotCount_++;
     uint32_t c = idx >> kChunkBits;
     if (chunks_[c].load(std::memory_order_relaxed) == nullptr) {
-      chunks_[c].store(new Slot[size_t{1} << kChunkBits], std::memory_order_release);
+      void* mem = Arena::HugeRegion(sizeof(Slot) << kChunkBits);
+      if (mem == nullptr) std::abort();
+      auto* chunk = static_cast<Slot*>(mem);
+      for (size_t j = 0; j < (size_t{1} << kChunkBits); j++) new (&chunk[j]) Slot();
+      chunks_[c].store(chunk, std::memory_order_release);
     }
   }
   Slot* s = SlotAt(idx);
-  char* key = static_cast<char*>(std::malloc(ep.key.size() + 1));
+  char* key = static_cast<char*>(arena_.Alloc(ep.key.size() + 1));
   std::memcpy(key, ep.key.data(), ep.key.size());
   key[ep.key.size()] = '\0';
   {
@@ -200,7 +209,7 @@ void Table::ReleaseSlotRef(uint32_t idx) {
     Unintern(s->index);
     Unintern(s->extras);
     s->host = s->app = s->index = s->extras = nullptr;
-    std::free(s->key);
+    arena_.Free(s->key, s->keyLen + 1);
     s->key = nullptr;
     s->keyLen = 0;
   }
@@ -218,9 +227,9 @@ Route* Table::FindRoute(Shard& sh, uint32_t hash, std::string_view host, std::st
   return r;
 }
 
-static Route* NewRoute(std::string_view host, std::string_view path, uint32_t hash) {
+static Route* NewRoute(Arena& arena, std::string_view host, std::string_view path, uint32_t hash) {
   size_t bytes = sizeof(Route) + host.size() + path.size();
-  void* mem = std::malloc(bytes);
+  void* mem = arena.Alloc(bytes);
   auto* r = new (mem) Route();
   r->nextHost = r->nextPath = nullptr;
   r->hash = nullptr;
@@ -243,9 +252,10 @@ void Table::FreeRoute(Route* r) {
     Unintern(r->hash->header);
     delete r->hash;
   }
-  if (r->members != r->inl) std::free(r->members);
+  if (r->members != r->inl) arena_.Free(r->members, sizeof(Member) * r->cap);
+  const size_t bytes = sizeof(Route) + r->hostLen + r->pathLen;
   r->~Route();
-  std::free(r);
+  arena_.Free(r, bytes);
 }
 
 // Links a new route into its shard (exclusive lock held): a host's routes are ordered by
@@ -409,7 +419,7 @@ int Table::Register(std::string_view host, std::string_view path, const Endpoint
   int result = kUpdated;
   bool membershipChanged = false;
   if (r == nullptr) {
-    r = NewRoute(host, path, hash);
+    r = NewRoute(arena_, host, path, hash);
     r->members[0] = Member{nowMs, slotIdx};
     r->count = 1;
     r->lb = opt.lb;
@@ -436,17 +446,18 @@ int Table::Register(std::string_view host, std::string_view path, const Endpoint
       r->count++;
     } else {
       const auto cap = static_cast<uint16_t>(std::min<uint32_t>(uint32_t{r->cap} * 2, UINT16_MAX));
-      auto* grown = static_cast<Member*>(std::malloc(sizeof(Member) * cap));
+      auto* grown = static_cast<Member*>(arena_.Alloc(sizeof(Member) * cap));
       std::memcpy(grown, r->members, sizeof(Member) * r->count);
       grown[r->count] = Member{nowMs, slotIdx};
       Member* old = r->members;
+      const uint16_t oldCap = r->cap;
       {
         std::unique_lock<std::shared_mutex> lk(sh.lock);
         r->members = grown;
         r->cap = cap;
         r->count++;
       }
-      if (old != r->inl) std::free(old);
+      if (old != r->inl) arena_.Free(old, sizeof(Member) * oldCap);
     }
   } else {
     std::unique_lock<std::shared_mutex> lk(sh.lock);

@@ -28,6 +28,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "arena.h"
+
 namespace kiln::rt {
 
 constexpr int kNoRoute = -1;
@@ -93,7 +95,7 @@ struct HashCfg {
 
 /**
  * One registered host[/path] with its pool, allocated with its key bytes right after it
- * (77 bytes + key: a typical route is one 112-byte malloc chunk).
+ * (77 bytes + key: a typical route is one 112-byte arena cell).
  */
 struct Route {
   Route* nextHost;  // bucket chain (heads of a host's path list only)
@@ -213,7 +215,7 @@ class Table {
  public:
   static constexpr int kShards = 256;
   static constexpr int kStripes = 256;
-  static constexpr uint32_t kChunkBits = 12;
+  static constexpr uint32_t kChunkBits = 14;  // 16k slots: a 2 MB huge-page region
   static constexpr uint32_t kMaxChunks = uint32_t{1} << (kSlotBits - kChunkBits);
 
   explicit Table(uint32_t id);
@@ -278,6 +280,7 @@ class Table {
   std::mutex writer_;
   Shard shards_[kShards];
   std::mutex stripes_[kStripes];
+  Arena arena_;  // routes, member arrays, keys, interned strings (writer)
   std::unique_ptr<std::atomic<Slot*>[]> chunks_;
   uint32_t slotCount_ = 0;  // slots handed out so far (writer)
   uint32_t freeHead_ = 0;   // 1 + free slot index, 0 = none (writer)
