@@ -14,9 +14,18 @@ import {
   sampleCpu,
 } from "../../bench/lib/cpu.js";
 import { parseWrkJson, parseWrkText, parseWrkTime, wrkScript } from "../../bench/lib/loadgen/wrk.js";
+import type { RunResult } from "../../bench/lib/measure.js";
 import { appendToSection, fmtRate, mdTable } from "../../bench/lib/report.js";
+import {
+  best,
+  computeRatios,
+  markdown,
+  type Report,
+  type RunRecord,
+  summarise,
+} from "../../bench/lib/router-report.js";
 import { interleave, median, range, ratio, rotate } from "../../bench/lib/stats.js";
-import { makeRouteSet } from "../../bench/lib/targets/types.js";
+import { type CaseId, type Family, makeRouteSet, type Target } from "../../bench/lib/targets/types.js";
 import { guardChildren } from "../helpers/children.js";
 
 guardChildren(t);
@@ -211,4 +220,93 @@ process.on('SIGTERM',()=>{c.kill('SIGKILL');process.exit(0);});setInterval(()=>{
   t.equal(Math.round(per.totalUs), 30);
   t.ok(Number.isNaN(cpuPerRequest(usage, 0).totalUs));
   t.same(processTree([999_999_999]), [], "a dead root has an empty tree");
+});
+
+t.test("router report: medians per case and proxy, best variant, ratios, Markdown", async (t) => {
+  const target = (id: string, family: Family): Target => ({
+    id,
+    family,
+    label: id,
+    endpoint: () => undefined,
+    cpuRoots: () => [],
+    stop: async () => {},
+  });
+  const targets = [
+    target("direct", "direct"),
+    target("nginx-1w", "nginx"),
+    target("nginx-2w", "nginx"),
+    target("kiln", "kiln"),
+  ];
+  const run = (rps: number, cpuUs: number | undefined): RunResult => ({
+    load: {
+      generator: "wrk",
+      requests: rps * 8,
+      durationS: 8,
+      rps,
+      latencyMs: { mean: 1, p50: 1, p90: 2, p99: 4, max: 9 },
+      errors: 0,
+      non2xx: 0,
+      bytes: 0,
+    },
+    cpu:
+      cpuUs === undefined
+        ? undefined
+        : {
+            userS: 0,
+            sysS: 0,
+            processes: 1,
+            userUsPerReq: cpuUs / 2,
+            sysUsPerReq: cpuUs / 2,
+            totalUsPerReq: cpuUs,
+          },
+  });
+  const records: RunRecord[] = [];
+  const add = (c: CaseId, id: string, rpsList: number[], cpu: number | undefined): void => {
+    rpsList.forEach((rps, round) => {
+      records.push({ round, position: 0, case: c, target: id, result: run(rps, cpu) });
+    });
+  };
+  add("tiny", "direct", [30000, 36000, 33000], undefined);
+  add("tiny", "nginx-1w", [20000, 22000, 21000], 20);
+  add("tiny", "nginx-2w", [25000, 24000, 26000], 19);
+  add("tiny", "kiln", [12000, 13000, 14000], 40);
+  add("routes100k", "kiln", [12000, 13000, 13000], 40);
+  add("accesslog", "kiln", [10000, 10000, 10000], 44);
+  records.push({ round: 2, position: 1, case: "accesslog", target: "kiln", error: "router exited" });
+  const cases: CaseId[] = ["tiny", "routes100k", "accesslog"];
+  const summary = summarise(records, targets, cases);
+  const nginx2 = summary.find((s) => s.case === "tiny" && s.target === "nginx-2w");
+  t.equal(nginx2?.rps, 25000, "median of the rounds");
+  t.same([nginx2?.rpsMin, nginx2?.rpsMax], [24000, 26000]);
+  t.equal(best(summary, "tiny", ["nginx", "haproxy"])?.target, "nginx-2w", "best variant by req/s");
+  const log = summary.find((s) => s.case === "accesslog");
+  t.equal(log?.runs, 3);
+  t.equal(log?.failedRuns, 1);
+  const ratios = computeRatios(summary, cases);
+  const tiny = ratios.perCase.find((c) => c.case === "tiny");
+  t.equal(tiny?.reference, "nginx-2w");
+  t.equal(tiny?.kilnVsRefRps.toFixed(2), (13000 / 25000).toFixed(2));
+  t.equal(tiny?.kilnVsRefCpu.toFixed(2), (40 / 19).toFixed(2));
+  t.equal(tiny?.kilnVsDirectRps.toFixed(3), (13000 / 33000).toFixed(3));
+  t.equal(ratios.tableVsSingle.find((r) => r.family === "kiln")?.rps, 1);
+  t.equal(ratios.accessLogVsOff.cpu, 1.1);
+  const report: Report = {
+    date: "2026-11-25T12:00:00.000Z",
+    command: "node dist/bench/router.js --rounds 3",
+    machine: { cpus: 2, cpuModel: "test", node: "v20", kilnCommit: "abc", loadStart: 1, loadEnd: 2 },
+    generator: { name: "wrk", version: "wrk 4.1.0", connections: 64, threads: 1 },
+    settings: { rounds: 3, durationS: 8, warmupS: 1, routes: 100000, spread: 1000 },
+    versions: {},
+    notes: ["a note"],
+    skipped: ["haproxy: not installed"],
+    runs: records,
+    summary,
+    ratios,
+  };
+  const md = markdown(report);
+  t.match(md, /^### 2026-11-25 12:00 UTC · wrk 4\.1\.0 -t1 -c64 · 3 rounds × 8 s/);
+  t.match(md, /Reproduce: `node scripts\/setup\.mjs --build && node dist\/bench\/router\.js --rounds 3`/);
+  t.match(md, /\| tiny body \(2 B\) \| nginx-2w \*\*best\*\* \| 25\.0k \| 24\.0k–26\.0k \|/);
+  t.match(md, /Kiln access log on ÷ off: req\/s 0\.77×, CPU\/req 1\.10×/);
+  t.match(md, /- Skipped: haproxy: not installed/);
 });
