@@ -3,9 +3,9 @@
 // JavaScript client on `net` sockets, against nginx (1 and 2 workers) and the front
 // answering by itself, in interleaved rounds with wrk; CPU µs per request from /proc.
 // Usage: node dist/bench/upstream.js [--json] [--duration S] [--rounds N] [--cases tiny,16k,1m]
-//        [--connections N] [--only id,id]
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+//        [--connections N] [--only id,id] [--json-file path] [--results bench/RESULTS.md]
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { compiledSibling } from "../kernel/paths.js";
@@ -14,11 +14,20 @@ import { cpuBetween, cpuPerRequest, sampleCpu } from "./lib/cpu.js";
 import { ensureTools, versionOf } from "./lib/debian.js";
 import { pickGenerator } from "./lib/loadgen/index.js";
 import { freePort, startProcess, stopAll, stopAllOnSignal, waitForPort } from "./lib/procs.js";
+import { appendToSection, formatMarkdown } from "./lib/report.js";
 import { interleave, median } from "./lib/stats.js";
 import { startNginx } from "./lib/targets/nginx.js";
 import { makeRouteSet } from "./lib/targets/types.js";
 
 type CaseName = keyof typeof backendPaths;
+
+const RESULTS_HEADING = "Upstream hop (bench/upstream.ts)";
+const RESULTS_INTRO = `The router's upstream hop alone: one minimal uWS front (1 or 2 threads on one port)
+forwarding to one Node \`http\` backend through the native upstream client (native/src/upstream.cc)
+or a lean JavaScript keep-alive client on \`net\` sockets written in the bench, against nginx (1 and
+2 workers, upstream keep-alive) and the front answering by itself (its own cost). wrk -t1 -c64
+keep-alive, cases interleaved over rounds, medians. CPU µs/req = user+sys of the proxy's process
+tree over the run ÷ requests.`;
 
 interface Proxy {
   id: string;
@@ -58,6 +67,8 @@ const { values: args } = parseArgs({
     cases: { type: "string", default: "tiny,16k" },
     connections: { type: "string", default: "64" },
     only: { type: "string", default: "" },
+    "json-file": { type: "string", default: "" },
+    results: { type: "string", default: "" },
   },
 });
 const durationS = Number(args.duration);
@@ -104,6 +115,7 @@ async function main(): Promise<void> {
   );
   for (const n of tools.notes) log(n);
   const gen = pickGenerator("auto");
+  const loadStart = loadavg()[0] ?? Number.NaN;
   const backend = await startBackend();
   const proxies: Proxy[] = [{ id: "direct", label: "backend direct", port: backend.port, cpuRoots: [] }];
   const want = (id: string): boolean => only.size === 0 || only.has(id);
@@ -206,6 +218,16 @@ async function main(): Promise<void> {
     node: process.version,
     rounds,
   };
+  if (args["json-file"]) writeFileSync(args["json-file"], `${JSON.stringify({ ...meta, rows }, null, 2)}\n`);
+  if (args.results) {
+    appendToSection(
+      args.results,
+      RESULTS_HEADING,
+      RESULTS_INTRO,
+      `### ${meta.date.slice(0, 16).replace("T", " ")} UTC\n\n${markdown(rows, meta)}\n\n1-min load average ${loadStart.toFixed(2)} at the start, ${loadavg()[0]?.toFixed(2)} at the end.`,
+    );
+    formatMarkdown(args.results);
+  }
   if (args.json) {
     process.stdout.write(`${JSON.stringify({ ...meta, rows }, null, 2)}\n`);
   } else {
