@@ -254,6 +254,37 @@ t.test("a connection the backend closed while idle is replaced", { skip }, async
   tt.equal(accepted, 2);
 });
 
+t.test("a pooled connection that dies under a request is retried once on a new one", { skip }, async (tt) => {
+  let accepted = 0;
+  // Each connection answers its first request and drops the second unanswered, as a backend
+  // does when its keep-alive timeout fires just as the request arrives.
+  const port = await rawBackend(tt, (s) => {
+    accepted++;
+    let n = 0;
+    s.on("data", () => {
+      if (++n === 1) s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      else s.destroy();
+    });
+  });
+  const c = client(tt);
+  tt.equal((await c.get(port)).status, 200);
+  const r = await c.get(port);
+  tt.equal(r.status, 200, "the client never saw the dead connection");
+  tt.equal(r.body.toString(), "ok");
+  tt.equal(r.flags & ResponseFlag.REUSED, 0, "answered on the fresh connection");
+  tt.equal(accepted, 2);
+  // A streamed body cannot be replayed: the failure is reported instead.
+  let id = -1;
+  const p = c.send(port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n", {
+    flags: 0,
+    started: (i) => {
+      id = i;
+    },
+  });
+  c.up.end(id, Buffer.from("body"));
+  tt.equal((await p).error, UpstreamError.CLOSED_BEFORE_RESPONSE);
+});
+
 t.test("connect refused is retriable", { skip }, async (tt) => {
   const c = client(tt);
   const port = await freePort();
