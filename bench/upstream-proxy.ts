@@ -7,7 +7,7 @@ import { isMainThread, Worker, workerData } from "node:worker_threads";
 import uWS, { type HttpRequest, type HttpResponse } from "@trufflesuite/uws-js-unofficial";
 import { createUpstream, RequestFlag, ResponseFlag, type Upstream } from "../native/upstream.js";
 
-type Mode = "native" | "js" | "front";
+type Mode = "native" | "nativeh" | "js" | "front";
 interface Config {
   mode: Mode;
   port: number;
@@ -28,7 +28,23 @@ function requestHead(req: HttpRequest): string {
 
 // ---- native upstream -----------------------------------------------------------------
 
-function serveNative(app: uWS.TemplatedApp, cfg: Config): void {
+/**
+ * "nativeh": the head block written the usual way, one writeHeader per field, to measure
+ * what passing the validated block to writeStatus in one call saves.
+ */
+function writeHeadPerField(res: HttpResponse, head: string): void {
+  let i = head.indexOf("\r\n");
+  res.writeStatus(i < 0 ? head : head.slice(0, i));
+  while (i >= 0) {
+    const start = i + 2;
+    const colon = head.indexOf(": ", start);
+    const next = head.indexOf("\r\n", start);
+    res.writeHeader(head.slice(start, colon), head.slice(colon + 2, next < 0 ? head.length : next));
+    i = next;
+  }
+}
+
+function serveNative(app: uWS.TemplatedApp, cfg: Config, perField: boolean): void {
   const responses: (HttpResponse | undefined)[] = [];
   const free: number[] = [];
   let nextId = 0;
@@ -44,12 +60,14 @@ function serveNative(app: uWS.TemplatedApp, cfg: Config): void {
   };
   const endWhole = (): void => {
     const res = cRes as HttpResponse;
-    res.writeStatus(cHead);
+    if (perField) writeHeadPerField(res, cHead);
+    else res.writeStatus(cHead);
     if (cBody === null) res.end();
     else res.end(cBody);
   };
   const startStream = (): void => {
-    (cRes as HttpResponse).writeStatus(cHead);
+    if (perField) writeHeadPerField(cRes as HttpResponse, cHead);
+    else (cRes as HttpResponse).writeStatus(cHead);
     if (cBody !== null) pushChunk(cId, cBody, false);
   };
   const pushChunk = (id: number, chunk: Uint8Array, last: boolean): void => {
@@ -313,7 +331,7 @@ function serveJs(app: uWS.TemplatedApp, cfg: Config): void {
 
 function serve(cfg: Config): void {
   const app = uWS.App();
-  if (cfg.mode === "native") serveNative(app, cfg);
+  if (cfg.mode === "native" || cfg.mode === "nativeh") serveNative(app, cfg, cfg.mode === "nativeh");
   else if (cfg.mode === "js") serveJs(app, cfg);
   else {
     // The same bodies as the backend, so the front's own cost is comparable per case.

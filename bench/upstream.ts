@@ -93,6 +93,7 @@ async function startFront(mode: string, threads: number, backendPort: number): P
   await waitForPort(port, proc);
   const what = {
     native: "uWS + native upstream",
+    nativeh: "uWS + native upstream, writeHeader per field",
     js: "uWS + JS client on net",
     front: "uWS answering itself",
   }[mode];
@@ -123,6 +124,7 @@ async function main(): Promise<void> {
     ["front", 1],
     ["native", 1],
     ["native", 2],
+    ["nativeh", 1],
     ["js", 1],
     ["js", 2],
   ] as const) {
