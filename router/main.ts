@@ -86,9 +86,15 @@ function freePort(host: string): Promise<number> {
   });
 }
 
+/**
+ * Starts the router; resolves once it routes (NATS connected, registry started). Aborting
+ * `signal` while it starts (e.g. SIGTERM while NATS is unreachable) stops what already runs
+ * and rejects with the signal's reason.
+ */
 export async function startRouter(
   config: RouterConfig,
   log: Logger = createLogger("router"),
+  signal?: AbortSignal,
 ): Promise<RouterHandle> {
   const table = createRouteTable();
   const workers: WorkerSlot[] = [];
@@ -195,8 +201,13 @@ export async function startRouter(
         new Promise((r) => setTimeout(r, 3000).unref()),
       ]);
       await Promise.all(workers.map((w) => w.worker.terminate().catch(() => 0)));
-      await new Promise<void>((r) => (status === null ? r() : status.close(() => r())));
-      status?.closeAllConnections();
+      await new Promise<void>((r) => {
+        if (status === null) r();
+        else {
+          status.close(() => r());
+          status.closeAllConnections();
+        }
+      });
       try {
         table.close();
       } catch {
@@ -264,7 +275,11 @@ export async function startRouter(
     const addr = status.address();
     const statusPort = typeof addr === "object" && addr !== null ? addr.port : config.statusPort;
 
-    bus = await connectNats({
+    const aborted = new Promise<never>((_, reject) => {
+      if (signal?.aborted) reject(signal.reason);
+      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+    const connecting = connectNats({
       servers: config.natsUrl,
       user: config.natsUser || undefined,
       pass: config.natsPass || undefined,
@@ -274,6 +289,11 @@ export async function startRouter(
         reconnected: ({ server }) => log.info("nats_reconnected", { server }),
       },
     });
+    aborted.catch(() => {
+      // Stopped while connecting: close the connection if it still arrives.
+      void connecting.then((b) => b.close()).catch(() => {});
+    });
+    bus = await Promise.race([connecting, aborted]);
     registry = new RouteRegistry({
       nc: bus.nc,
       sink: routerSink(table, workers, log),
@@ -304,7 +324,7 @@ export async function startRouter(
       done,
     };
   } catch (err) {
-    failed = true;
+    failed = signal?.aborted !== true;
     await stop();
     throw err;
   }
@@ -314,15 +334,27 @@ export async function startRouter(
 export async function runRouterCommand(argv: string[]): Promise<number> {
   const log = createLogger("router");
   const config = routerConfig(parseRouterArgs(argv));
-  const router = await startRouter(config, log);
-  const onSignal = (signal: string): void => {
+  let router: RouterHandle | null = null;
+  const starting = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
     log.info("signal", { signal });
-    void router.drain();
+    // Still starting (e.g. waiting for NATS): nothing is routed yet, so nothing to drain.
+    if (router === null) starting.abort(new Error(`stopped by ${signal} while starting`));
+    else void router.drain();
   };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
-  const code = await router.done;
-  process.off("SIGTERM", onSignal);
-  process.off("SIGINT", onSignal);
-  return code;
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    router = await startRouter(config, log, starting.signal);
+    return await router.done;
+  } catch (err) {
+    if (!starting.signal.aborted) throw err;
+    // Workers are stopped; only the NATS client may still be retrying its first connect,
+    // which cannot be cancelled: leave without waiting for it.
+    setTimeout(() => process.exit(0), 200).unref();
+    return 0;
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  }
 }
