@@ -152,7 +152,10 @@ interface SizeResult {
   kind: Kind;
   routes: number;
   lookupNs: number;
+  /** New routes and endpoints (the table filling up). */
   registersPerSec: number;
+  /** The same registrations again: the steady state of registrars re-announcing every 20 s. */
+  refreshesPerSec: number;
   rssBytesPerRoute: number;
   heapBytesPerRoute: number;
 }
@@ -165,6 +168,7 @@ function childSize(kind: Kind, routes: number, ops: number): SizeResult {
   const sec = fill(table, routes);
   gc();
   const mem = process.memoryUsage();
+  const refreshSec = ops > 0 ? fill(table, routes) : Number.NaN;
   let lookupNs = Number.NaN;
   if (ops > 0) {
     const { hosts, paths } = sample(routes, 1 << 16);
@@ -176,6 +180,7 @@ function childSize(kind: Kind, routes: number, ops: number): SizeResult {
     routes,
     lookupNs,
     registersPerSec: (routes * 2) / sec,
+    refreshesPerSec: (routes * 2) / refreshSec,
     rssBytesPerRoute: (mem.rss - rss0) / routes,
     heapBytesPerRoute: (mem.heapUsed - heap0) / routes,
   };
@@ -437,6 +442,8 @@ function report(s: Summary): string {
     fmtRatio(fallback.lookupNs / native.lookupNs),
     fmtRate(native.registersPerSec),
     fmtRate(fallback.registersPerSec),
+    fmtRate(native.refreshesPerSec),
+    fmtRate(fallback.refreshesPerSec),
   ]);
   const t = s.threads;
   const m = s.memory;
@@ -452,11 +459,13 @@ function report(s: Summary): string {
         "native ns/lookup",
         "fallback ns/lookup",
         "fallback ÷ native",
-        "native reg/s",
-        "fallback reg/s",
+        "native new reg/s",
+        "fallback new reg/s",
+        "native refresh reg/s",
+        "fallback refresh reg/s",
       ],
       rows,
-      ["right", "right", "right", "right", "right", "right"],
+      ["right", "right", "right", "right", "right", "right", "right", "right"],
     ),
     "",
     `Memory at ${fmtRate(m.routes)} routes (RSS delta ÷ routes after GC; V8 heap delta for reference):`,
