@@ -118,14 +118,15 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
   const startHr = performance.now();
   const now = Date.now();
   const s = scan;
-  s.reset(req.getHeader("connection"));
+  s.reset();
   req.forEach(collectHeader);
+  s.finish();
   const method = req.getCaseSensitiveMethod();
   const url = req.getUrl();
   // This uWS build returns undefined (not "") when the URL has no query.
   const query = req.getQuery() as string | undefined;
   const target = query === undefined || query === "" ? url : `${url}?${query}`;
-  const host = req.getHeader("host");
+  const host = s.host;
   if (s.bytes > maxHeaderBytes) {
     refuse(res, Refusals.headersTooLarge, host, method, target, true);
     return;

@@ -1,7 +1,7 @@
 // Reads a client request's headers once (uWS forEach) into the head sent upstream:
 // hop-by-hop headers dropped (RFC 9110 7.6.1), X-Forwarded-*, X-Vcap-Request-Id,
 // traceparent and the X-CF-* headers replaced, framing facts checked for smuggling.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 
 /**
  * Scratch state of the request being read. One per thread: uWS calls the handler and
@@ -19,10 +19,10 @@ export class RequestScan {
   contentLength = "";
   badFraming = false;
   transferEncoding = "";
-  /** Extra hop-by-hop names listed in Connection (rare), lower-cased; null when none. */
-  connectionTokens: string[] | null = null;
+  host = "";
+  connection = "";
 
-  reset(connection: string): void {
+  reset(): void {
     this.head = "";
     this.bytes = 0;
     this.xff = "";
@@ -34,18 +34,26 @@ export class RequestScan {
     this.contentLength = "";
     this.badFraming = false;
     this.transferEncoding = "";
-    this.connectionTokens = null;
-    if (connection !== "") {
-      const lower = connection.toLowerCase();
-      if (lower !== "keep-alive" && lower !== "close" && lower !== "upgrade") {
-        const extra: string[] = [];
-        for (const t of lower.split(",")) {
-          const n = t.trim();
-          if (n !== "" && n !== "keep-alive" && n !== "close" && n !== "upgrade") extra.push(n);
-        }
-        if (extra.length > 0) this.connectionTokens = extra;
-      }
+    this.host = "";
+    this.connection = "";
+  }
+
+  /** Drops the extra hop-by-hop names a Connection header lists (rare) once all headers are read. */
+  finish(): void {
+    const c = this.connection;
+    if (c === "") return;
+    const lower = c.toLowerCase();
+    if (lower === "keep-alive" || lower === "close" || lower === "upgrade") return;
+    const extra: string[] = [];
+    for (const t of lower.split(",")) {
+      const n = t.trim();
+      if (n !== "" && n !== "keep-alive" && n !== "close" && n !== "upgrade") extra.push(n);
     }
+    if (extra.length === 0) return;
+    this.head = this.head
+      .split("\r\n")
+      .filter((line) => !extra.includes(line.slice(0, line.indexOf(":"))))
+      .join("\r\n");
   }
 }
 
@@ -56,7 +64,12 @@ export function collectHeader(k: string, v: string): void {
   const s = scan;
   s.bytes += k.length + v.length + 4;
   switch (k) {
+    case "host":
+      s.host = v;
+      break;
     case "connection":
+      s.connection = s.connection === "" ? v : `${s.connection}, ${v}`;
+      return;
     case "keep-alive":
     case "proxy-connection":
     case "te":
@@ -95,7 +108,6 @@ export function collectHeader(k: string, v: string): void {
       s.cookie = s.cookie === "" ? v : `${s.cookie}; ${v}`;
       break;
   }
-  if (s.connectionTokens?.includes(k)) return;
   s.head += `${k}: ${v}\r\n`;
 }
 
@@ -107,6 +119,9 @@ function isDigits(s: string): boolean {
   }
   return true;
 }
+
+const spanPrefix = randomBytes(4).toString("hex");
+let spanCounter = 0;
 
 const uuidRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const traceRe = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
@@ -128,9 +143,12 @@ export function traceparentFor(given: string, requestId: string): string {
     )
       return given;
   }
-  const trace = requestId.replaceAll("-", "");
-  const span = randomUUID().replaceAll("-", "").slice(0, 16);
-  return `00-${trace}-${span}-01`;
+  // The request id is a random UUID: its hex digits are the trace id. Span ids only need to
+  // be unique: a random per-thread prefix and a counter cost no random bytes per request.
+  const r = requestId;
+  spanCounter = (spanCounter + 1) >>> 0;
+  const count = spanCounter.toString(16);
+  return `00-${r.slice(0, 8)}${r.slice(9, 13)}${r.slice(14, 18)}${r.slice(19, 23)}${r.slice(24)}-${spanPrefix}${"00000000".slice(count.length)}${count}-01`;
 }
 
 /** The `__VCAP_ID__` value in a Cookie header, or "". */

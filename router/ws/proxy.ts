@@ -319,13 +319,14 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
     upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
       const now = Date.now();
       const s = scan;
-      s.reset("");
+      s.reset();
       req.forEach(collectHeader);
+      s.finish();
       const key = req.getHeader("sec-websocket-key");
       const url = req.getUrl();
       const query = req.getQuery() as string | undefined;
       const target = query === undefined || query === "" ? url : `${url}?${query}`;
-      const host = req.getHeader("host");
+      const host = s.host;
       if (s.bytes > ctx.cfg.maxHeaderBytes) {
         refuse(res, Refusals.headersTooLarge);
         return;
