@@ -15,7 +15,7 @@ import { BenchError } from "./lib/errors.js";
 import { type LoadGenerator, pickGenerator } from "./lib/loadgen/index.js";
 import { measuredRun, runInterleaved } from "./lib/measure.js";
 import { httpStatus, setNiceness, stopAll, stopAllOnSignal } from "./lib/procs.js";
-import { appendToSection, formatMarkdown } from "./lib/report.js";
+import { appendToSection } from "./lib/report.js";
 import {
   allCases,
   allFamilies,
@@ -76,6 +76,7 @@ const usage = `node dist/bench/router.js [options]
   --kiln-args "A B"      extra arguments for every \`kiln router\` (e.g. "--threads 2")
   --kiln-access-log "A"  router arguments that turn the access log on; {file} is replaced (default "${defaults.kilnAccessLog}")
   --nice N               run backend, proxies and load generator at nice N (e.g. -10 as root on a busy box; default 0)
+  --setup-only           install what is missing (as root), say what is there, and exit
   --no-install           do not apt-get missing tools (wrk, nginx-light, haproxy)
   --write-results [F]    append a dated section to the router section of F (default ${defaults.results})
 `;
@@ -119,21 +120,8 @@ function niceValue(value: string | undefined): number {
 
 const split = (s: string): string[] => s.split(" ").filter((x) => x !== "");
 
-function parseOptions(argv: string[]) {
-  // `--write-results` may come without a file (give it an empty value parseArgs accepts), and
-  // `--nice -10` would read as an option (join a negative value to its flag).
-  const args: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const next = argv[i + 1];
-    if (a === "--write-results" && (next === undefined || next.startsWith("--")))
-      args.push("--write-results=");
-    else if (a === "--nice" && next !== undefined && /^-\d+$/.test(next)) {
-      args.push(`--nice=${next}`);
-      i++;
-    } else args.push(a);
-  }
-  const { values } = parseArgs({
+function parseBenchArgs(args: string[]) {
+  return parseArgs({
     args,
     allowPositionals: false,
     options: {
@@ -156,11 +144,35 @@ function parseOptions(argv: string[]) {
       "kiln-bin": { type: "string", default: defaults.kilnBin },
       "kiln-access-log": { type: "string", default: defaults.kilnAccessLog },
       "no-install": { type: "boolean", default: false },
+      "setup-only": { type: "boolean", default: false },
       nice: { type: "string" },
       "write-results": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
+}
+
+function parseOptions(argv: string[]) {
+  // `--write-results` may come without a file (give it an empty value parseArgs accepts), and
+  // `--nice -10` would read as an option (join a negative value to its flag).
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const next = argv[i + 1];
+    if (a === "--write-results" && (next === undefined || next.startsWith("--")))
+      args.push("--write-results=");
+    else if (a === "--nice" && next !== undefined && /^-\d+$/.test(next)) {
+      args.push(`--nice=${next}`);
+      i++;
+    } else args.push(a);
+  }
+  let parsed: ReturnType<typeof parseBenchArgs>;
+  try {
+    parsed = parseBenchArgs(args);
+  } catch (err) {
+    die(err instanceof Error ? err.message : String(err));
+  }
+  const { values } = parsed;
   const quick = values.quick === true;
   const generator = values.generator as string;
   if (!["auto", "wrk", "autocannon"].includes(generator)) die(`unknown generator "${generator}"`);
@@ -184,6 +196,7 @@ function parseOptions(argv: string[]) {
     kilnBin: values["kiln-bin"] as string,
     kilnAccessLog: split(values["kiln-access-log"] as string),
     install: values["no-install"] !== true,
+    setupOnly: values["setup-only"] === true,
     nice: niceValue(values.nice),
     writeResults: values["write-results"],
   };
@@ -211,6 +224,13 @@ async function main(argv: string[]): Promise<number> {
   const targets: Target[] = [];
   try {
     const tools = ensureTools(routerBenchTools, o.install);
+    if (o.setupOnly) {
+      for (const [cmd, path] of tools.found) process.stdout.write(`${cmd}: ${path}\n`);
+      for (const t of tools.missing)
+        process.stdout.write(`${t.command}: missing (Debian package ${t.pkg})\n`);
+      for (const n of tools.notes) process.stdout.write(`${n}\n`);
+      return tools.missing.length === 0 ? 0 : 1;
+    }
     setNiceness(o.nice);
     for (const n of tools.notes) log.warn("setup", { note: n });
     const gen: LoadGenerator = pickGenerator(o.generator);
@@ -400,9 +420,9 @@ async function main(argv: string[]): Promise<number> {
     if (o.jsonFile !== undefined) writeFileSync(resolve(o.jsonFile), json);
     if (o.writeResults !== undefined) {
       const file = resolve(projectRoot, o.writeResults === "" ? defaults.results : o.writeResults);
-      appendToSection(file, SECTION, SECTION_INTRO, md);
-      if (!formatMarkdown(file))
-        log.warn("results_not_formatted", { file, hint: "run npx biome format --write" });
+      if (!appendToSection(file, SECTION, SECTION_INTRO, md)) {
+        log.warn("results_not_formatted", { file, hint: "run npx biome format --write on it" });
+      }
       log.info("results_written", { file });
     }
     return records.some((r) => r.error !== undefined) ? 1 : 0;

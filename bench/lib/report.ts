@@ -41,9 +41,10 @@ ratios measured in the same run and the CPU time per request rather than a lone 
 
 /**
  * Appends \`entry\` at the end of the section titled \`heading\` (a "## " line) of \`file\`,
- * creating the file with a short header, or the section at the end, when missing.
+ * creating the file with a short header, or the section at the end, when missing; then formats
+ * the file with Biome (see formatMarkdown). Returns whether the file could be formatted.
  */
-export function appendToSection(file: string, heading: string, intro: string, entry: string): void {
+export function appendToSection(file: string, heading: string, intro: string, entry: string): boolean {
   let text = existsSync(file) ? readFileSync(file, "utf8") : FILE_HEADER;
   const title = `## ${heading}`;
   const lines = text.split("\n");
@@ -64,6 +65,7 @@ export function appendToSection(file: string, heading: string, intro: string, en
   const after = lines.slice(end).join("\n");
   const joined = `${before}\n${entry.trim()}\n${after === "" ? "" : `\n${after}`}`;
   writeFileSync(file, joined.replace(/\n*$/, "\n"));
+  return formatMarkdown(file);
 }
 
 /**
