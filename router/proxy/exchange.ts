@@ -283,7 +283,7 @@ export class Exchange implements ConnOwner, ChunkSink {
           else this.headBuf = buf;
           return;
         }
-        if (n === HEAD_MALFORMED) {
+        if (n === HEAD_MALFORMED || n > maxResponseHead) {
           this.fail(Upstream.BadResponse);
           return;
         }

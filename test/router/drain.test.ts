@@ -13,7 +13,7 @@ t.test("in-flight requests finish, /health 503, exit 0", async (t) => {
   });
   await rig.register({ port: slow.port, uris: ["slow.test"], private_instance_id: "slow-0" });
   const inFlight = send(rig.router.port, { host: "slow.test" });
-  await sleep(200);
+  for (let i = 0; i < 100 && slow.seen.length === 0; i++) await sleep(20);
   rig.router.child.kill("SIGTERM");
   let health = 0;
   for (let i = 0; i < 20 && health !== 503; i++) {
@@ -41,7 +41,7 @@ t.test("a request that never ends does not hold the router past the drain timeou
   const stuck = await startBackend(t, () => {});
   await rig.register({ port: stuck.port, uris: ["stuck.test"], private_instance_id: "stuck-0" });
   const pending = send(rig.router.port, { host: "stuck.test" }).catch(() => null);
-  await sleep(150);
+  for (let i = 0; i < 100 && stuck.seen.length === 0; i++) await sleep(20);
   const t0 = Date.now();
   rig.router.child.kill("SIGTERM");
   const exit = await rig.router.exited;

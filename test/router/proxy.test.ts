@@ -166,6 +166,19 @@ t.test(
     t.match(cont.text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK/, "100 Continue, then the answer");
     t.match(cont.text, /\r\n\r\nhello$/);
 
+    const early = await startRawBackend(t, (s) => {
+      s.once("data", () =>
+        s.write(
+          "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter",
+        ),
+      );
+    });
+    await rig.register({ port: early, uris: ["hints.test"], private_instance_id: "hints-0" });
+    const hints = await send(port, { host: "hints.test" });
+    t.equal(hints.status, 200, "an interim 103 is passed over");
+    t.equal(hints.body, "after");
+
     const closeDelim = await startRawBackend(t, (s) => {
       s.once("data", () => s.end("HTTP/1.1 200 OK\r\nConnection: close\r\nX-Raw: 1\r\n\r\nuntil-close body"));
     });
@@ -190,6 +203,16 @@ t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => 
   const g = await send(port, { host: "garbage.test" });
   t.equal(g.status, 502);
   t.equal(g.headers["x-kiln-router-error"], "bad_response");
+
+  const hugeHead = await startRawBackend(t, (s) =>
+    s.once("data", () =>
+      s.end(`HTTP/1.1 200 OK\r\nX-Huge: ${"h".repeat(80 * 1024)}\r\nContent-Length: 0\r\n\r\n`),
+    ),
+  );
+  await rig.register({ port: hugeHead, uris: ["hugehead.test"], private_instance_id: "hh-0" });
+  const hh = await send(port, { host: "hugehead.test" });
+  t.equal(hh.status, 502, "an 80 KiB response head is refused");
+  t.equal(hh.headers["x-kiln-router-error"], "bad_response");
 
   const early = await startRawBackend(t, (s) => s.once("data", () => s.destroy()));
   await rig.register({ port: early, uris: ["early.test"], private_instance_id: "e-0" });
@@ -227,7 +250,8 @@ t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => 
     options: { max_conns_per_backend: 1 },
   });
   const first = send(port, { host: "full.test" });
-  await sleep(200);
+  // The backend holding the first request means the router counts it in flight.
+  for (let i = 0; i < 100 && slow.seen.length === 0; i++) await sleep(20);
   const second = await send(port, { host: "full.test" });
   t.equal(second.status, 503);
   t.equal(second.headers["x-kiln-router-error"], "backend_full");
