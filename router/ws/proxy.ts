@@ -30,6 +30,8 @@ export interface WsData {
 }
 
 const maxHead = 64 * 1024;
+/** Client-to-backend bytes queued on a backend socket before the client is closed. */
+const maxBackendQueue = 8 * 1024 * 1024;
 
 class Tunnel implements FrameSink {
   private readonly ctx: ProxyContext;
@@ -252,6 +254,12 @@ class Tunnel implements FrameSink {
   fromClient(message: ArrayBuffer, binary: boolean): void {
     if (this.backendClosing) return;
     this.sock.write(encodeFrame(binary ? Op.Binary : Op.Text, new Uint8Array(message)));
+    // uWS cannot pause a WebSocket's reads: a backend that stops reading gets the client closed.
+    const ws = this.ws;
+    if (this.sock.writableLength > maxBackendQueue && ws !== null && !this.clientClosed) {
+      this.clientClosed = true;
+      ws.end(1013, "backend is not reading");
+    }
   }
 
   clientClose(code: number, message: ArrayBuffer): void {
