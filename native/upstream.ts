@@ -2,7 +2,15 @@
 // pools to backends on this thread's event loop, one call per request and one callback
 // per small response. There is no TypeScript fallback here: the router's own client on
 // `net` sockets (router/proxy) is the fallback when the addon is not built.
-
+//
+// How a uWS front uses it (bench/upstream-proxy.ts is a complete example):
+// - One Upstream per thread, `transientBodies: true`, request ids from RequestIds; keep the
+//   HttpResponse in an array indexed by id; `res.onAborted` → `abort(id)`.
+// - onResponse with COMPLETE: `res.cork(() => { res.writeStatus(head); res.end(body ?? undefined) })`
+//   (uWS adds Content-Length; with NO_BODY use `endWithoutBody(length)` when length ≥ 0).
+// - Otherwise stream: `tryEnd(chunk, length)` when length ≥ 0, else `write(chunk)`; on
+//   backpressure `pause(id)`, keep a copy of the unsent rest, `resume(id)` from onWritable.
+// - Request bodies: `write(id, chunk)` false → stop reading the client until onDrain(id).
 import { NativeError } from "./errors.js";
 import { binding } from "./index.js";
 

@@ -25,6 +25,7 @@ interface Pending {
   chunks: Uint8Array[];
   resolve: (r: Result) => void;
   onChunk?: (id: number, chunk: Uint8Array) => void;
+  keepBody: boolean;
 }
 
 export interface SendOptions {
@@ -33,6 +34,8 @@ export interface SendOptions {
   flags?: number;
   /** Called with every body chunk (for pause/resume tests). */
   onChunk?: (id: number, chunk: Uint8Array) => void;
+  /** False: do not keep body chunks (result.body stays empty), for big downloads. */
+  keepBody?: boolean;
   /** Called with the request id right after request() (for streaming bodies). */
   started?: (id: number) => void;
 }
@@ -79,7 +82,7 @@ export class TestClient {
 
   private chunk(p: Pending, id: number, chunk: Uint8Array): void {
     // Transient bodies are only valid during the callback: keep a copy.
-    p.chunks.push(this.transient ? Buffer.from(chunk) : chunk);
+    if (p.keepBody) p.chunks.push(this.transient ? Buffer.from(chunk) : chunk);
     p.onChunk?.(id, chunk);
   }
 
@@ -103,7 +106,7 @@ export class TestClient {
         callbacks: 0,
         error: 0,
       };
-      const p: Pending = { result, chunks: [], resolve };
+      const p: Pending = { result, chunks: [], resolve, keepBody: opts.keepBody !== false };
       if (opts.onChunk !== undefined) p.onChunk = opts.onChunk;
       this.pending.set(id, p);
       const code = this.up.request(
