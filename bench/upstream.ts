@@ -4,8 +4,10 @@
 // answering by itself, in interleaved rounds with wrk; CPU µs per request from /proc.
 // Usage: node dist/bench/upstream.js [--json] [--duration S] [--rounds N] [--cases tiny,16k,1m]
 //        [--connections N] [--only id,id] [--json-file path] [--results bench/RESULTS.md]
+//        [--nice -10] (the bench and everything it starts inherit the priority: less noise from
+//        other work on the box; negative values need root)
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { loadavg, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { compiledSibling } from "../kernel/paths.js";
@@ -69,12 +71,14 @@ const { values: args } = parseArgs({
     only: { type: "string", default: "" },
     "json-file": { type: "string", default: "" },
     results: { type: "string", default: "" },
+    nice: { type: "string", default: "0" },
   },
 });
 const durationS = Number(args.duration);
 const rounds = Number(args.rounds);
 const cases = (args.cases ?? "tiny").split(",") as CaseName[];
 const connections = Number(args.connections);
+const nice = Number(args.nice);
 const only = new Set((args.only ?? "").split(",").filter((s) => s !== ""));
 
 function log(line: string): void {
@@ -107,6 +111,7 @@ async function startFront(mode: string, threads: number, backendPort: number): P
 
 async function main(): Promise<void> {
   stopAllOnSignal();
+  if (nice !== 0) setPriority(nice);
   const tools = ensureTools(
     [
       { command: "wrk", pkg: "wrk" },
@@ -212,7 +217,7 @@ async function main(): Promise<void> {
       });
     }
   }
-  const command = `node dist/bench/upstream.js --duration ${durationS} --rounds ${rounds} --cases ${cases.join(",")} --connections ${connections}${only.size ? ` --only ${[...only].join(",")}` : ""}`;
+  const command = `node dist/bench/upstream.js --duration ${durationS} --rounds ${rounds} --cases ${cases.join(",")} --connections ${connections}${nice ? ` --nice ${nice}` : ""}${only.size ? ` --only ${[...only].join(",")}` : ""}`;
   const meta = {
     date: new Date().toISOString(),
     command,
