@@ -25,6 +25,7 @@ import {
   summarise,
 } from "../../bench/lib/router-report.js";
 import { interleave, median, range, ratio, rotate } from "../../bench/lib/stats.js";
+import { listeningInfo } from "../../bench/lib/targets/kiln.js";
 import { type CaseId, type Family, makeRouteSet, type Target } from "../../bench/lib/targets/types.js";
 import { guardChildren } from "../helpers/children.js";
 
@@ -310,4 +311,21 @@ t.test("router report: medians per case and proxy, best variant, ratios, Markdow
   t.match(md, /\| tiny body \(2 B\) \| nginx-2w \*\*best\*\* \| 25\.0k \| 24\.0k–26\.0k \|/);
   t.match(md, /Kiln access log on ÷ off: req\/s 0\.77×, CPU\/req 1\.10×/);
   t.match(md, /- Skipped: haproxy: not installed/);
+});
+
+t.test("the router's router_listening log line is read for the report", async (t) => {
+  const out =
+    '{"level":"info","event":"registry_started"}\n' +
+    '{"at":"x","level":"info","component":"router","event":"router_listening","threads":2,"table":"native","upstream":"native"}\n';
+  t.same(listeningInfo(out), {
+    at: "x",
+    level: "info",
+    component: "router",
+    event: "router_listening",
+    threads: 2,
+    table: "native",
+    upstream: "native",
+  });
+  t.same(listeningInfo("nothing here"), {});
+  t.same(listeningInfo('"router_listening" {broken'), {});
 });

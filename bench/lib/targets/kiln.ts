@@ -60,6 +60,21 @@ interface Instance {
   hosts: readonly string[];
   lastRegister: number;
   sentinel: number;
+  /** Fields of the router's `router_listening` log line (threads, table, upstream), when seen. */
+  listening: Record<string, unknown>;
+}
+
+/** The fields of the last `router_listening` JSON log line in a router's output. */
+export function listeningInfo(output: string): Record<string, unknown> {
+  const lines = output.split("\n").filter((l) => l.includes('"router_listening"'));
+  const last = lines[lines.length - 1];
+  if (last === undefined) return {};
+  try {
+    const v: unknown = JSON.parse(last.slice(last.indexOf("{")));
+    return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }
 
 function roleOf(c: CaseId): KilnRole {
@@ -131,7 +146,18 @@ async function startInstance(role: KilnRole, o: KilnOptions): Promise<Instance> 
     await waitForStatus(statusPort, "/health", ["localhost"], 200, 20_000);
     nc = await nats.connectAs("dea", `bench-registrar-${role}`);
     const hosts = role === "table" ? o.routes.all : [o.routes.single];
-    const inst: Instance = { role, nats, nc, router, port, statusPort, hosts, lastRegister: 0, sentinel: 0 };
+    const inst: Instance = {
+      role,
+      nats,
+      nc,
+      router,
+      port,
+      statusPort,
+      hosts,
+      lastRegister: 0,
+      sentinel: 0,
+      listening: listeningInfo(router.tail()),
+    };
     const t = Date.now();
     await registerAll(inst, o);
     // Spot-check the hosts the load will use.
@@ -198,7 +224,16 @@ export async function startKiln(o: KilnOptions, label: string): Promise<Target> 
       if (Date.now() - inst.lastRegister > refreshAfter) await registerAll(inst, o);
     },
     describe(): string[] {
-      if (!instances.has("accesslog")) return [];
+      const out: string[] = [];
+      const first = instances.values().next().value;
+      if (first !== undefined) {
+        const l = first.listening;
+        const args = o.extraArgs.length > 0 ? `, arguments \`${o.extraArgs.join(" ")}\`` : "";
+        out.push(
+          `Kiln router as it reported itself: ${String(l.threads ?? "?")} worker threads, ${String(l.table ?? "?")} route table, ${String(l.upstream ?? "?")} upstream client${args}.`,
+        );
+      }
+      if (!instances.has("accesslog")) return out;
       const file = join(o.dir, "kiln-accesslog", "access.log");
       let size = -1;
       try {
@@ -206,11 +241,12 @@ export async function startKiln(o: KilnOptions, label: string): Promise<Target> 
       } catch {
         // no file: the flag did not turn the log on
       }
-      return [
+      out.push(
         size >= 0
           ? `Kiln access log case: router run with \`${o.accessLogArgs.join(" ")}\`; ${(size / 1048576).toFixed(1)} MiB of access log written over the run.`
           : `Kiln access log case: no access log file after \`${o.accessLogArgs.join(" ")}\`; the flag may not turn the log on.`,
-      ];
+      );
+      return out;
     },
     async stop(): Promise<void> {
       for (const inst of instances.values()) await stopInstance(inst);
