@@ -4,8 +4,9 @@
 // answering by itself, in interleaved rounds with wrk; CPU µs per request from /proc.
 // Usage: node dist/bench/upstream.js [--json] [--duration S] [--rounds N] [--cases tiny,16k,1m]
 //        [--connections N] [--only id,id] [--json-file path] [--results bench/RESULTS.md]
-//        [--nice -10] (the bench and everything it starts inherit the priority: less noise from
+//        [--nice=-10] (the bench and everything it starts inherit the priority: less noise from
 //        other work on the box; negative values need root)
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, setPriority, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -217,12 +218,13 @@ async function main(): Promise<void> {
       });
     }
   }
-  const command = `node dist/bench/upstream.js --duration ${durationS} --rounds ${rounds} --cases ${cases.join(",")} --connections ${connections}${nice ? ` --nice ${nice}` : ""}${only.size ? ` --only ${[...only].join(",")}` : ""}`;
+  const command = `node dist/bench/upstream.js --duration ${durationS} --rounds ${rounds} --cases ${cases.join(",")} --connections ${connections}${nice ? ` --nice=${nice}` : ""}${only.size ? ` --only ${[...only].join(",")}` : ""}`;
   const meta = {
     date: new Date().toISOString(),
     command,
     generator: `${gen.name} ${gen.version} -t1 -c${connections} -d${durationS}s`,
     node: process.version,
+    kiln: spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout?.trim() ?? "?",
     rounds,
   };
   if (args["json-file"]) writeFileSync(args["json-file"], `${JSON.stringify({ ...meta, rows }, null, 2)}\n`);
@@ -246,10 +248,11 @@ async function main(): Promise<void> {
 
 function markdown(
   rows: Row[],
-  meta: { date: string; command: string; generator: string; node: string },
+  meta: { date: string; command: string; generator: string; node: string; kiln: string },
 ): string {
   const out: string[] = [];
-  out.push(`${meta.date} · ${meta.generator} · Node ${meta.node} · \`${meta.command}\``, "");
+  out.push(`${meta.date} · ${meta.generator} · Node ${meta.node} · Kiln ${meta.kiln}`, "");
+  out.push(`Reproduce: \`node scripts/setup.mjs --build && ${meta.command}\``, "");
   for (const c of cases) {
     const list = rows.filter((r) => r.case === c);
     const nginx = Math.max(...list.filter((r) => r.target.startsWith("nginx")).map((r) => r.rps));
