@@ -335,6 +335,50 @@ t.test("garbage responses are BAD_RESPONSE", { skip }, async (tt) => {
   tt.equal(c.up.stats().connections, 0, "every bad connection closed");
 });
 
+t.test("mutated responses: every exchange ends with a response or an error", { skip }, async (tt) => {
+  const valid = [
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n\r\nhello",
+    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nX: y\r\n\r\n",
+  ];
+  const specials = ["\r", "\n", "\0", " ", ":", "0", "f", ";", "\t", "\x80"];
+  let seed = 12345;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const payloads: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    let v = valid[i % valid.length] as string;
+    for (let k = 1 + rand(3); k > 0; k--) {
+      const at = rand(v.length);
+      const op = rand(3);
+      const ch = specials[rand(specials.length)] as string;
+      if (op === 0) v = v.slice(0, at) + ch + v.slice(at + 1);
+      else if (op === 1) v = v.slice(0, at) + ch + v.slice(at);
+      else v = v.slice(0, at) + v.slice(at + 1);
+    }
+    payloads.push(v);
+  }
+  let next = 0;
+  const port = await rawBackend(tt, (s) => {
+    const reply = payloads[next++] as string;
+    s.once("data", () => s.end(Buffer.from(reply, "latin1")));
+  });
+  const c = client(tt, { headerTimeoutMs: 2000 });
+  let responses = 0;
+  let errors = 0;
+  for (let i = 0; i < payloads.length; i++) {
+    const r = await c.get(port);
+    if (r.error !== 0) errors++;
+    else if (r.status >= 200) responses++;
+  }
+  tt.equal(responses + errors, payloads.length, `${responses} responses, ${errors} errors`);
+  tt.ok(errors > 0 && responses > 0);
+  await new Promise((r) => setTimeout(r, 50));
+  tt.equal(c.up.stats().connections, 0, "every connection closed");
+});
+
 t.test("interim 100 Continue, close-delimited body, HTTP/1.0", { skip }, async (tt) => {
   const c = client(tt);
   const cont = await rawBackend(
