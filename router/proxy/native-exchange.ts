@@ -37,6 +37,8 @@ kindOf[UpstreamError.BAD_ADDRESS] = Upstream.ConnectError;
 kindOf[UpstreamError.CLOSED] = Upstream.ConnectError;
 
 const EMPTY = new Uint8Array(0);
+/** Request bodies up to this size are kept until the response starts, so they can be retried. */
+const maxReplay = 64 * 1024;
 
 // Trampolines for res.cork (uWS runs the callback synchronously): no closure per response.
 let cEx: NativeExchange | null = null;
@@ -127,6 +129,9 @@ export class NativeExchange {
   private id = -1;
   private attempts = 1;
   private bodyStarted = false;
+  /** Copies of the body so far while it is small, so a connect failure can go to another endpoint. */
+  private replay: Buffer[] | null;
+  private replayBytes = 0;
   private reqEnded: boolean;
   private clientPaused = false;
   private responded = false;
@@ -182,6 +187,7 @@ export class NativeExchange {
     this.startMs = startMs;
     this.startHr = startHr;
     this.reqEnded = reqBody === ReqBody.None;
+    this.replay = reqBody === ReqBody.None ? null : [];
     ctx.requestStarted();
   }
 
@@ -198,7 +204,9 @@ export class NativeExchange {
       head += `transfer-encoding: ${this.transferEncoding}\r\n`;
       flags |= RequestFlag.CHUNKED;
     }
-    if (this.reqEnded) flags |= RequestFlag.END;
+    const replay = this.replay;
+    const replaying = replay !== null && replay.length > 0;
+    if (this.reqEnded && !replaying) flags |= RequestFlag.END;
     head += "\r\n";
     const side = this.side;
     const id = side.acquire(this);
@@ -208,6 +216,12 @@ export class NativeExchange {
       side.release(id);
       this.id = -1;
       this.fail(kindOf[code] ?? Upstream.ConnectError);
+      return;
+    }
+    if (replaying) {
+      // A retry: the body read so far (at most maxReplay bytes) goes again, to this endpoint.
+      for (let i = 0; i < replay.length; i++) side.up.write(id, replay[i] as Buffer);
+      if (this.reqEnded) side.up.end(id, null);
     }
   }
 
@@ -217,7 +231,16 @@ export class NativeExchange {
     if (isLast) this.reqEnded = true;
     if (id < 0) return;
     // The addon copies what it cannot send at once, so uWS's buffer can be handed over as is.
-    if (ab.byteLength > 0) this.bodyStarted = true;
+    if (ab.byteLength > 0) {
+      this.bodyStarted = true;
+      const replay = this.replay;
+      if (replay !== null) {
+        if (this.replayBytes + ab.byteLength <= maxReplay) {
+          replay.push(Buffer.from(ab.slice(0)));
+          this.replayBytes += ab.byteLength;
+        } else this.replay = null;
+      }
+    }
     if (isLast) {
       this.side.up.end(id, ab.byteLength > 0 ? ab : null);
       return;
@@ -236,6 +259,7 @@ export class NativeExchange {
   }
 
   onResponse(status: number, head: string, body: Uint8Array | null, flags: number, length: number): void {
+    this.replay = null;
     const res = this.res;
     if (res === null) return;
     if ((flags & ResponseFlag.COMPLETE) !== 0 || (flags & ResponseFlag.NO_BODY) !== 0) this.releaseId();
@@ -401,7 +425,12 @@ export class NativeExchange {
     const now = Date.now();
     if (fc.markFailed && this.handle >= 0)
       ctx.table.markFailed(this.handle, now + ctx.cfg.failedEndpointSkipMs);
-    if (fc.retriable && !this.bodyStarted && !this.pinned && this.attempts < ctx.cfg.maxAttempts) {
+    if (
+      fc.retriable &&
+      (!this.bodyStarted || this.replay !== null) &&
+      !this.pinned &&
+      this.attempts < ctx.cfg.maxAttempts
+    ) {
       this.attempts++;
       ctx.counters.retries++;
       const failed = this.handle;

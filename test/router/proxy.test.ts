@@ -337,6 +337,43 @@ t.test("retries: a dead endpoint is retried on another, never once the body bega
   t.match(String(r.headers["set-cookie"]), /^__VCAP_ID__=r-good;/);
   for (let i = 0; i < 6; i++) t.equal((await send(port, { host: "retry.test" })).status, 200);
 
+  // A small request body is kept until the response starts, so a POST is retried too.
+  await rig.register({ port: good.port, uris: ["retrypost.test"], private_instance_id: "rp-good" });
+  await rig.register({ port: 3, uris: ["retrypost.test"], private_instance_id: "rp-dead" });
+  const post = await send(port, {
+    host: "retrypost.test",
+    method: "POST",
+    headers: { cookie: "__VCAP_ID__=rp-dead" },
+    body: "x".repeat(10_000),
+  });
+  t.equal(post.status, 200, "a POST to a dead endpoint is retried");
+  t.equal(post.body, "good POST 10000", "with its whole body");
+  await rig.register({ port: good.port, uris: ["retrychunk.test"], private_instance_id: "rc-good" });
+  await rig.register({ port: 4, uris: ["retrychunk.test"], private_instance_id: "rc-dead" });
+  const chunked = await new Promise<string>((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        method: "POST",
+        path: "/",
+        headers: { host: "retrychunk.test", cookie: "__VCAP_ID__=rc-dead" },
+        agent: false,
+      },
+      (res) => {
+        let b = "";
+        res.setEncoding("utf8").on("data", (d: string) => {
+          b += d;
+        });
+        res.on("end", () => resolve(`${res.statusCode} ${b}`));
+      },
+    );
+    req.on("error", reject);
+    req.write("a".repeat(300));
+    setTimeout(() => req.end("b".repeat(200)), 30);
+  });
+  t.equal(chunked, "200 good POST 500", "a chunked POST is retried with its whole body");
+
   // An endpoint that takes the head and some body bytes, then resets: no second attempt.
   const breaker = await startRawBackend(t, (s) => {
     let got = 0;
