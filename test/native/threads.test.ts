@@ -63,6 +63,19 @@ t.test(
       // Let the workers run between bursts, as the registry applies batches.
       if (i % 5000 === 0) await new Promise((resolve) => setImmediate(resolve));
     }
+    // A reader killed mid-loop (handles in flight, functions still referenced) must not
+    // disturb the table or the other threads.
+    const doomed = new Worker(distPath("test/native/workers/lookup-worker.js"), {
+      workerData: { tableId: table.id, routes: ROUTES },
+    });
+    await new Promise((resolve) => doomed.once("message", resolve));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await doomed.terminate();
+    table.register("after.threads.test", spec(0, 0), opts(), UPDATES);
+    tt.ok(
+      table.select("after.threads.test", "/", "", "", UPDATES) >= 0,
+      "the table serves after a reader was killed",
+    );
     for (const w of workers) w.postMessage("stop");
     const got = await Promise.all(reports);
     for (const rep of got) {
