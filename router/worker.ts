@@ -106,7 +106,9 @@ function refuse(
     .writeHeader("Content-Type", "text/plain; charset=utf-8")
     .end(r.body, close);
   const status = Number(r.status.slice(0, 3));
-  ctx.counters.request(host, status, (performance.now() - t0) / 1000, r.body.length);
+  // Unknown hosts share one label: clients choose Host, and must not fill the metrics with it.
+  const label = r === Refusals.noRoute ? "(unknown)" : host;
+  ctx.counters.request(label, status, (performance.now() - t0) / 1000, r.body.length);
   accessLog?.line(Date.now(), host, method, target, status, r.body.length, performance.now() - t0, "", "");
 }
 

@@ -402,12 +402,19 @@ t.test("retries: a dead endpoint is retried on another, never once the body bega
 });
 
 t.test("malformed requests get 400/431 or are dropped, and the router keeps serving", async (t) => {
+  const seenBefore = echo.seen.length;
   const big = await rawExchange(
     port,
     `GET / HTTP/1.1\r\nHost: echo.test\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`,
   );
-  t.match(big.text, /^HTTP\/1\.1 431 /, "64 KiB of headers: 431");
-  t.match(big.text, /X-Kiln-Router-Error: headers_too_large/);
+  // uWS (this build) drops a head over 4 KiB that arrives in more than one read before the
+  // router sees it; a head read at once reaches the router's own limit and gets 431.
+  if (big.text === "") t.ok(big.closed, "64 KiB of headers: closed by uWS");
+  else {
+    t.match(big.text, /^HTTP\/1\.1 431 /, "64 KiB of headers: 431");
+    t.match(big.text, /X-Kiln-Router-Error: headers_too_large/);
+  }
+  t.equal(echo.seen.length, seenBefore, "not forwarded");
 
   const dupCl = await rawExchange(
     port,
@@ -455,6 +462,8 @@ t.test("status port: /health, /routes, /metrics; access log lines", async (t) =>
   const m = (await statusGet(rig.router.statusPort, "/metrics")).body;
   t.match(m, /kiln_router_requests_total\{class="2xx"\} [1-9]/);
   t.match(m, /kiln_router_route_requests_total\{route="echo.test",class="2xx"\} [1-9]/);
+  t.match(m, /kiln_router_route_requests_total\{route="\(unknown\)",class="4xx"\} [1-9]/);
+  t.notMatch(m, /route="nowhere.test"/, "unknown hosts do not become labels");
   t.match(m, /kiln_router_request_duration_seconds_bucket\{le="\+Inf"\} [1-9]/);
   t.match(m, /kiln_router_upstream_errors_total\{cause="connect_refused"\} [1-9]/);
   t.match(m, /kiln_router_upstream_errors_total\{cause="response_timeout"\} [1-9]/);
