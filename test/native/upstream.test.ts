@@ -572,6 +572,8 @@ t.test("worker threads: use, exit with open connections, terminate mid-request",
     new Promise<{ code: number; message: unknown }>((resolve, reject) => {
       const w = new Worker(distPath("test/native/workers/upstream-worker.js"), {
         workerData: { port: b.port, hang, mode },
+        // Compiled JS needs none of the test runner's loaders (each would cost a second per worker).
+        execArgv: [],
       });
       let message: unknown = null;
       w.on("message", (m) => {
