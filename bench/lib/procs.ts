@@ -71,7 +71,13 @@ export function startProcess(
       alive = false;
       resolve("spawn-error");
     });
+    // Resolve on "close" (stdout fully read: a load generator's result line is the last thing
+    // it prints), or 2 s after "exit" should something else still hold the pipes open.
     child.on("exit", (code, signal) => {
+      alive = false;
+      setTimeout(() => resolve(code ?? signal ?? "unknown"), 2000).unref();
+    });
+    child.on("close", (code, signal) => {
       alive = false;
       resolve(code ?? signal ?? "unknown");
     });

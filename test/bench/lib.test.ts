@@ -14,7 +14,8 @@ import {
   sampleCpu,
 } from "../../bench/lib/cpu.js";
 import { parseWrkJson, parseWrkText, parseWrkTime, wrkScript } from "../../bench/lib/loadgen/wrk.js";
-import type { RunResult } from "../../bench/lib/measure.js";
+import { type RunResult, runInterleaved } from "../../bench/lib/measure.js";
+import { sleep, startProcess, stopAll } from "../../bench/lib/procs.js";
 import { appendToSection, fmtRate, mdTable } from "../../bench/lib/report.js";
 import {
   best,
@@ -328,4 +329,43 @@ t.test("the router's router_listening log line is read for the report", async (t
   });
   t.same(listeningInfo("nothing here"), {});
   t.same(listeningInfo('"router_listening" {broken'), {});
+});
+
+t.test("started processes: output kept, stopped with their group", async (t) => {
+  // The child starts a grandchild in the same process group; stop() must end both.
+  const code =
+    "const {spawn}=require('node:child_process');" +
+    "spawn(process.execPath,['-e','setInterval(()=>{},1000)'],{stdio:'ignore'});" +
+    "process.stdout.write('ready\\n');process.on('SIGTERM',()=>{});setInterval(()=>{},1000);";
+  let out = "";
+  const p = startProcess("test child", process.execPath, ["-e", code], {
+    onStdout: (c) => {
+      out += c.toString();
+    },
+  });
+  t.teardown(() => stopAll());
+  while (!out.includes("ready")) await sleep(20);
+  t.ok(p.isAlive());
+  t.match(p.tail(), /ready/);
+  const tree = processTree([p.pid]);
+  t.equal(tree.length, 2, "child and grandchild");
+  // SIGTERM is ignored by the child: stop() falls back to SIGKILL for the whole group.
+  await p.stop(300);
+  t.notOk(p.isAlive());
+  t.same(
+    processTree(tree.map((s) => s.pid)).filter((s) => !/^Z/.test(s.comm)),
+    [],
+    "nothing of the group is left",
+  );
+});
+
+t.test("runInterleaved visits every item once per round in the rotated order", async (t) => {
+  const seen: string[] = [];
+  const out = await runInterleaved(["a", "b", "c"], 2, async (item, round, position) => {
+    seen.push(`${round}${position}${item}`);
+    return item;
+  });
+  // 3 items over 2 rounds: the second round starts ⌈3/2⌉ = 2 places later.
+  t.same(seen, ["00a", "01b", "02c", "10c", "11a", "12b"]);
+  t.same(out, ["a", "b", "c", "c", "a", "b"]);
 });
