@@ -26,6 +26,9 @@ export const commands: Record<string, Command> = {
   hm: unavailable("Health Manager"),
 };
 
+/** Codes that mean "the command line was wrong": exit 2, like an unknown command. */
+const usageCodes = new Set(["KILN_CLI_USAGE", "KILN_ROUTER_CONFIG"]);
+
 export function version(): string {
   const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { version: string };
   return pkg.version;
@@ -71,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof KilnError) {
       process.stderr.write(`kiln: ${err.message} (${err.code})\n`);
-      return err.code === "KILN_CLI_USAGE" ? 2 : 1;
+      return usageCodes.has(err.code) ? 2 : 1;
     }
     throw err;
   }

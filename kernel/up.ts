@@ -60,7 +60,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       `  NATS      ${nats.url}  (users and passwords in ${join(nats.dataDir, "credentials.json")})`,
       `  router    http://localhost:${config.routerPort}  (status http://localhost:${config.routerStatusPort}/health)`,
       "Next:",
-      "  - register a route: publish gorouter JSON on router.register (see README, 'Routing an app')",
+      "  - register a route: node examples/route-registrar.mjs myapp.localhost 127.0.0.1:3000",
       `  - check it:         curl -H 'Host: myapp.localhost' http://localhost:${config.routerPort}/`,
       "  - stop:             Ctrl-C",
     ],

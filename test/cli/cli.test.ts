@@ -52,6 +52,13 @@ t.test("an unknown flag of a command is a one-line error with exit 2", async (t)
   t.match(r.stderr, /kiln nats: .*--no-such-flag.*KILN_CLI_USAGE/);
 });
 
+t.test("an unknown flag of a component is a one-line error with exit 2", async (t) => {
+  const r = kiln("router", "--no-such-flag");
+  t.equal(r.status, 2);
+  t.equal(r.stderr.trim().split("\n").length, 1);
+  t.match(r.stderr, /--no-such-flag/);
+});
+
 t.test("a bad flag value is a usage error", async (t) => {
   const r = kiln("nats", "--port", "70000");
   t.equal(r.status, 2);

@@ -1,0 +1,114 @@
+// `kiln up` end to end: the kernel's router learns a route from NATS (published with the
+// DEA's credentials from the data dir, as examples/route-registrar.mjs does) and proxies to it.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "nats";
+import t from "tap";
+import { kilnBin } from "../../kernel/paths.js";
+import { encodeRegistryMessage } from "../../messaging/gorouter.js";
+import { ROUTER_REGISTER } from "../../messaging/subjects.js";
+import { guardChildren } from "../helpers/children.js";
+import { freePort } from "../helpers/ports.js";
+
+guardChildren(t);
+
+t.test("kiln up routes a registered app and stops cleanly", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "kiln-up-"));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const natsPort = await freePort();
+  const routerPort = await freePort();
+  const statusPort = await freePort();
+  const backend = createServer((_req, res) => res.end("hello from app\n"));
+  await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
+  t.teardown(() => new Promise<void>((r) => backend.close(() => r())));
+  const appPort = (backend.address() as { port: number }).port;
+
+  const up = spawn(
+    process.execPath,
+    [
+      kilnBin,
+      "up",
+      "--data-dir",
+      dataDir,
+      "--nats-port",
+      String(natsPort),
+      "--router-port",
+      String(routerPort),
+      "--router-status-port",
+      String(statusPort),
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  up.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  up.stderr.resume();
+  const exited = new Promise<number | null>((r) => up.once("exit", (code) => r(code)));
+  t.teardown(() => {
+    if (up.exitCode === null) up.kill("SIGKILL");
+  });
+
+  const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 30_000) => {
+    const end = Date.now() + ms;
+    while (!(await cond())) {
+      if (Date.now() > end || up.exitCode !== null) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await until("Kiln is up", () => out.includes("Kiln is up"));
+  await until("router /health", async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${statusPort}/health`)).status === 200;
+    } catch {
+      return false;
+    }
+  });
+
+  const creds = JSON.parse(readFileSync(join(dataDir, "nats", "credentials.json"), "utf8")) as {
+    users: Record<string, string>;
+  };
+  const nc = await connect({ servers: `nats://127.0.0.1:${natsPort}`, user: "dea", pass: creds.users.dea });
+  t.teardown(() => nc.close());
+  nc.publish(
+    ROUTER_REGISTER,
+    encodeRegistryMessage({
+      host: "127.0.0.1",
+      port: appPort,
+      uris: ["myapp.localhost"],
+      privateInstanceId: "i-1",
+    }),
+  );
+  await nc.flush();
+
+  // fetch() would replace the Host header; node:http sends the one given.
+  const get = () =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port: routerPort, path: "/", headers: { host: "myapp.localhost" } },
+        (res) => {
+          let b = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => {
+            b += c;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: b }));
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+  let body = "";
+  await until("the app answers through the router", async () => {
+    const res = await get();
+    body = res.body;
+    return res.status === 200;
+  });
+  t.equal(body, "hello from app\n");
+
+  up.kill("SIGTERM");
+  t.equal(await exited, 0, "kiln up exits 0 on SIGTERM");
+});
