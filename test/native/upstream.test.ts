@@ -379,6 +379,40 @@ t.test("mutated responses: every exchange ends with a response or an error", { s
   tt.equal(c.up.stats().connections, 0, "every connection closed");
 });
 
+t.test(
+  "flags and lenient-but-valid framing: Set-Cookie, obs-text, chunk extensions, trailers",
+  { skip },
+  async (tt) => {
+    const c = client(tt);
+    const cookie = await rawBackend(
+      tt,
+      replyWith(
+        Buffer.from(
+          "HTTP/1.1 200 OK\r\nSet-Cookie: JSESSIONID=1; Path=/\r\nX-Name: caf\xe9\r\nContent-Length: 0\r\n\r\n",
+          "latin1",
+        ),
+      ),
+    );
+    const r = await c.get(cookie);
+    tt.ok(r.flags & ResponseFlag.SET_COOKIE);
+    tt.ok(r.flags & ResponseFlag.NON_ASCII);
+    tt.equal(
+      Buffer.from(r.head, "latin1").includes(Buffer.from("caf\xe9", "latin1")),
+      true,
+      "bytes kept as latin1",
+    );
+    const chunked = await rawBackend(
+      tt,
+      replyWith(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;name=value\r\nabc\r\nA \r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n",
+      ),
+    );
+    const r2 = await c.get(chunked);
+    tt.equal(r2.body.toString(), "abc0123456789");
+    tt.equal(r2.flags & ResponseFlag.CLOSE, 0, "kept alive after the trailer");
+  },
+);
+
 t.test("interim 100 Continue, close-delimited body, HTTP/1.0", { skip }, async (tt) => {
   const c = client(tt);
   const cont = await rawBackend(
