@@ -109,6 +109,8 @@ export interface UpstreamOptions {
    * response; uWS `end`/`tryEnd`/`write` copy what they keep, so the router can use it.
    */
   transientBodies?: boolean;
+  /** Leave the backend's Date field out of the head block (a uWS front writes its own). */
+  dropDate?: boolean;
 }
 
 export interface UpstreamHandlers {

@@ -66,6 +66,7 @@ constexpr uint32_t kResNoBody = 64;
 
 constexpr size_t kReadBuf = 64 * 1024;
 constexpr uint32_t kMaxId = 1u << 24;
+constexpr size_t kSweepMin = 1024;
 
 struct Options {
   uint64_t connectTimeoutMs = 5000;
@@ -80,10 +81,17 @@ struct Options {
   // Bodies are views of the read buffer, valid only during the callback (no malloc, no
   // copy for data that arrived in the current read).
   bool transientBodies = false;
+  // Leave the Date field out of the head block (a uWS front writes its own Date).
+  bool dropDate = false;
 };
 
 class Core;
 struct Conn;
+
+// "Date" in any letter case (the parser has already checked the name's bytes are a token).
+inline bool IsDateName(const char* n) {
+  return (n[0] | 0x20) == 'd' && (n[1] | 0x20) == 'a' && (n[2] | 0x20) == 't' && (n[3] | 0x20) == 'e';
+}
 
 struct Pool {
   sockaddr_storage addr;
@@ -414,6 +422,19 @@ class Core {
     std::string_view k(key, n);
     auto it = pools_.find(k);
     if (it != pools_.end()) return it->second;
+    // Endpoints come and go (apps move to new ports): drop pools without connections once
+    // there are many, so the map follows the live backends instead of every one ever seen.
+    if (pools_.size() >= sweepAt_) {
+      for (auto p = pools_.begin(); p != pools_.end();) {
+        if (p->second->total == 0) {
+          delete p->second;
+          p = pools_.erase(p);
+        } else {
+          ++p;
+        }
+      }
+      sweepAt_ = pools_.size() * 2 > kSweepMin ? pools_.size() * 2 : kSweepMin;
+    }
     char ip[260];
     const char* h = host;
     size_t hl = hostLen;
@@ -933,6 +954,7 @@ class Core {
     for (uint32_t i = 0; i < h.fieldCount; i++) {
       const auto& f = h.fields[i];
       if (f.drop) continue;
+      if (opt_.dropDate && f.nameLen == 4 && IsDateName(hp + f.nameOff)) continue;
       if (h.connTokenCount > 0 && upstream::NominatedByConnection(hp, h, hp + f.nameOff, f.nameLen)) continue;
       out.append("\r\n", 2);
       out.append(hp + f.nameOff, f.nameLen);
@@ -1028,6 +1050,7 @@ class Core {
   ResponseHead head_;
   std::unordered_map<std::string, Pool*, KeyHash, std::equal_to<>> pools_;
   std::vector<Conn*> slots_;
+  size_t sweepAt_ = kSweepMin;
   napi_ref resource_ = nullptr;
   napi_ref onResponse_ = nullptr;
   napi_ref onData_ = nullptr;
@@ -1135,6 +1158,7 @@ class UpstreamWrap : public Napi::ObjectWrap<UpstreamWrap> {
     num("highWater", &opt.highWater);
     if (opt.bufferLimit > 16 * 1024 * 1024) opt.bufferLimit = 16 * 1024 * 1024;
     opt.transientBodies = o.Get("transientBodies").ToBoolean().Value();
+    opt.dropDate = o.Get("dropDate").ToBoolean().Value();
     if (opt.maxHeaderBytes < 1024) opt.maxHeaderBytes = 1024;
     if (opt.maxHeaderBytes > 1024 * 1024) opt.maxHeaderBytes = 1024 * 1024;
     core_ = new Core(env, opt);

@@ -296,6 +296,25 @@ t.test("connect refused is retriable", { skip }, async (tt) => {
   tt.equal(bad.error, UpstreamError.BAD_ADDRESS);
 });
 
+t.test("pools without connections are dropped once there are many", { skip }, async (tt) => {
+  const c = client(tt, { connectTimeoutMs: 1000, headerTimeoutMs: 1000 });
+  const closed = await freePort();
+  // Distinct loopback addresses on a closed port: each makes a pool whose only connection is
+  // refused. A sweep runs when a new pool would pass 1024 (then twice the pools left).
+  const wave = async (from: number, to: number): Promise<void> => {
+    const all: Promise<unknown>[] = [];
+    for (let i = from; i <= to; i++)
+      all.push(c.send(closed, "GET / HTTP/1.1\r\n\r\n", { host: `127.0.${i >> 8}.${(i & 255) + 1}` }));
+    await Promise.all(all);
+  };
+  await wave(1, 1100);
+  tt.equal(c.up.stats().connections, 0);
+  await wave(1101, 2200);
+  tt.ok(c.up.stats().pools < 1200, `${c.up.stats().pools} pools after 2200 backends`);
+  const b = await httpBackend(tt);
+  tt.equal((await c.get(b.port, "/tiny")).status, 200);
+});
+
 t.test("backend closes before answering", { skip }, async (tt) => {
   const port = await rawBackend(tt, (s) => s.once("data", () => s.destroy()));
   const c = client(tt);
