@@ -107,7 +107,7 @@ function serveNative(app: uWS.TemplatedApp, cfg: Config, perField: boolean): voi
     }
   };
   const up: Upstream = createUpstream(
-    { maxIdle: 256, transientBodies: true },
+    { maxIdle: 256, transientBodies: true, dropDate: true },
     {
       onResponse(id, _status, head, body, flags, length) {
         const res = responses[id];
@@ -172,6 +172,7 @@ const HOP = new Set([
   "transfer-encoding",
   "upgrade",
   "content-length",
+  "date", // uWS writes its own
 ]);
 
 class JsConn {

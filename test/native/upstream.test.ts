@@ -186,6 +186,15 @@ t.test("transientBodies: views of the read buffer, same bytes", { skip }, async 
   tt.equal(ch.body.toString("latin1"), `hello ${KB16.toString("latin1")} bye`);
 });
 
+t.test("dropDate leaves the backend's Date out of the head block", { skip }, async (tt) => {
+  const b = await httpBackend(tt);
+  const plain = await client(tt).get(b.port, "/tiny");
+  tt.match(plain.head, /\r\nDate: /);
+  const r = await client(tt, { dropDate: true }).get(b.port, "/tiny");
+  tt.notMatch(r.head, /date:/i);
+  tt.match(r.head, /\r\nX-Test: a/);
+});
+
 t.test("chunked response is decoded", { skip }, async (tt) => {
   const b = await httpBackend(tt);
   const c = client(tt);
