@@ -15,6 +15,7 @@ import { upstreamAvailable } from "../native/upstream.js";
 import { AccessLog } from "./access-log.js";
 import type { RouterConfig } from "./config.js";
 import { type Refusal, Refusals } from "./errors.js";
+import { clientAddress } from "./handlers/client-address.js";
 import {
   collectHeader,
   parseAppInstance,
@@ -110,10 +111,6 @@ function refuse(
   const label = r === Refusals.noRoute ? "(unknown)" : host;
   ctx.counters.request(label, status, (performance.now() - t0) / 1000, r.body.length);
   accessLog?.line(Date.now(), host, method, target, status, r.body.length, performance.now() - t0, "", "");
-}
-
-function clientAddress(res: HttpResponse): string {
-  return Buffer.from(res.getRemoteAddressAsText()).toString("latin1");
 }
 
 function onRequest(res: HttpResponse, req: HttpRequest): void {
@@ -218,7 +215,7 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
           startHr,
         );
   res.onAborted(ex.onAbortedBound);
-  if (reqBody !== ReqBody.None) res.onData(ex.onDataBound);
+  if (reqBody !== ReqBody.None) res.onData(ex.dataHandler());
   ex.start();
 }
 

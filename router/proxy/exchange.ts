@@ -112,6 +112,10 @@ export class Exchange implements ConnOwner, ChunkSink {
 
   readonly onAbortedBound = (): void => this.onAborted();
   readonly onDataBound = (ab: ArrayBuffer, isLast: boolean): void => this.onClientData(ab, isLast);
+
+  dataHandler(): (ab: ArrayBuffer, isLast: boolean) => void {
+    return this.onDataBound;
+  }
   private readonly onWritableBound = (offset: number): boolean => this.onWritable(offset);
 
   constructor(

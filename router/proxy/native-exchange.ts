@@ -74,6 +74,7 @@ export class NativeSide {
         idleTimeoutMs: cfg.poolIdleTimeoutMs,
         maxIdle: cfg.maxIdlePerBackend,
         transientBodies: true,
+        dropDate: true,
       },
       {
         onResponse: (id, status, head, body, flags, length) =>
@@ -95,15 +96,6 @@ export class NativeSide {
     this.slots[id] = undefined;
     this.ids.release(id);
   }
-}
-
-/** Drops the Date field of a native head block: uWS writes its own. */
-function withoutDate(head: string): string {
-  let i = head.indexOf("\r\nDate:");
-  if (i < 0) i = head.indexOf("\r\ndate:");
-  if (i < 0) return head;
-  const end = head.indexOf("\r\n", i + 2);
-  return end < 0 ? head.slice(0, i) : head.slice(0, i) + head.slice(end);
 }
 
 export class NativeExchange {
@@ -146,8 +138,11 @@ export class NativeExchange {
   private finished = false;
 
   readonly onAbortedBound = (): void => this.onAborted();
-  readonly onDataBound = (ab: ArrayBuffer, isLast: boolean): void => this.onClientData(ab, isLast);
-  private readonly onWritableBound = (offset: number): boolean => this.onWritable(offset);
+
+  /** The uWS onData handler; made only for requests with a body. */
+  dataHandler(): (ab: ArrayBuffer, isLast: boolean) => void {
+    return (ab, isLast) => this.onClientData(ab, isLast);
+  }
 
   constructor(
     ctx: ProxyContext,
@@ -278,7 +273,7 @@ export class NativeExchange {
     const res = this.res as HttpResponse;
     this.status = status;
     this.responded = true;
-    res.writeStatus(withoutDate(head));
+    res.writeStatus(head);
     const id = (this.ep as EndpointEntry).info.instanceId;
     if (id !== "" && ((flags & ResponseFlag.SET_COOKIE) !== 0 || this.stickyId !== ""))
       this.stickyCookie(res, head, id);
@@ -377,7 +372,7 @@ export class NativeExchange {
   private hookWritable(): void {
     if (this.writableHooked || this.res === null) return;
     this.writableHooked = true;
-    this.res.onWritable(this.onWritableBound);
+    this.res.onWritable((offset) => this.onWritable(offset));
   }
 
   private onWritable(offset: number): boolean {

@@ -11,6 +11,7 @@ import type {
 } from "@trufflesuite/uws-js-unofficial";
 import { SelectError } from "../../native/types.js";
 import { failureClasses, type Refusal, Refusals, Upstream } from "../errors.js";
+import { clientAddress } from "../handlers/client-address.js";
 import {
   collectHeader,
   parseAppInstance,
@@ -372,7 +373,7 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         return;
       }
       const requestId = requestIdFor(s.vcapId);
-      const addr = Buffer.from(res.getRemoteAddressAsText()).toString("latin1");
+      const addr = clientAddress(res);
       // Extensions are not negotiated: uWS frames the client side without compression.
       const forwarded = s.head.replace(/^sec-websocket-extensions: .*\r\n/m, "");
       const head =
