@@ -3,16 +3,29 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { AccessLogTarget } from "./config.js";
 
-const flushBytes = 64 * 1024;
+/** Lines are encoded straight into this buffer (no string kept across requests). */
+const bufferBytes = 128 * 1024;
 const flushEveryMs = 250;
+
+/** `ms.toFixed(3)` for a duration, without toFixed's cost (a third of the line's). */
+export function millis(ms: number): string {
+  const us = Math.round(ms * 1000);
+  const whole = Math.floor(us / 1000);
+  const frac = us - whole * 1000;
+  return frac >= 100 ? `${whole}.${frac}` : frac >= 10 ? `${whole}.0${frac}` : `${whole}.00${frac}`;
+}
 
 export class AccessLog {
   private readonly fd: number;
   private readonly ownFd: boolean;
-  private buf = "";
+  private readonly out = Buffer.allocUnsafe(bufferBytes);
+  private pos = 0;
   private timer: NodeJS.Timeout | null = null;
   private lastSecond = 0;
   private secondText = "";
+  private lastMs = -1;
+  /** "<ISO time to the ms>Z " of lastMs: many lines share a millisecond under load. */
+  private stampText = "";
 
   constructor(target: Exclude<AccessLogTarget, "off">) {
     if (target === "stdout") {
@@ -36,16 +49,27 @@ export class AccessLog {
     backend: string,
     requestId: string,
   ): void {
-    const sec = (startMs / 1000) | 0;
-    if (sec !== this.lastSecond) {
-      this.lastSecond = sec;
-      this.secondText = new Date(sec * 1000).toISOString().slice(0, 19);
+    if (startMs !== this.lastMs) {
+      this.lastMs = startMs;
+      const sec = Math.floor(startMs / 1000);
+      if (sec !== this.lastSecond) {
+        this.lastSecond = sec;
+        this.secondText = new Date(sec * 1000).toISOString().slice(0, 19);
+      }
+      const ms = startMs - sec * 1000;
+      this.stampText = `${this.secondText}.${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}Z `;
     }
-    const ms = startMs % 1000;
-    const msText = ms < 10 ? `00${ms}` : ms < 100 ? `0${ms}` : `${ms}`;
-    this.buf += `${this.secondText}.${msText}Z ${host || "-"} "${method} ${path}" ${status} ${bytes} ${durationMs.toFixed(3)}ms backend=${backend || "-"} request_id=${requestId || "-"}\n`;
-    if (this.buf.length >= flushBytes) this.flush();
-    else if (this.timer === null) {
+    const text = `${this.stampText}${host || "-"} "${method} ${path}" ${status} ${bytes} ${millis(durationMs)}ms backend=${backend || "-"} request_id=${requestId || "-"}\n`;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    if (this.pos + text.length * 3 > bufferBytes) {
+      this.flush();
+      if (text.length * 3 > bufferBytes) {
+        this.writeAll(Buffer.from(text));
+        return;
+      }
+    }
+    this.pos += this.out.write(text, this.pos, "utf8");
+    if (this.timer === null) {
       this.timer = setTimeout(this.flushBound, flushEveryMs);
       this.timer.unref();
     }
@@ -58,9 +82,13 @@ export class AccessLog {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.buf === "") return;
-    const data = Buffer.from(this.buf);
-    this.buf = "";
+    if (this.pos === 0) return;
+    const n = this.pos;
+    this.pos = 0;
+    this.writeAll(this.out.subarray(0, n));
+  }
+
+  private writeAll(data: Buffer): void {
     let off = 0;
     while (off < data.length) {
       try {

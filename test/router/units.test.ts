@@ -3,8 +3,10 @@
 import t from "tap";
 import { allCodes } from "../../kernel/errors.js";
 import { SelectError } from "../../native/types.js";
+import { millis } from "../../router/access-log.js";
 import { parseRouterArgs, routerConfig, routerDefaults } from "../../router/config.js";
 import { failureClasses, Refusals, RouterCodes, Upstream } from "../../router/errors.js";
+import { addressText } from "../../router/handlers/client-address.js";
 import {
   parseAppInstance,
   requestIdFor,
@@ -205,4 +207,24 @@ t.test("WebSocket frames: masked out, read back (all length encodings, fragments
   const close = encodeClose(4001, Buffer.from("bye"));
   r.push(close, sink);
   t.equal(closeCode, 4001);
+});
+
+t.test("access log duration text and client address text", async (t) => {
+  for (const v of [0, 0.0004, 0.0005, 0.0015, 0.723456, 1, 2.5, 12.0499, 999.9996, 3333.3339, 86400000.25]) {
+    t.equal(millis(v), v.toFixed(3), `millis(${v})`);
+  }
+  let seed = 7;
+  for (let i = 0; i < 2000; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    const v = (seed / 2147483648) * 10 ** (i % 6);
+    if (millis(v) !== v.toFixed(3)) t.fail(`millis(${v}) = ${millis(v)}, toFixed ${v.toFixed(3)}`);
+  }
+  t.equal(addressText(new Uint8Array([127, 0, 0, 1])), "127.0.0.1");
+  t.equal(addressText(new Uint8Array([127, 0, 0, 1])), "127.0.0.1");
+  t.equal(addressText(new Uint8Array([10, 1, 200, 255])), "10.1.200.255");
+  const v6 = new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 127, 0, 0, 1]);
+  t.equal(addressText(v6), "0000:0000:0000:0000:0000:ffff:7f00:0001");
+  const v6b = new Uint8Array([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xab, 0x0c]);
+  t.equal(addressText(v6b), "2001:0db8:0000:0000:0000:0000:0000:ab0c");
+  t.equal(addressText(new Uint8Array(0)), "");
 });
