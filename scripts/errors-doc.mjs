@@ -12,7 +12,7 @@ const found = [];
 const walk = (dir) => {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory() && e.name !== "test" && e.name !== "bench") walk(p);
+    if (e.isDirectory() && e.name !== "test") walk(p);
     else if (e.name === "errors.js") found.push(p);
   }
 };
