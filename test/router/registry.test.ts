@@ -205,6 +205,11 @@ t.test("a NATS outage keeps every route and suspends pruning until NATS is back 
   // Once NATS has been back for a full prune interval, stale endpoints do go.
   await until("stale routes pruned after the grace interval", () => r.table.stats().routes === 0, 5000);
   t.ok(r.registry.counters().pruned >= 1);
+  // Clients close before the second server stops (teardowns run last-registered first), so
+  // no connection is mid-reconnect when it is closed.
+  await r.registry.stop();
+  await r.deaNc.close();
+  await r.routerNc.close();
 });
 
 t.test("a refreshed endpoint survives pruning; an unrefreshed one does not (fake clock)", async (t) => {
