@@ -114,12 +114,14 @@ async function throughThroughNats(nats: NatsServerHandle, kind: Kind, round: num
   const worker = new Worker(distPath("bench/registry-publisher.js"), {
     workerData: { url: nats.url, ...creds, count, prefix: `r${round}${kind}` },
   });
+  // Listened for now: the worker may well have exited before the table has caught up.
+  const exited = new Promise((res) => worker.once("exit", res));
   await new Promise((res) => worker.once("message", res));
   const t0 = performance.now();
   worker.postMessage("go");
   const ok = await until(() => r.table.stats().routes >= count, 120_000);
   const ms = performance.now() - t0;
-  await new Promise((res) => worker.once("exit", res));
+  await exited;
   await unrig(r);
   return ok ? (count / ms) * 1000 : Number.NaN;
 }
