@@ -159,6 +159,9 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
     if (handle === SelectError.NeedHashKey) {
       const name = table.hashHeader(host, url);
       hashKey = name === "" ? "" : req.getHeader(name.toLowerCase());
+      // A request without the hash header is still served: it hashes on the client
+      // address instead, so one client keeps landing on one instance.
+      if (hashKey === "") hashKey = clientAddress(res);
       handle = table.select(host, url, stickyId, hashKey, now);
     }
   }

@@ -518,4 +518,11 @@ t.test("hash balancing: the same header value reaches the same endpoint", async 
       seen.set(user, set);
     }
   for (const [user, set] of seen) t.equal(set.size, 1, `${user} always lands on one endpoint`);
+  const without = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    const r = await send(port, { host: "hash.test" });
+    t.equal(r.status, 200, "a request without the hash header is served");
+    without.add(r.body);
+  }
+  t.equal(without.size, 1, "and hashes on the client address: one client, one endpoint");
 });
