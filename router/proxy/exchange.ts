@@ -13,6 +13,7 @@ import {
   vcapCookie,
 } from "../handlers/sticky.js";
 import type { EndpointEntry, ProxyContext } from "./context.js";
+import { ExchangeBase, ReqBody } from "./exchange-base.js";
 import type { ConnOwner, UpConn } from "./pool.js";
 import {
   CHUNKED_ERROR,
@@ -25,8 +26,7 @@ import {
   ResponseHead,
 } from "./response-head.js";
 
-/** Request body framing. */
-export const ReqBody = { None: 0, Length: 1, Chunked: 2 } as const;
+export { ReqBody };
 
 const P_CONNECTING = 0;
 const P_SENT = 1;
@@ -62,32 +62,13 @@ function corkedRefusal(): void {
   corked = false;
 }
 
-export class Exchange implements ConnOwner, ChunkSink {
-  private readonly ctx: ProxyContext;
-  private res: HttpResponse | null;
+export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
   // Request.
-  private readonly method: string;
-  private readonly isHead: boolean;
-  private readonly host: string;
-  private readonly path: string;
-  private readonly target: string;
-  private readonly headText: string;
-  private readonly reqBody: number;
-  private readonly transferEncoding: string;
-  private readonly stickyId: string;
-  private readonly hashKey: string;
-  private readonly pinned: boolean;
-  private readonly requestId: string;
-  private readonly startMs: number;
-  private readonly startHr: number;
-  private reqEnded: boolean;
   private pending: Buffer[] | null = null;
   private pendingBytes = 0;
   private bodySent = 0;
   private clientPaused = false;
   // Upstream.
-  private handle: number;
-  private ep: EndpointEntry | null = null;
   private conn: UpConn | null = null;
   private attempts = 1;
   private headWritten = false;
@@ -100,15 +81,10 @@ export class Exchange implements ConnOwner, ChunkSink {
   private total = 0;
   private decoder: ChunkedDecoder | null = null;
   private keepConn = true;
-  private responded = false;
-  private status = 0;
-  private bytesOut = 0;
   private stash: Buffer | null = null;
   private stashOffset = 0;
   private upstreamPaused = false;
   private writableHooked = false;
-  private refusal: Refusal | null = null;
-  private finished = false;
 
   readonly onAbortedBound = (): void => this.onAborted();
   readonly onDataBound = (ab: ArrayBuffer, isLast: boolean): void => this.onClientData(ab, isLast);
@@ -136,25 +112,24 @@ export class Exchange implements ConnOwner, ChunkSink {
     startMs: number,
     startHr: number,
   ) {
-    this.ctx = ctx;
-    this.res = res;
-    this.handle = handle;
-    this.method = method;
-    this.isHead = method === "HEAD";
-    this.host = host;
-    this.path = path;
-    this.target = target;
-    this.headText = headText;
-    this.reqBody = reqBody;
-    this.transferEncoding = transferEncoding;
-    this.stickyId = stickyId;
-    this.hashKey = hashKey;
-    this.pinned = pinned;
-    this.requestId = requestId;
-    this.startMs = startMs;
-    this.startHr = startHr;
-    this.reqEnded = reqBody === ReqBody.None;
-    ctx.requestStarted();
+    super(
+      ctx,
+      res,
+      handle,
+      method,
+      host,
+      path,
+      target,
+      headText,
+      reqBody,
+      transferEncoding,
+      stickyId,
+      hashKey,
+      pinned,
+      requestId,
+      startMs,
+      startHr,
+    );
   }
 
   /** Starts the first attempt (called from the uWS handler after onAborted/onData are set). */
@@ -496,12 +471,6 @@ export class Exchange implements ConnOwner, ChunkSink {
     conn.pool.release(conn, this.keepConn && this.reqEnded);
   }
 
-  /** The whole response was handed to uWS. */
-  private clientDone(): void {
-    this.res = null;
-    this.finish(this.status);
-  }
-
   onUpstreamClose(conn: UpConn, errno: string | undefined): void {
     if (conn !== this.conn) return;
     this.conn = null;
@@ -621,21 +590,6 @@ export class Exchange implements ConnOwner, ChunkSink {
     }
   }
 
-  writeRefusal(): void {
-    const res = this.res;
-    const r = this.refusal;
-    if (res === null || r === null) return;
-    this.responded = true;
-    this.status = Number(r.status.slice(0, 3));
-    res
-      .writeStatus(r.status)
-      .writeHeader("X-Kiln-Router-Error", r.cause)
-      .writeHeader("Content-Type", "text/plain; charset=utf-8")
-      .end(r.body, !this.reqEnded);
-    this.bytesOut += r.body.length;
-    this.clientDone();
-  }
-
   private onAborted(): void {
     this.res = null;
     const conn = this.conn;
@@ -648,31 +602,9 @@ export class Exchange implements ConnOwner, ChunkSink {
     this.finish(0);
   }
 
-  private finish(status: number): void {
-    if (this.finished) return;
-    this.finished = true;
-    const ctx = this.ctx;
-    if (this.handle >= 0) {
-      ctx.table.release(this.handle);
-      this.handle = -1;
-    }
+  protected override finish(status: number): void {
     this.pending = null;
-    const seconds = (performance.now() - this.startHr) / 1000;
-    ctx.counters.request(this.host, status, seconds, this.bytesOut);
-    const log = ctx.accessLog;
-    if (log !== null)
-      log.line(
-        this.startMs,
-        this.host,
-        this.method,
-        this.target,
-        status,
-        this.bytesOut,
-        seconds * 1000,
-        this.ep === null ? "" : this.ep.label,
-        this.requestId,
-      );
-    ctx.requestEnded();
+    super.finish(status);
   }
 }
 

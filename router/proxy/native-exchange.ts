@@ -20,7 +20,7 @@ import {
   vcapCookie,
 } from "../handlers/sticky.js";
 import type { EndpointEntry, ProxyContext } from "./context.js";
-import { ReqBody } from "./exchange.js";
+import { ExchangeBase, ReqBody } from "./exchange-base.js";
 
 /** Native failure code → the router's failure kind (index into failureClasses). */
 const kindOf: number[] = [];
@@ -98,44 +98,20 @@ export class NativeSide {
   }
 }
 
-export class NativeExchange {
-  private readonly ctx: ProxyContext;
+export class NativeExchange extends ExchangeBase {
   private readonly side: NativeSide;
-  private res: HttpResponse | null;
-  private readonly method: string;
-  private readonly isHead: boolean;
-  private readonly host: string;
-  private readonly path: string;
-  private readonly target: string;
-  private readonly headText: string;
-  private readonly reqBody: number;
-  private readonly transferEncoding: string;
-  private readonly stickyId: string;
-  private readonly hashKey: string;
-  private readonly pinned: boolean;
-  private readonly requestId: string;
-  private readonly startMs: number;
-  private readonly startHr: number;
-  private handle: number;
-  private ep: EndpointEntry | null = null;
   private id = -1;
   private attempts = 1;
   private bodyStarted = false;
   /** Copies of the body so far while it is small, so a connect failure can go to another endpoint. */
   private replay: Buffer[] | null;
   private replayBytes = 0;
-  private reqEnded: boolean;
   private clientPaused = false;
-  private responded = false;
-  private status = 0;
-  private bytesOut = 0;
   private total = -1;
   private stash: Buffer | null = null;
   private stashOffset = 0;
   private upstreamPaused = false;
   private writableHooked = false;
-  private refusal: Refusal | null = null;
-  private finished = false;
 
   readonly onAbortedBound = (): void => this.onAborted();
 
@@ -163,27 +139,26 @@ export class NativeExchange {
     startMs: number,
     startHr: number,
   ) {
-    this.ctx = ctx;
+    super(
+      ctx,
+      res,
+      handle,
+      method,
+      host,
+      path,
+      target,
+      headText,
+      reqBody,
+      transferEncoding,
+      stickyId,
+      hashKey,
+      pinned,
+      requestId,
+      startMs,
+      startHr,
+    );
     this.side = side;
-    this.res = res;
-    this.handle = handle;
-    this.method = method;
-    this.isHead = method === "HEAD";
-    this.host = host;
-    this.path = path;
-    this.target = target;
-    this.headText = headText;
-    this.reqBody = reqBody;
-    this.transferEncoding = transferEncoding;
-    this.stickyId = stickyId;
-    this.hashKey = hashKey;
-    this.pinned = pinned;
-    this.requestId = requestId;
-    this.startMs = startMs;
-    this.startHr = startHr;
-    this.reqEnded = reqBody === ReqBody.None;
     this.replay = reqBody === ReqBody.None ? null : [];
-    ctx.requestStarted();
   }
 
   start(): void {
@@ -458,26 +433,6 @@ export class NativeExchange {
     cEx = null;
   }
 
-  writeRefusal(): void {
-    const res = this.res;
-    const r = this.refusal;
-    if (res === null || r === null) return;
-    this.responded = true;
-    this.status = Number(r.status.slice(0, 3));
-    res
-      .writeStatus(r.status)
-      .writeHeader("X-Kiln-Router-Error", r.cause)
-      .writeHeader("Content-Type", "text/plain; charset=utf-8")
-      .end(r.body, !this.reqEnded);
-    this.bytesOut += r.body.length;
-    this.clientDone();
-  }
-
-  private clientDone(): void {
-    this.res = null;
-    this.finish(this.status);
-  }
-
   private onAborted(): void {
     this.res = null;
     if (this.id >= 0) {
@@ -486,31 +441,5 @@ export class NativeExchange {
       this.ctx.counters.upstreamError(Upstream.ClientAborted);
     }
     this.finish(0);
-  }
-
-  private finish(status: number): void {
-    if (this.finished) return;
-    this.finished = true;
-    const ctx = this.ctx;
-    if (this.handle >= 0) {
-      ctx.table.release(this.handle);
-      this.handle = -1;
-    }
-    const seconds = (performance.now() - this.startHr) / 1000;
-    ctx.counters.request(this.host, status, seconds, this.bytesOut);
-    const log = ctx.accessLog;
-    if (log !== null)
-      log.line(
-        this.startMs,
-        this.host,
-        this.method,
-        this.target,
-        status,
-        this.bytesOut,
-        seconds * 1000,
-        this.ep === null ? "" : this.ep.label,
-        this.requestId,
-      );
-    ctx.requestEnded();
   }
 }
