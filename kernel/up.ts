@@ -29,7 +29,32 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       },
     );
   }
-  const nats = await startNatsServer({ dataDir: join(config.dataDir, "nats"), port: config.natsPort });
+  const natsDir = join(config.dataDir, "nats");
+  let nats = await startNatsServer({ dataDir: natsDir, port: config.natsPort });
+  let stopping = false;
+  // A dead nats-server comes back on the same port with the same users and JetStream store;
+  // the components reconnect on their own and the router keeps its table meanwhile.
+  const watchNats = (handle: NatsServerHandle): void => {
+    void handle.exited.then(async (exit) => {
+      if (stopping) return;
+      log.error("nats_exited", { code: exit.code, signal: exit.signal, restarting: true });
+      for (let attempt = 0; !stopping; attempt++) {
+        try {
+          nats = await startNatsServer({ dataDir: natsDir, port: handle.port });
+          if (stopping) await nats.stop();
+          else {
+            log.info("nats_restarted", { url: nats.url, attempts: attempt + 1 });
+            watchNats(nats);
+          }
+          return;
+        } catch (err) {
+          log.error("nats_restart_failed", { error: err, attempt: attempt + 1 });
+          await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
+        }
+      }
+    });
+  };
+  watchNats(nats);
   const supervisor = new Supervisor(log.child("supervisor"));
   const componentEnv = (component: "router" | "cc" | "dea" | "hm"): NodeJS.ProcessEnv => {
     const c = nats.credentials(component);
@@ -53,7 +78,10 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
 
   let stopped: Promise<void> | null = null;
   return {
-    nats,
+    /** The running server (a new handle after a restart). */
+    get nats() {
+      return nats;
+    },
     supervisor,
     summary: () => [
       `Kiln is up (data in ${config.dataDir}).`,
@@ -66,6 +94,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     ],
     stop: () => {
       stopped ??= (async () => {
+        stopping = true;
         await supervisor.stop(config.stopTimeoutMs);
         await nats.stop();
       })();

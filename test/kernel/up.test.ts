@@ -10,7 +10,7 @@ import t from "tap";
 import { kilnBin } from "../../kernel/paths.js";
 import { encodeRegistryMessage } from "../../messaging/gorouter.js";
 import { ROUTER_REGISTER } from "../../messaging/subjects.js";
-import { guardChildren } from "../helpers/children.js";
+import { descendants, guardChildren } from "../helpers/children.js";
 import { freePort } from "../helpers/ports.js";
 
 guardChildren(t);
@@ -108,6 +108,47 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
     return res.status === 200;
   });
   t.equal(body, "hello from app\n");
+
+  // NATS dies: the kernel brings it back on the same port, and the router keeps its routes
+  // and reconnects.
+  const natsProc = descendants(up.pid).find((p) => p.command.includes("nats-server"));
+  t.ok(natsProc, "the kernel runs a nats-server");
+  process.kill((natsProc as { pid: number }).pid, "SIGKILL");
+  t.equal((await get()).status, 200, "the router serves its table while NATS is down");
+  await until("a new nats-server", () =>
+    descendants(up.pid).some((p) => p.command.includes("nats-server") && p.pid !== natsProc?.pid),
+  );
+  const again = await connect({
+    servers: `nats://127.0.0.1:${natsPort}`,
+    user: "dea",
+    pass: creds.users.dea,
+    waitOnFirstConnect: true,
+  });
+  t.teardown(() => again.close());
+  // Like a registrar, announce until the router (reconnecting on its own schedule) takes it.
+  const second = encodeRegistryMessage({
+    host: "127.0.0.1",
+    port: appPort,
+    uris: ["second.localhost"],
+    privateInstanceId: "i-2",
+  });
+  await until("a route registered after the restart answers", async () => {
+    again.publish(ROUTER_REGISTER, second);
+    await again.flush();
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port: routerPort, path: "/", headers: { host: "second.localhost" } },
+        (r) => {
+          r.resume();
+          resolve(r.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    return res === 200;
+  });
+  t.equal((await get()).status, 200, "the first route is still served");
 
   up.kill("SIGTERM");
   t.equal(await exited, 0, "kiln up exits 0 on SIGTERM");
