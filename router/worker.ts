@@ -89,6 +89,9 @@ if (cfg.upstream === "native" && !upstreamAvailable) {
   throw new Error(message);
 }
 const side = cfg.upstream !== "js" && upstreamAvailable ? new NativeSide(ctx) : null;
+ctx.native = side;
+/** One forwarder class per worker, so the request handler's `new` stays monomorphic. */
+const ExchangeClass = side !== null ? NativeExchange : Exchange;
 const forwardedProto = cfg.forwardedProto;
 
 /** Answers with one of the router's own errors from inside the handler (already corked). */
@@ -178,45 +181,24 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
     `x-request-start: ${now}\r\n` +
     `x-vcap-request-id: ${requestId}\r\n` +
     `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n`;
-  const ex =
-    side !== null
-      ? new NativeExchange(
-          ctx,
-          side,
-          res,
-          handle,
-          method,
-          host,
-          url,
-          target,
-          headText,
-          reqBody,
-          te,
-          stickyId,
-          hashKey,
-          pinned,
-          requestId,
-          now,
-          startHr,
-        )
-      : new Exchange(
-          ctx,
-          res,
-          handle,
-          method,
-          host,
-          url,
-          target,
-          headText,
-          reqBody,
-          te,
-          stickyId,
-          hashKey,
-          pinned,
-          requestId,
-          now,
-          startHr,
-        );
+  const ex = new ExchangeClass(
+    ctx,
+    res,
+    handle,
+    method,
+    host,
+    url,
+    target,
+    headText,
+    reqBody,
+    te,
+    stickyId,
+    hashKey,
+    pinned,
+    requestId,
+    now,
+    startHr,
+  );
   res.onAborted(ex.onAbortedBound);
   if (reqBody !== ReqBody.None) res.onData(ex.dataHandler());
   ex.start();

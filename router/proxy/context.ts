@@ -4,6 +4,7 @@ import type { EndpointInfo, RouteTable } from "../../native/types.js";
 import type { AccessLog } from "../access-log.js";
 import type { RouterConfig } from "../config.js";
 import { WorkerCounters } from "../metrics/counters.js";
+import type { NativeSide } from "./native-exchange.js";
 import { BackendPool, type PoolLimits } from "./pool.js";
 
 /** What the forwarder needs about one endpoint, computed once per handle. */
@@ -30,6 +31,8 @@ export class ProxyContext {
   readonly counters = new WorkerCounters();
   readonly accessLog: AccessLog | null;
   readonly limits: PoolLimits;
+  /** The worker's native upstream client, or null when it forwards with the JavaScript one. */
+  native: NativeSide | null = null;
   private readonly pools = new Map<string, BackendPool>();
   private readonly endpoints = new Map<number, EndpointEntry>();
   /** Set while the router drains; called when the last in-flight request ends. */

@@ -12,7 +12,7 @@ import {
   VCAP_COOKIE,
   vcapCookie,
 } from "../handlers/sticky.js";
-import type { EndpointEntry, ProxyContext } from "./context.js";
+import type { EndpointEntry } from "./context.js";
 import { ExchangeBase, ReqBody } from "./exchange-base.js";
 import type { ConnOwner, UpConn } from "./pool.js";
 import {
@@ -93,44 +93,6 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
     return this.onDataBound;
   }
   private readonly onWritableBound = (offset: number): boolean => this.onWritable(offset);
-
-  constructor(
-    ctx: ProxyContext,
-    res: HttpResponse,
-    handle: number,
-    method: string,
-    host: string,
-    path: string,
-    target: string,
-    headText: string,
-    reqBody: number,
-    transferEncoding: string,
-    stickyId: string,
-    hashKey: string,
-    pinned: boolean,
-    requestId: string,
-    startMs: number,
-    startHr: number,
-  ) {
-    super(
-      ctx,
-      res,
-      handle,
-      method,
-      host,
-      path,
-      target,
-      headText,
-      reqBody,
-      transferEncoding,
-      stickyId,
-      hashKey,
-      pinned,
-      requestId,
-      startMs,
-      startHr,
-    );
-  }
 
   /** Starts the first attempt (called from the uWS handler after onAborted/onData are set). */
   start(): void {

@@ -99,12 +99,13 @@ export class NativeSide {
 }
 
 export class NativeExchange extends ExchangeBase {
-  private readonly side: NativeSide;
+  /** This worker's native client (the worker sets ctx.native before any request). */
+  private readonly side = this.ctx.native as NativeSide;
   private id = -1;
   private attempts = 1;
   private bodyStarted = false;
   /** Copies of the body so far while it is small, so a connect failure can go to another endpoint. */
-  private replay: Buffer[] | null;
+  private replay: Buffer[] | null = this.reqBody === ReqBody.None ? null : [];
   private replayBytes = 0;
   private clientPaused = false;
   private total = -1;
@@ -118,47 +119,6 @@ export class NativeExchange extends ExchangeBase {
   /** The uWS onData handler; made only for requests with a body. */
   dataHandler(): (ab: ArrayBuffer, isLast: boolean) => void {
     return (ab, isLast) => this.onClientData(ab, isLast);
-  }
-
-  constructor(
-    ctx: ProxyContext,
-    side: NativeSide,
-    res: HttpResponse,
-    handle: number,
-    method: string,
-    host: string,
-    path: string,
-    target: string,
-    headText: string,
-    reqBody: number,
-    transferEncoding: string,
-    stickyId: string,
-    hashKey: string,
-    pinned: boolean,
-    requestId: string,
-    startMs: number,
-    startHr: number,
-  ) {
-    super(
-      ctx,
-      res,
-      handle,
-      method,
-      host,
-      path,
-      target,
-      headText,
-      reqBody,
-      transferEncoding,
-      stickyId,
-      hashKey,
-      pinned,
-      requestId,
-      startMs,
-      startHr,
-    );
-    this.side = side;
-    this.replay = reqBody === ReqBody.None ? null : [];
   }
 
   start(): void {
