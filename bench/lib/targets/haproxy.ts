@@ -4,8 +4,9 @@
 // the big table (404 for unknown hosts).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, startProcess, waitForPort, waitForStatus } from "../procs.js";
-import type { CaseId, Endpoint, RouteSet, Target } from "./types.js";
+import { freePort, startProcess } from "../procs.js";
+import { referenceTarget } from "./reference.js";
+import type { RouteSet, Target } from "./types.js";
 
 export interface HaproxyOptions {
   bin: string;
@@ -59,19 +60,13 @@ export async function startHaproxy(o: HaproxyOptions): Promise<Target> {
     haproxyConfig({ threads: o.threads, backendPort: o.backendPort, singlePort, tablePort, mapFile }),
   );
   const proc = startProcess(`haproxy-${o.threads}t`, o.bin, ["-db", "-f", conf]);
-  await waitForPort(singlePort, proc);
-  await waitForPort(tablePort, proc);
-  await waitForStatus(tablePort, "/", [o.routes.requested[0] ?? o.routes.single], 200, 10000);
-  return {
+  return referenceTarget({
     id: `haproxy-${o.threads}t`,
     family: "haproxy",
     label: `${o.version} (${o.threads} thread${o.threads > 1 ? "s" : ""})`,
-    endpoint(c: CaseId): Endpoint | undefined {
-      if (c === "accesslog") return undefined;
-      if (c === "routes100k") return { port: tablePort, hosts: o.routes.requested };
-      return { port: singlePort, hosts: [o.routes.single] };
-    },
-    cpuRoots: () => [proc.pid],
-    stop: () => proc.stop(),
-  };
+    proc,
+    singlePort,
+    tablePort,
+    routes: o.routes,
+  });
 }

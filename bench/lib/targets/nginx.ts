@@ -4,8 +4,9 @@
 // big table (404 for unknown hosts), so the table case costs nginx a real lookup too.
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, startProcess, waitForPort, waitForStatus } from "../procs.js";
-import type { CaseId, Endpoint, RouteSet, Target } from "./types.js";
+import { freePort, startProcess } from "../procs.js";
+import { referenceTarget } from "./reference.js";
+import type { RouteSet, Target } from "./types.js";
 
 export interface NginxOptions {
   bin: string;
@@ -102,19 +103,13 @@ export async function startNginx(o: NginxOptions): Promise<Target> {
     "-e",
     join(o.dir, "error.log"),
   ]);
-  await waitForPort(singlePort, proc);
-  await waitForPort(tablePort, proc);
-  await waitForStatus(tablePort, "/", [o.routes.requested[0] ?? o.routes.single], 200, 10000);
-  return {
+  return referenceTarget({
     id: `nginx-${o.workers}w`,
     family: "nginx",
     label: `${o.version} (${o.workers} worker${o.workers > 1 ? "s" : ""})`,
-    endpoint(c: CaseId): Endpoint | undefined {
-      if (c === "accesslog") return undefined;
-      if (c === "routes100k") return { port: tablePort, hosts: o.routes.requested };
-      return { port: singlePort, hosts: [o.routes.single] };
-    },
-    cpuRoots: () => [proc.pid],
-    stop: () => proc.stop(),
-  };
+    proc,
+    singlePort,
+    tablePort,
+    routes: o.routes,
+  });
 }
