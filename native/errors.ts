@@ -15,6 +15,9 @@ export const NativeCodes = defineCodes("native", {
   KILN_TABLE_BAD_ENDPOINT: {
     summary: "An endpoint needs a host, a port in 1-65535 and a non-negative endpoint_updated_at_ns.",
   },
+  KILN_TABLE_NO_LAST_ENDPOINT: {
+    summary: "Internal: registerLast() was called in a thread whose last register() did not succeed.",
+  },
   KILN_TABLE_UNKNOWN: { summary: "No open native route table has this id; it was closed or never created." },
   KILN_NATIVE_UNAVAILABLE: {
     summary: "The native addon is not loaded (not built, or KILN_NATIVE=0); use the fallback table.",

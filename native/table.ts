@@ -2,7 +2,14 @@
 // TypeScript fallback (one per thread). createRouteTable() picks native when the addon loaded.
 import { NativeError } from "./errors.js";
 import { createFallbackTable } from "./fallback/table.js";
-import { decodeExtras, LB_NAME, parseRouteUri, prepareEndpoint, prepareOptions } from "./fallback/uri.js";
+import {
+  decodeExtras,
+  LB_NAME,
+  type PreparedEndpoint,
+  parseRouteUri,
+  prepareEndpoint,
+  prepareOptions,
+} from "./fallback/uri.js";
 import { binding } from "./index.js";
 import type {
   EndpointInfo,
@@ -36,6 +43,15 @@ interface NativeTableFns {
     staleSec: number,
     tlsPort: number,
     updatedAtNs: bigint,
+    lb: number,
+    hashHeader: string,
+    hashBalance: number,
+    maxConns: number,
+    nowMs: number,
+  ): RegisterResult;
+  registerLast(
+    host: string,
+    path: string,
     lb: number,
     hashHeader: string,
     hashBalance: number,
@@ -93,6 +109,8 @@ class NativeRouteTable implements RouteTable {
   readonly prune: RouteTable["prune"];
   readonly close: RouteTable["close"];
   private readonly n: NativeTableFns;
+  /** The endpoint the addon holds from this thread's last successful register(). */
+  private last: PreparedEndpoint | null = null;
 
   constructor(n: NativeTableFns) {
     this.n = n;
@@ -109,9 +127,15 @@ class NativeRouteTable implements RouteTable {
 
   register(uri: string, endpoint: EndpointSpec, options: PoolOptions, nowMs: number): RegisterResult {
     const { host, path } = parseRouteUri(uri);
-    const ep = prepareEndpoint(endpoint);
     const opt = prepareOptions(options);
-    return this.n.register(
+    const ep = prepareEndpoint(endpoint);
+    // A register message names one endpoint for all its uris: the uris after the first reuse
+    // the endpoint the addon already holds (no string conversions).
+    if (ep === this.last) {
+      return this.n.registerLast(host, path, opt.lb, opt.hashHeader, opt.balance, opt.maxConns, nowMs);
+    }
+    this.last = null;
+    const r = this.n.register(
       host,
       path,
       ep.key,
@@ -130,6 +154,8 @@ class NativeRouteTable implements RouteTable {
       opt.maxConns,
       nowMs,
     );
+    this.last = ep;
+    return r;
   }
 
   unregister(uri: string, endpoint: EndpointSpec): boolean {

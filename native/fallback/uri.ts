@@ -78,22 +78,39 @@ function u32(v: number): number {
   return Number.isFinite(v) && v > 0 ? Math.min(Math.trunc(v), 0xffffffff) : 0;
 }
 
-// One register message carries every uri of an endpoint, so the same tags object repeats;
-// JSON.stringify was 11% of a registration (tags are treated as immutable once registered,
-// as decoded messages are).
-const tagsCache = new WeakMap<Record<string, string>, string>();
+// One register message carries every uri of an endpoint: the registry applies them back to
+// back with one decoded spec, so the last spec's preparation is kept (per thread) and reused
+// while the spec is unchanged. Field by field, tags by identity (a decoded message's tags
+// object is never changed); a spec edited in place is prepared again.
+let lastSpec: EndpointSpec | null = null;
+let lastCopy: EndpointSpec | null = null;
+let lastPrepared: PreparedEndpoint | null = null;
 
-function tagsJson(tags: Record<string, string> | undefined): string {
-  if (tags === undefined || tags === null) return "{}";
-  let json = tagsCache.get(tags);
-  if (json === undefined) {
-    json = JSON.stringify(tags);
-    tagsCache.set(tags, json);
-  }
-  return json;
+function sameEndpoint(a: EndpointSpec, b: EndpointSpec): boolean {
+  return (
+    a.host === b.host &&
+    a.port === b.port &&
+    a.instanceId === b.instanceId &&
+    a.app === b.app &&
+    a.instanceIndex === b.instanceIndex &&
+    a.updatedAtNs === b.updatedAtNs &&
+    a.staleThresholdSec === b.staleThresholdSec &&
+    a.tlsPort === b.tlsPort &&
+    a.tags === b.tags &&
+    a.availabilityZone === b.availabilityZone &&
+    a.routeServiceUrl === b.routeServiceUrl &&
+    a.serverCertDomainSan === b.serverCertDomainSan &&
+    a.protocol === b.protocol
+  );
 }
 
+/**
+ * The normalised endpoint both tables store. The same object comes back for the uris of one
+ * message, which lets the native table skip converting it again (native/table.ts).
+ */
 export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
+  if (ep === lastSpec && lastPrepared !== null && sameEndpoint(lastCopy as EndpointSpec, ep))
+    return lastPrepared;
   if (typeof ep.host !== "string" || ep.host.length === 0) throw badEndpoint(ep, "no host");
   if (!Number.isInteger(ep.port) || ep.port < 1 || ep.port > 65535) throw badEndpoint(ep, "bad port");
   const updatedAtNs = typeof ep.updatedAtNs === "bigint" ? ep.updatedAtNs : 0n;
@@ -101,7 +118,7 @@ export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
     throw badEndpoint(ep, "bad endpoint_updated_at_ns");
   const tlsPort = Number.isInteger(ep.tlsPort) && ep.tlsPort > 0 && ep.tlsPort <= 65535 ? ep.tlsPort : 0;
   const instanceId = ep.instanceId ?? "";
-  return {
+  const prepared: PreparedEndpoint = {
     key: instanceId !== "" ? instanceId : `${ep.host}:${ep.port}`,
     host: ep.host,
     port: ep.port,
@@ -110,11 +127,15 @@ export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
     index: ep.instanceIndex ?? "",
     extras: `${ep.availabilityZone ?? ""}\0${ep.routeServiceUrl ?? ""}\0${ep.serverCertDomainSan ?? ""}\0${
       ep.protocol ?? ""
-    }\0${tagsJson(ep.tags)}`,
+    }\0${ep.tags === undefined || ep.tags === null ? "{}" : JSON.stringify(ep.tags)}`,
     staleSec: u32(ep.staleThresholdSec),
     tlsPort,
     updatedAtNs,
   };
+  lastSpec = ep;
+  lastCopy = { ...ep };
+  lastPrepared = prepared;
+  return prepared;
 }
 
 /** The key that names an endpoint in its pool (private_instance_id, else host:port). */

@@ -18,6 +18,26 @@ namespace {
 using rt::Table;
 using TablePtr = std::shared_ptr<Table>;
 
+// The endpoint of this thread's last register() call, owned: one register message carries
+// every uri of an endpoint, so registerLast() applies the next uri without converting the
+// endpoint's seven strings again (perf: string conversion was ~10% of a registration).
+struct LastEndpoint {
+  std::string host, app, id, index, extras, key;
+  uint32_t port = 0, tlsPort = 0, staleSec = 0;
+  uint64_t updatedAtNs = 0;
+  bool valid = false;
+  rt::EndpointInput View() const {
+    return rt::EndpointInput{host, app, id, index, extras, key, port, tlsPort, staleSec, updatedAtNs};
+  }
+};
+
+// What one thread's bound functions share: the table and that thread's last endpoint.
+struct Bound {
+  TablePtr table;
+  LastEndpoint last;
+};
+using BoundPtr = std::shared_ptr<Bound>;
+
 // Tables by id; leaked on purpose so exit never races a worker thread still reading.
 struct Registry {
   std::mutex lock;
@@ -128,45 +148,76 @@ napi_value Undefined(napi_env env) {
 }
 
 template <size_t N>
-Table* Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+Bound* BoundArgs(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
   size_t argc = N;
   void* data = nullptr;
   napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
   for (size_t i = argc; i < N; i++) napi_get_undefined(env, &argv[i]);
-  Table* t = static_cast<TablePtr*>(data)->get();
-  if (t->closed()) {
+  Bound* b = static_cast<BoundPtr*>(data)->get();
+  if (b->table->closed()) {
     napi_throw_error(env, "KILN_TABLE_CLOSED", "the route table was closed");
     return nullptr;
   }
-  return t;
+  return b;
 }
 
-// register(host, path, key, epHost, port, app, instanceId, index, extras, staleSec, tlsPort,
-//          updatedAtNs, lb, hashHeader, hashBalance, maxConns, nowMs) -> RegisterResult
-napi_value Register(napi_env env, napi_callback_info info) {
-  napi_value a[17];
-  Table* t = Args(env, info, a);
-  if (t == nullptr) return nullptr;
-  Str host(env, a[0]), path(env, a[1]), key(env, a[2]), epHost(env, a[3]), app(env, a[5]),
-      id(env, a[6]), index(env, a[7]), extras(env, a[8]), hashHeader(env, a[13]);
-  rt::EndpointInput ep{epHost.view(),
-                       app.view(),
-                       id.view(),
-                       index.view(),
-                       extras.view(),
-                       key.view(),
-                       static_cast<uint32_t>(Num(env, a[4])),
-                       static_cast<uint32_t>(Num(env, a[10])),
-                       static_cast<uint32_t>(Num(env, a[9])),
-                       BigU64(env, a[11])};
-  rt::PoolInput opt{static_cast<rt::Lb>(static_cast<int>(Num(env, a[12]))), hashHeader.view(),
-                    Num(env, a[14]), static_cast<uint32_t>(Num(env, a[15]))};
-  int r = t->Register(host.view(), path.view(), ep, opt, Num(env, a[16]));
+template <size_t N>
+Table* Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
+  Bound* b = BoundArgs(env, info, argv);
+  return b == nullptr ? nullptr : b->table.get();
+}
+
+napi_value RegisterResultOrThrow(napi_env env, int r) {
   if (r < 0) {
     napi_throw_error(env, "KILN_TABLE_CLOSED", "the route table was closed");
     return nullptr;
   }
   return MakeNum(env, r);
+}
+
+// register(host, path, key, epHost, port, app, instanceId, index, extras, staleSec, tlsPort,
+//          updatedAtNs, lb, hashHeader, hashBalance, maxConns, nowMs) -> RegisterResult
+// The endpoint is kept as this thread's last one for registerLast().
+napi_value Register(napi_env env, napi_callback_info info) {
+  napi_value a[17];
+  Bound* b = BoundArgs(env, info, a);
+  if (b == nullptr) return nullptr;
+  LastEndpoint& last = b->last;
+  last.valid = false;
+  Str host(env, a[0]), path(env, a[1]), key(env, a[2]), epHost(env, a[3]), app(env, a[5]),
+      id(env, a[6]), index(env, a[7]), extras(env, a[8]), hashHeader(env, a[13]);
+  last.key.assign(key.view());
+  last.host.assign(epHost.view());
+  last.app.assign(app.view());
+  last.id.assign(id.view());
+  last.index.assign(index.view());
+  last.extras.assign(extras.view());
+  last.port = static_cast<uint32_t>(Num(env, a[4]));
+  last.tlsPort = static_cast<uint32_t>(Num(env, a[10]));
+  last.staleSec = static_cast<uint32_t>(Num(env, a[9]));
+  last.updatedAtNs = BigU64(env, a[11]);
+  rt::PoolInput opt{static_cast<rt::Lb>(static_cast<int>(Num(env, a[12]))), hashHeader.view(),
+                    Num(env, a[14]), static_cast<uint32_t>(Num(env, a[15]))};
+  int r = b->table->Register(host.view(), path.view(), last.View(), opt, Num(env, a[16]));
+  last.valid = r >= 0;
+  return RegisterResultOrThrow(env, r);
+}
+
+// registerLast(host, path, lb, hashHeader, hashBalance, maxConns, nowMs) -> RegisterResult:
+// the next uri of the endpoint given to this thread's last register().
+napi_value RegisterLast(napi_env env, napi_callback_info info) {
+  napi_value a[7];
+  Bound* b = BoundArgs(env, info, a);
+  if (b == nullptr) return nullptr;
+  if (!b->last.valid) {
+    napi_throw_error(env, "KILN_TABLE_NO_LAST_ENDPOINT", "registerLast() without a register() before it");
+    return nullptr;
+  }
+  Str host(env, a[0]), path(env, a[1]), hashHeader(env, a[3]);
+  rt::PoolInput opt{static_cast<rt::Lb>(static_cast<int>(Num(env, a[2]))), hashHeader.view(), Num(env, a[4]),
+                    static_cast<uint32_t>(Num(env, a[5]))};
+  return RegisterResultOrThrow(env, b->table->Register(host.view(), path.view(), b->last.View(), opt,
+                                                       Num(env, a[6])));
 }
 
 // unregister(host, path, key, updatedAtNs) -> boolean
@@ -316,7 +367,7 @@ napi_value Close(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   void* data = nullptr;
   napi_get_cb_info(env, info, &argc, nullptr, nullptr, &data);
-  TablePtr& t = *static_cast<TablePtr*>(data);
+  TablePtr& t = static_cast<BoundPtr*>(data)->get()->table;
   {
     Registry& reg = TheRegistry();
     std::lock_guard<std::mutex> g(reg.lock);
@@ -326,7 +377,7 @@ napi_value Close(napi_env env, napi_callback_info info) {
   return Undefined(env);
 }
 
-void FreeHolder(napi_env /*env*/, void* data, void* /*hint*/) { delete static_cast<TablePtr*>(data); }
+void FreeHolder(napi_env /*env*/, void* data, void* /*hint*/) { delete static_cast<BoundPtr*>(data); }
 
 // Each function owns a reference to the table, dropped when the function is collected or
 // its thread's environment is torn down (a worker exiting), so no call ever sees a freed table.
@@ -336,7 +387,8 @@ napi_value Bind(napi_env env, const TablePtr& t) {
     napi_callback cb;
   };
   static const Fn fns[] = {
-      {"register", Register},     {"unregister", Unregister}, {"prune", Prune},
+      {"register", Register},     {"registerLast", RegisterLast},
+      {"unregister", Unregister}, {"prune", Prune},
       {"select", Select},         {"selectInstance", SelectInstance},
       {"hashHeader", HashHeader}, {"release", Release},       {"markFailed", MarkFailed},
       {"inFlight", InFlight},     {"endpoint", Endpoint},     {"stats", Stats},
@@ -345,8 +397,10 @@ napi_value Bind(napi_env env, const TablePtr& t) {
   napi_value obj;
   napi_create_object(env, &obj);
   napi_set_named_property(env, obj, "id", MakeNum(env, t->id()));
+  auto bound = std::make_shared<Bound>();
+  bound->table = t;
   for (const Fn& f : fns) {
-    auto* holder = new TablePtr(t);
+    auto* holder = new BoundPtr(bound);
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, holder, &fn);
     napi_add_finalizer(env, fn, holder, FreeHolder, nullptr, nullptr);

@@ -329,6 +329,36 @@ export function routeTableSuite(t: Test, factory: () => RouteTable): void {
     tt.same(table.stats(), { routes: 2, endpoints: 1 });
   });
 
+  t.test("one spec for a message's uris; a spec edited in place is taken as edited", async (tt) => {
+    const table = fresh(tt);
+    const other = fresh(tt);
+    const spec = ep("a", 61000);
+    // The uris of one message, interleaved with another table and another endpoint.
+    table.register("m1.com", spec, opts(), T0);
+    other.register("o.com", spec, opts(), T0);
+    table.register("m2.com", spec, opts(), T0);
+    table.register("n.com", ep("b", 61001), opts(), T0);
+    table.register("m3.com/p", spec, opts({ loadBalancing: "least-connection" }), T0);
+    tt.same(table.stats(), { routes: 4, endpoints: 2 });
+    const h1 = table.select("m1.com", "/", "", "", T0);
+    const h3 = table.select("m3.com", "/p", "", "", T0);
+    tt.equal(h1, h3, "every uri of the message names one endpoint");
+    tt.equal(table.endpoint(h3)?.port, 61000);
+    tt.equal(table.dump().find((r) => r.route === "m3.com/p")?.options.loadBalancing, "least-connection");
+    table.release(h1);
+    table.release(h3);
+    tt.equal(other.endpoint(other.select("o.com", "/", "", "", T0))?.port, 61000);
+    // The same object changed in place (a caller reusing its spec): the change is applied.
+    spec.port = 62000;
+    spec.tags = { component: "moved" };
+    table.register("m1.com", spec, opts(), T0);
+    table.register("m4.com", spec, opts(), T0);
+    const h4 = table.select("m4.com", "/", "", "", T0);
+    tt.equal(table.endpoint(h4)?.port, 62000);
+    tt.same(table.endpoint(h4)?.tags, { component: "moved" });
+    tt.equal(table.endpoint(table.select("m2.com", "/", "", "", T0))?.port, 62000, "one record, updated");
+  });
+
   t.test("bad routes and endpoints are rejected with coded errors", async (tt) => {
     const table = fresh(tt);
     for (const uri of [
