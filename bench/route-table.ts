@@ -118,18 +118,57 @@ function gc(): void {
   }
 }
 
-/** A sample of requests over the whole table (random order, so caches do not flatter). */
-function sample(n: number, size: number): { hosts: string[]; paths: string[] } {
+/**
+ * A sample of requests over the whole table. "uniform": every route equally likely, in random
+ * order, so caches do not flatter (the worst case, and the target's case). "zipf": route of
+ * popularity rank k with probability ~1/k (s = 1), ranks scattered over the table, the way real
+ * traffic concentrates on a few hosts.
+ */
+function sample(n: number, size: number, dist: "uniform" | "zipf"): { hosts: string[]; paths: string[] } {
   const hosts: string[] = [];
   const paths: string[] = [];
   let seed = 7;
+  const logN = Math.log(n + 1);
   for (let j = 0; j < size; j++) {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    const c = routeAt(seed % n);
+    let i = seed % n;
+    if (dist === "zipf") {
+      // Inverse of the continuous CDF ln(k + 1) / ln(n + 1); the odd multiplier (coprime to n)
+      // permutes ranks so the popular routes are not neighbours in the table.
+      const rank = Math.min(n - 1, Math.floor(Math.exp((seed / 2 ** 32) * logN)) - 1);
+      i = (rank * 2654435761) % n;
+    }
+    const c = routeAt(i);
     hosts.push(c.reqHost);
     paths.push(c.reqPath);
   }
   return { hosts, paths };
+}
+
+/**
+ * The machine's floor: ns per dependent load over 128 MiB (a pointer chase through one random
+ * cycle, Sattolo's shuffle), i.e. what one cache miss to DRAM costs a lookup on this box.
+ */
+function childDram(): { dramNs: number } {
+  const n = 1 << 25;
+  const next = new Int32Array(n);
+  for (let i = 0; i < n; i++) next[i] = i;
+  let seed = 12345;
+  for (let i = n - 1; i > 0; i--) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    const j = seed % i;
+    const t = next[i] as number;
+    next[i] = next[j] as number;
+    next[j] = t;
+  }
+  let p = 0;
+  const steps = 4_000_000;
+  for (let i = 0; i < 200_000; i++) p = next[p] as number;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < steps; i++) p = next[p] as number;
+  const ns = Number(process.hrtime.bigint() - t0) / steps;
+  if (p < 0) throw new Error("unreachable");
+  return { dramNs: ns };
 }
 
 function lookupLoop(table: RouteTable, hosts: string[], paths: string[], ops: number): number {
@@ -153,6 +192,8 @@ interface SizeResult {
   kind: Kind;
   routes: number;
   lookupNs: number;
+  /** The same with Zipf-distributed requests (s = 1). */
+  lookupZipfNs: number;
   /** New routes and endpoints (the table filling up). */
   registersPerSec: number;
   /** The same registrations again: the steady state of registrars re-announcing every 20 s. */
@@ -171,15 +212,20 @@ function childSize(kind: Kind, routes: number, ops: number): SizeResult {
   const mem = process.memoryUsage();
   const refreshSec = ops > 0 ? fill(table, routes) : Number.NaN;
   let lookupNs = Number.NaN;
+  let lookupZipfNs = Number.NaN;
   if (ops > 0) {
-    const { hosts, paths } = sample(routes, 1 << 16);
+    const { hosts, paths } = sample(routes, 1 << 16, "uniform");
     lookupLoop(table, hosts, paths, Math.min(ops, 200_000));
     lookupNs = lookupLoop(table, hosts, paths, ops);
+    const z = sample(routes, 1 << 16, "zipf");
+    lookupLoop(table, z.hosts, z.paths, Math.min(ops, 200_000));
+    lookupZipfNs = lookupLoop(table, z.hosts, z.paths, ops);
   }
   return {
     kind,
     routes,
     lookupNs,
+    lookupZipfNs,
     registersPerSec: (routes * 2) / sec,
     refreshesPerSec: (routes * 2) / refreshSec,
     rssBytesPerRoute: (mem.rss - rss0) / routes,
@@ -269,7 +315,7 @@ function workerMain(): void {
     table = createFallbackTable();
     fill(table, routes);
   }
-  const { hosts, paths } = sample(routes, 1 << 16);
+  const { hosts, paths } = sample(routes, 1 << 16, "uniform");
   lookupLoop(table, hosts, paths, 100_000);
   let running = false;
   let stop = false;
@@ -323,9 +369,11 @@ interface Summary {
   sizes: { routes: number; native: SizeResult; fallback: SizeResult }[];
   memory: { routes: number; native: SizeResult; fallback: SizeResult };
   threads: { routes: number; native: ThreadResult; fallback: ThreadResult };
+  /** One dependent load from DRAM on this box, measured in the same run (the floor of a miss). */
+  dramNs: number;
 }
 
-type JobKind = "size" | "memory" | "threads";
+type JobKind = "size" | "memory" | "threads" | "dram";
 interface Job {
   kind: Kind;
   routes: number;
@@ -353,8 +401,13 @@ async function main(): Promise<void> {
       ops: { type: "string" },
       seconds: { type: "string" },
       threads: { type: "boolean" },
+      dram: { type: "boolean" },
     },
   });
+  if (flags.dram === true) {
+    process.stdout.write(`${JSON.stringify(childDram())}\n`);
+    return;
+  }
   if (flags.child !== undefined) {
     const kind = flags.child as Kind;
     const routes = Number(flags.routes);
@@ -376,16 +429,19 @@ async function main(): Promise<void> {
   for (const routes of sizes) for (const kind of KINDS) jobs.push({ kind, routes, job: "size" });
   for (const kind of KINDS) jobs.push({ kind, routes: memRoutes, job: "memory" });
   for (const kind of KINDS) jobs.push({ kind, routes: threadRoutes, job: "threads" });
+  jobs.push({ kind: "native", routes: 0, job: "dram" });
   for (const [r, plan] of interleave(jobs, rounds).entries()) {
     for (const j of plan) {
       const base = ["--child", j.kind, "--routes", String(j.routes)];
       const res =
-        j.job === "threads"
-          ? runChild([...base, "--threads", "--seconds", String(seconds)])
-          : j.job === "memory"
-            ? // A 1 MB young generation keeps the bench's own garbage out of the RSS delta (both kinds).
-              runChild([...base, "--ops", "0"], ["--max-semi-space-size=1"])
-            : runChild([...base, "--ops", String(ops)]);
+        j.job === "dram"
+          ? runChild(["--dram"])
+          : j.job === "threads"
+            ? runChild([...base, "--threads", "--seconds", String(seconds)])
+            : j.job === "memory"
+              ? // A 1 MB young generation keeps the bench's own garbage out of the RSS delta (both kinds).
+                runChild([...base, "--ops", "0"], ["--max-semi-space-size=1"])
+              : runChild([...base, "--ops", String(ops)]);
       const key = `${j.job}:${j.kind}:${j.routes}`;
       runs.set(key, [...(runs.get(key) ?? []), res]);
       if (flags.json !== true) process.stderr.write(`round ${r + 1}/${rounds}: ${key}\n`);
@@ -412,6 +468,7 @@ async function main(): Promise<void> {
       native: get<ThreadResult>("threads", "native", threadRoutes),
       fallback: get<ThreadResult>("threads", "fallback", threadRoutes),
     },
+    dramNs: get<{ dramNs: number }>("dram", "native", 0).dramNs,
   };
   if (flags.json === true) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   const md = report(summary);
@@ -441,6 +498,8 @@ function report(s: Summary): string {
     fmtNum(native.lookupNs, 0),
     fmtNum(fallback.lookupNs, 0),
     fmtRatio(fallback.lookupNs / native.lookupNs),
+    fmtNum(native.lookupZipfNs, 0),
+    fmtNum(fallback.lookupZipfNs, 0),
     fmtRate(native.registersPerSec),
     fmtRate(fallback.registersPerSec),
     fmtRate(native.refreshesPerSec),
@@ -460,14 +519,18 @@ function report(s: Summary): string {
         "native ns/lookup",
         "fallback ns/lookup",
         "fallback ÷ native",
+        "native ns/lookup, Zipf",
+        "fallback ns/lookup, Zipf",
         "native new reg/s",
         "fallback new reg/s",
         "native refresh reg/s",
         "fallback refresh reg/s",
       ],
       rows,
-      ["right", "right", "right", "right", "right", "right", "right", "right"],
+      ["right", "right", "right", "right", "right", "right", "right", "right", "right", "right"],
     ),
+    "",
+    `One dependent load from DRAM (pointer chase over 128 MiB, same run): ${fmtNum(s.dramNs, 0)} ns. A uniformly random lookup at 1M routes needs at least two (the route record with its key, then the endpoint's in-flight counter).`,
     "",
     `Memory at ${fmtRate(m.routes)} routes (RSS delta ÷ routes after GC; V8 heap delta for reference):`,
     "",
