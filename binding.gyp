@@ -9,6 +9,24 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags": ["-Wall", "-Wextra", "-Werror"],
       "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Werror", "-O3"]
+    },
+    {
+      "target_name": "kiln_uws",
+      "sources": [
+        "native/uws/uSockets/src/bsd.c",
+        "native/uws/uSockets/src/context.c",
+        "native/uws/uSockets/src/loop.c",
+        "native/uws/uSockets/src/socket.c",
+        "native/uws/uSockets/src/udp.c",
+        "native/uws/uSockets/src/eventing/libuv.c",
+        "native/uws/binding/addon.cpp"
+      ],
+      "include_dirs": ["native/uws/uSockets/src", "native/uws/uWebSockets/src"],
+      "defines": ["LIBUS_USE_LIBUV", "LIBUS_NO_SSL", "UWS_WITH_PROXY", "UWS_HTTPRESPONSE_NO_WRITEMARK"],
+      "cflags!": ["-Wall", "-Wextra", "-fno-exceptions"],
+      "cflags_cc!": ["-Wall", "-Wextra", "-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags": ["-O3"],
+      "cflags_cc": ["-std=c++20", "-O3"]
     }
   ]
 }

@@ -4,8 +4,10 @@
 // or answering by itself ("front", the front's own cost). Args: mode threads port backendPort.
 import { connect, type Socket } from "node:net";
 import { isMainThread, Worker, workerData } from "node:worker_threads";
-import uWS, { type HttpRequest, type HttpResponse } from "@trufflesuite/uws-js-unofficial";
 import { createUpstream, RequestFlag, ResponseFlag, type Upstream } from "../native/upstream.js";
+import { type HttpRequest, type HttpResponse, loadUws, type TemplatedApp } from "../router/uws.js";
+
+const uWS = loadUws();
 
 type Mode = "native" | "nativeh" | "js" | "front";
 interface Config {
@@ -44,7 +46,7 @@ function writeHeadPerField(res: HttpResponse, head: string): void {
   }
 }
 
-function serveNative(app: uWS.TemplatedApp, cfg: Config, perField: boolean): void {
+function serveNative(app: TemplatedApp, cfg: Config, perField: boolean): void {
   const responses: (HttpResponse | undefined)[] = [];
   const free: number[] = [];
   let nextId = 0;
@@ -314,7 +316,7 @@ class JsClient {
   }
 }
 
-function serveJs(app: uWS.TemplatedApp, cfg: Config): void {
+function serveJs(app: TemplatedApp, cfg: Config): void {
   const client = new JsClient(cfg.backendPort);
   app.any("/*", (res, req) => {
     const head = requestHead(req);

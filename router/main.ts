@@ -114,6 +114,9 @@ export async function startRouter(
   let failed = false;
   let upstreamKind = "";
 
+  // uWebSockets.js reads its request-head limit once, when a worker first loads it: larger
+  // heads are answered 431 by uWS itself (router/uws.ts).
+  process.env.UWS_HTTP_MAX_HEADERS_SIZE = String(config.maxHeaderBytes);
   const workerFile = compiledSibling(import.meta.url, "worker.js");
   const spawn = (index: number, port: number): Promise<{ slot: WorkerSlot; port: number }> =>
     new Promise((resolve, reject) => {

@@ -2,12 +2,6 @@
 // picks an endpoint and hands the request to an Exchange, and the WebSocket pass-through.
 // Run compiled from dist/router/worker.js; talks to the main thread by messages.
 import { parentPort, workerData } from "node:worker_threads";
-import type {
-  HttpRequest,
-  HttpResponse,
-  TemplatedApp,
-  us_listen_socket,
-} from "@trufflesuite/uws-js-unofficial";
 import { createFallbackTable } from "../native/fallback/table.js";
 import { attachTable } from "../native/table.js";
 import { type RouteTable, type RouteUpdate, SelectError } from "../native/types.js";
@@ -27,6 +21,7 @@ import {
 import { ProxyContext } from "./proxy/context.js";
 import { Exchange, ReqBody, refusalFor } from "./proxy/exchange.js";
 import { NativeExchange, NativeSide } from "./proxy/native-exchange.js";
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from "./uws.js";
 import { loadUws } from "./uws.js";
 import { wsBehavior } from "./ws/proxy.js";
 

@@ -48,6 +48,8 @@ function run(cmd, argv, opts = {}) {
 }
 
 /** Files under `dir` (relative to root) whose names pass `keep`, sorted, skipping generated trees. */
+const addons = ["kiln_native.node", "kiln_uws.node"].map((n) => join(root, "build", "Release", n));
+
 function listFiles(dir, keep) {
   const out = [];
   const walk = (d) => {
@@ -76,7 +78,11 @@ function hashFiles(files) {
 }
 
 function nativeHash() {
-  const inputs = [join(root, "binding.gyp"), ...listFiles("native/src", (n) => /\.(cc|h|hpp)$/.test(n))];
+  const inputs = [
+    join(root, "binding.gyp"),
+    ...listFiles("native/src", (n) => /\.(cc|h|hpp)$/.test(n)),
+    ...listFiles("native/uws", (n) => /\.(c|cc|cpp|h)$/.test(n)),
+  ];
   return hashFiles(inputs) + process.version;
 }
 
@@ -122,7 +128,7 @@ function step(name, inputsHash, work, outputsExist = () => true) {
     for (const k of Object.keys(stamps)) delete stamps[k];
     stamps.deps = inputs;
     // npm ci also built the addon (binding.gyp's implicit install script) from these sources.
-    if (existsSync(join(root, "build", "Release", "kiln_native.node"))) stamps.native = nativeHash();
+    if (addons.every((a) => existsSync(a))) stamps.native = nativeHash();
     saveStamps();
     say(`dependencies installed in ${((Date.now() - t) / 1000).toFixed(1)} s`);
   }
@@ -164,14 +170,14 @@ step(
   () => existsSync(genJs),
 );
 
-// 3. The native addon, when its sources or binding.gyp changed.
-const addon = join(root, "build", "Release", "kiln_native.node");
+// 3. The native addons (Kiln's own, and uWebSockets.js from native/uws), when their
+// sources or binding.gyp changed.
 step(
   "native",
   nativeHash(),
   // Through npm so that .npmrc's nodedir (Node's own headers, no download) applies.
   () => run("npm", ["exec", "--offline", "--", "node-gyp", "rebuild", "--jobs=max", "--loglevel=warn"]),
-  () => existsSync(addon),
+  () => addons.every((a) => existsSync(a)),
 );
 
 // 4. TypeScript to dist/, when any source or the tsconfig changed.

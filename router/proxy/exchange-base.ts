@@ -2,8 +2,9 @@
 // (the JavaScript one in exchange.ts, the native one in native-exchange.ts): the request
 // as the worker parsed it, the router's own error answer, and the one way a request ends
 // (endpoint released, counters, access log line).
-import type { HttpResponse } from "@trufflesuite/uws-js-unofficial";
+
 import type { Refusal } from "../errors.js";
+import type { HttpResponse } from "../uws.js";
 import type { EndpointEntry, ProxyContext } from "./context.js";
 
 /** How the client sends a request body: none, with a Content-Length, or chunked. */

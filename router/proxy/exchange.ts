@@ -2,7 +2,7 @@
 // writes the head in one buffer, streams the body both ways with backpressure
 // (uWS onData/onWritable <-> socket pause/resume), retries another endpoint while no
 // body byte has left, and turns upstream failures into coded 502/504 answers.
-import type { HttpResponse } from "@trufflesuite/uws-js-unofficial";
+
 import { SelectError } from "../../native/types.js";
 import { failureClasses, type Refusal, Upstream } from "../errors.js";
 import {
@@ -12,6 +12,7 @@ import {
   VCAP_COOKIE,
   vcapCookie,
 } from "../handlers/sticky.js";
+import type { HttpResponse } from "../uws.js";
 import type { EndpointEntry } from "./context.js";
 import { ExchangeBase, ReqBody } from "./exchange-base.js";
 import type { ConnOwner, UpConn } from "./pool.js";

@@ -2,7 +2,7 @@
 // keep-alive pools and response parsing in C++ on this thread's libuv loop). One call
 // starts the request, one callback usually delivers the whole small response; the JS
 // client in exchange.ts is used when the addon is not built (or --upstream js).
-import type { HttpResponse } from "@trufflesuite/uws-js-unofficial";
+
 import {
   createUpstream,
   type Upstream as NativeUpstream,
@@ -19,6 +19,7 @@ import {
   VCAP_COOKIE,
   vcapCookie,
 } from "../handlers/sticky.js";
+import type { HttpResponse } from "../uws.js";
 import type { EndpointEntry, ProxyContext } from "./context.js";
 import { ExchangeBase, ReqBody } from "./exchange-base.js";
 

@@ -2,13 +2,6 @@
 // connection; once the backend answers 101 the client side is upgraded by uWS and
 // messages flow both ways (backend side framed by ws/frames.ts), closes forwarded.
 import { connect, type Socket } from "node:net";
-import type {
-  HttpRequest,
-  HttpResponse,
-  us_socket_context_t,
-  WebSocket,
-  WebSocketBehavior,
-} from "@trufflesuite/uws-js-unofficial";
 import { SelectError } from "../../native/types.js";
 import { failureClasses, type Refusal, Refusals, Upstream } from "../errors.js";
 import { clientAddress } from "../handlers/client-address.js";
@@ -23,7 +16,14 @@ import {
 import type { ProxyContext } from "../proxy/context.js";
 import { refusalFor } from "../proxy/exchange.js";
 import { HEAD_INCOMPLETE, HEAD_MALFORMED, parseResponseHead, ResponseHead } from "../proxy/response-head.js";
-import type { Uws } from "../uws.js";
+import type {
+  HttpRequest,
+  HttpResponse,
+  Uws,
+  us_socket_context_t,
+  WebSocket,
+  WebSocketBehavior,
+} from "../uws.js";
 import { encodeClose, encodeFrame, FrameReader, type FrameSink, Op } from "./frames.js";
 
 export interface WsData {

@@ -226,13 +226,21 @@ export function send(port: number, o: SendOptions): Promise<Reply> {
 }
 
 /** Writes raw bytes to a port and collects whatever comes back until close or `waitMs`. */
+/** Sends `data` (an array: one write per part, 5 ms apart, so they arrive in separate reads). */
 export function rawExchange(
   port: number,
-  data: string | Buffer,
+  data: string | Buffer | readonly string[],
   waitMs = 1500,
 ): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
-    const s = netConnect(port, "127.0.0.1", () => s.write(data));
+    const parts = typeof data === "string" || Buffer.isBuffer(data) ? [data] : [...data];
+    const writeNext = (): void => {
+      const part = parts.shift();
+      if (part === undefined || s.destroyed) return;
+      s.write(part);
+      if (parts.length > 0) setTimeout(writeNext, 5);
+    };
+    const s = netConnect(port, "127.0.0.1", writeNext);
     let text = "";
     let closed = false;
     s.setEncoding("latin1");

@@ -1,8 +1,8 @@
 // WebSocket through the router: upgrade passed to a real uWS backend, messages echoed
 // both ways (text, large binary), a clean close from either side.
 import { connect, type Socket } from "node:net";
-import uWS from "@trufflesuite/uws-js-unofficial";
 import t from "tap";
+import { loadUws } from "../../router/uws.js";
 import { encodeClose, encodeFrame, FrameReader, type FrameSink, Op } from "../../router/ws/frames.js";
 import { guardChildren } from "../helpers/children.js";
 import { sleep, startRig } from "./harness.js";
@@ -11,6 +11,8 @@ guardChildren(t);
 
 const rig = await startRig(t, ["--threads", "2"]);
 const port = rig.router.port;
+
+const uWS = loadUws();
 
 // The backend: uWS in this process; echoes, and closes with 4001 when asked to.
 const closes: { code: number; reason: string }[] = [];
