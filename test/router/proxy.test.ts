@@ -446,6 +446,14 @@ t.test("malformed requests get 400/431, and the router keeps serving", async (t)
   t.match(badName.text, /^HTTP\/1\.1 400 /, "a space in a header name: 400");
   const noHost = await rawExchange(port, "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 600);
   t.match(noHost.text, /^HTTP\/1\.1 400 /, "no Host: 400");
+  const badCl = await rawExchange(
+    port,
+    "POST / HTTP/1.1\r\nHost: echo.test\r\nContent-Length: 1x\r\n\r\n",
+    600,
+  );
+  t.match(badCl.text, /^HTTP\/1\.1 400 /, "a non-numeric Content-Length: 400");
+  const http10 = await rawExchange(port, "GET / HTTP/1.0\r\nHost: echo.test\r\n\r\n", 600);
+  t.match(http10.text, /^HTTP\/1\.1 505 /, "HTTP/1.0: 505, not a hung connection");
   await sleep(50);
   t.notOk(
     echo.seen.slice(before).some((s) => s.url === "/smuggled"),
