@@ -22,7 +22,7 @@
         "native/uws/binding/addon.cpp"
       ],
       "include_dirs": ["native/uws/uSockets/src", "native/uws/uWebSockets/src"],
-      "defines": ["LIBUS_USE_LIBUV", "LIBUS_NO_SSL", "UWS_WITH_PROXY", "UWS_HTTPRESPONSE_NO_WRITEMARK"],
+      "defines": ["LIBUS_USE_LIBUV", "LIBUS_NO_SSL", "UWS_WITH_PROXY", "UWS_HTTPRESPONSE_NO_WRITEMARK", "UWS_REMOTE_ADDRESS_USERSPACE"],
       "cflags!": ["-Wall", "-Wextra", "-fno-exceptions"],
       "cflags_cc!": ["-Wall", "-Wextra", "-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags": ["-O3"],
