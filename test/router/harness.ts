@@ -127,6 +127,10 @@ export async function startRouterProc(
       await exited;
       clearTimeout(timer);
     }
+    // Everything the router says is a structured log line: a bare line is a warning from
+    // below (uWS misuse such as a write outside cork, a Node warning) that must not pass.
+    const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");
+    if (bare.length > 0) t.fail(`the router wrote lines that are not log records: ${JSON.stringify(bare)}`);
   });
   const { port, statusPort } = await listening;
   const deadline = Date.now() + 10_000;
