@@ -12,6 +12,7 @@ import { startTestNats, type TestNats } from "../helpers/nats.js";
 
 interface Teardownable {
   teardown(fn: () => void | Promise<void>): void;
+  fail(message: string): void;
 }
 
 export interface RouterProc {
