@@ -48,11 +48,15 @@ function routerSink(table: RouteTable, workers: WorkerSlot[], log: Logger): Rout
   const post = (m: ToWorker): void => {
     for (const w of workers) w.worker.postMessage(m);
   };
+  // Workers cache endpoint details by handle and need no word about updates: an endpoint whose
+  // address, app, index or tags change gets a new handle (a new generation), so a cached entry
+  // never goes stale; clearing every cache on each batch made a re-registration burst (registrars
+  // re-announce every route every 20 s) cost each worker a detail fetch per request.
+  // After a prune the caches are cleared to drop the entries of endpoints that went away.
   if (table.shared) {
     return {
       apply(updates, nowMs) {
         base.apply(updates, nowMs);
-        post({ type: "invalidate" });
       },
       prune(nowMs) {
         const n = base.prune(nowMs);

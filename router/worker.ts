@@ -253,7 +253,7 @@ port.on("message", (m: ToWorker) => {
           // The main thread's table refused the same update and logged it.
         }
       }
-      ctx.invalidate();
+      // No ctx.invalidate(): changed endpoints get new handles (router/main.ts routerSink).
       return;
     }
     case "prune":

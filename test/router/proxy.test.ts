@@ -190,6 +190,26 @@ t.test(
   },
 );
 
+t.test("an instance that moves (same id, new port and index) gets the next requests", async (t) => {
+  const a = await startBackend(t);
+  const b = await startBackend(t);
+  const msg = { uris: ["move.test"], app: "app-move", private_instance_id: "mover-0" };
+  await rig.register({ ...msg, port: a.port, private_instance_index: "0" });
+  for (let i = 0; i < 3; i++) t.equal((await send(port, { host: "move.test" })).status, 200);
+  t.equal(a.seen.length, 3, "served by the first address");
+  await rig.register({ ...msg, port: b.port, private_instance_index: "1" });
+  const deadline = Date.now() + 5000;
+  while (b.seen.length === 0 && Date.now() < deadline) {
+    await send(port, { host: "move.test" });
+    await sleep(20);
+  }
+  const aBefore = a.seen.length;
+  for (let i = 0; i < 5; i++) t.equal((await send(port, { host: "move.test" })).status, 200);
+  t.equal(a.seen.length, aBefore, "the old address gets nothing once the move is seen");
+  t.equal(b.seen.length >= 5, true, "the new address serves");
+  t.equal(b.seen.at(-1)?.headers["x-cf-instanceindex"], "1", "X-CF-InstanceIndex follows the update");
+});
+
 t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => {
   const nf = await send(port, { host: "nowhere.test" });
   t.equal(nf.status, 404);
