@@ -178,6 +178,9 @@ private:
                 if (httpRequest->isAncient() || httpRequest->getHeader("connection").length() == 5) {
                     httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
                 }
+                if (httpRequest->isAncient()) {
+                    httpResponseData->state |= HttpResponseData<SSL>::HTTP_ANCIENT;
+                }
 
                 /* Select the router based on SNI (only possible for SSL) */
                 auto *selectedRouter = &httpContextData->router;

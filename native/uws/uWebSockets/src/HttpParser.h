@@ -310,15 +310,16 @@ private:
                     while (*(unsigned char *)data > 32) data++;
                     /* Now we stand on space */
                     header.value = {start, (size_t) (data - start)};
-                    /* Check that the following is http 1.1 */
+                    /* Check that the following is http 1.1 (Kiln: or 1.0, see isAncient) */
                     if (data + 11 >= end) {
                         /* Whatever we have must be part of the version string */
-                        if (memcmp(" HTTP/1.1\r\n", data, std::min<unsigned int>(11, (unsigned int) (end - data))) == 0) {
+                        unsigned int have = std::min<unsigned int>(11, (unsigned int) (end - data));
+                        if (memcmp(" HTTP/1.1\r\n", data, have) == 0 || memcmp(" HTTP/1.0\r\n", data, have) == 0) {
                             return nullptr;
                         }
                         return (char *) 0x1;
                     }
-                    if (memcmp(" HTTP/1.1\r\n", data, 11) == 0) {
+                    if (memcmp(" HTTP/1.1\r\n", data, 11) == 0 || memcmp(" HTTP/1.0\r\n", data, 11) == 0) {
                         return data + 11;
                     }
                     /* If we stand at the post padded CR, we have fragmented input so try again later */
@@ -495,8 +496,9 @@ private:
                 return {HTTP_ERROR_431_REQUEST_HEADER_FIELDS_TOO_LARGE, FULLPTR};
             }
 
-            /* Store HTTP version (ancient 1.0 or 1.1) */
-            req->ancientHttp = false;
+            /* Store HTTP version (ancient 1.0 or 1.1). Kiln: the request line was accepted as
+             * " HTTP/1.0" or " HTTP/1.1" right after the target; its last digit tells which. */
+            req->ancientHttp = req->headers->value.data()[req->headers->value.length() + 8] == '0';
 
             /* Add all headers to bloom filter */
             req->bf.reset();

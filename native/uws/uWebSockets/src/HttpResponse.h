@@ -119,18 +119,25 @@ private:
 
             /* We do not have tryWrite-like functionalities, so ignore optional in this path */
 
-            /* Do not allow sending 0 chunk here */
-            if (data.length()) {
-                Super::write("\r\n", 2);
-                writeUnsignedHex((unsigned int) data.length());
-                Super::write("\r\n", 2);
+            if (httpResponseData->state & HttpResponseData<SSL>::HTTP_ANCIENT) {
+                /* Kiln: an HTTP/1.0 client reads a close-delimited body, no chunk framing */
+                if (data.length()) {
+                    Super::write(data.data(), (int) data.length());
+                }
+            } else {
+                /* Do not allow sending 0 chunk here */
+                if (data.length()) {
+                    Super::write("\r\n", 2);
+                    writeUnsignedHex((unsigned int) data.length());
+                    Super::write("\r\n", 2);
 
-                /* Ignoring optional for now */
-                Super::write(data.data(), (int) data.length());
+                    /* Ignoring optional for now */
+                    Super::write(data.data(), (int) data.length());
+                }
+
+                /* Terminating 0 chunk */
+                Super::write("\r\n0\r\n\r\n", 7);
             }
-
-            /* Terminating 0 chunk */
-            Super::write("\r\n0\r\n\r\n", 7);
 
             httpResponseData->markDone();
 
@@ -438,7 +445,9 @@ public:
             /* Write mark on first call to write */
             writeMark();
 
-            writeHeader("Transfer-Encoding", "chunked");
+            if (!(httpResponseData->state & HttpResponseData<SSL>::HTTP_ANCIENT)) {
+                writeHeader("Transfer-Encoding", "chunked");
+            }
             httpResponseData->state |= HttpResponseData<SSL>::HTTP_WRITE_CALLED;
 
             /* Start of the body */
@@ -479,17 +488,26 @@ public:
 
         HttpResponseData<SSL> *httpResponseData = getHttpResponseData();
 
-        if (!(httpResponseData->state & HttpResponseData<SSL>::HTTP_WRITE_CALLED)) {
-            /* Write mark on first call to write */
-            writeMark();
+        if (httpResponseData->state & HttpResponseData<SSL>::HTTP_ANCIENT) {
+            /* Kiln: HTTP/1.0 client: the head ends before the first piece, then raw bytes until close */
+            if (!(httpResponseData->state & HttpResponseData<SSL>::HTTP_WRITE_CALLED)) {
+                writeMark();
+                httpResponseData->state |= HttpResponseData<SSL>::HTTP_WRITE_CALLED;
+                Super::write("\r\n", 2);
+            }
+        } else {
+            if (!(httpResponseData->state & HttpResponseData<SSL>::HTTP_WRITE_CALLED)) {
+                /* Write mark on first call to write */
+                writeMark();
 
-            writeHeader("Transfer-Encoding", "chunked");
-            httpResponseData->state |= HttpResponseData<SSL>::HTTP_WRITE_CALLED;
+                writeHeader("Transfer-Encoding", "chunked");
+                httpResponseData->state |= HttpResponseData<SSL>::HTTP_WRITE_CALLED;
+            }
+
+            Super::write("\r\n", 2);
+            writeUnsignedHex((unsigned int) data.length());
+            Super::write("\r\n", 2);
         }
-
-        Super::write("\r\n", 2);
-        writeUnsignedHex((unsigned int) data.length());
-        Super::write("\r\n", 2);
 
         auto [written, failed] = Super::write(data.data(), (int) data.length());
         if (failed) {

@@ -97,7 +97,8 @@ private:
         HTTP_WRITE_CALLED = 2, // used
         HTTP_END_CALLED = 4, // used
         HTTP_RESPONSE_PENDING = 8, // used
-        HTTP_CONNECTION_CLOSE = 16 // used
+        HTTP_CONNECTION_CLOSE = 16, // used
+        HTTP_ANCIENT = 32 // Kiln: an HTTP/1.0 request: a body of unknown length is close-delimited, not chunked
     };
 
     /* Per socket event handlers */
