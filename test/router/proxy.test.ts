@@ -211,7 +211,7 @@ t.test("an instance that moves (same id, new port and index) gets the next reque
 });
 
 t.test("HTTP/1.0 clients: served, bodies of unknown length close-delimited, then closed", async (t) => {
-  const streamer = await startBackend(t, (req, res) => {
+  const streamer = await startBackend(t, (_req, res) => {
     // No content-length: the backend answers chunked; an HTTP/1.0 client must get raw bytes.
     res.write("part-one;");
     setTimeout(() => res.end("part-two"), 20);
