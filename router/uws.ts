@@ -1,7 +1,7 @@
 // uWebSockets.js as Kiln builds it: from the vendored sources in native/uws (binding.gyp
 // target kiln_uws, built by the set-up with the native addon). Built here, not taken from
-// npm, because the only Node 20 build on the registry (20.30) closes the connection on a
-// malformed request instead of answering 400/431; see native/uws/README.md.
+// npm, because the only Node 20 build there from a known publisher (20.30) closes the
+// connection on a malformed request instead of answering 400/431; see native/uws/README.md.
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { projectRoot } from "../kernel/paths.js";
