@@ -194,6 +194,20 @@ export class NativeExchange extends ExchangeBase {
     const res = this.res;
     if (res === null) return;
     if ((flags & ResponseFlag.COMPLETE) !== 0 || (flags & ResponseFlag.NO_BODY) !== 0) this.releaseId();
+    // The common case, a whole response with no sticky cookie to add: one call, corked in C++.
+    if (
+      (flags & (ResponseFlag.COMPLETE | ResponseFlag.NO_BODY | ResponseFlag.SET_COOKIE)) ===
+        ResponseFlag.COMPLETE &&
+      this.stickyId === ""
+    ) {
+      const b = body ?? EMPTY;
+      this.status = status;
+      this.responded = true;
+      res.endWhole(head, b);
+      this.bytesOut = b.length;
+      this.clientDone();
+      return;
+    }
     cEx = this;
     cStatus = status;
     cHead = head;

@@ -283,6 +283,32 @@ struct HttpResponseWrapper {
         }
     }
 
+    /* Kiln: a whole response in one call (head = status line and header lines, as writeStatus
+     * takes it; then end(body)), corked here: no JavaScript cork callback per response. */
+    template <int SSL>
+    static void res_endWhole(const FunctionCallbackInfo<Value> &args) {
+        auto *res = getHttpResponse<SSL>(args);
+        if (res) {
+            NativeString head(args.GetIsolate(), args[0]);
+            if (head.isInvalid(args)) {
+                return;
+            }
+            NativeString body(args.GetIsolate(), args[1]);
+            if (body.isInvalid(args)) {
+                return;
+            }
+            bool closeConnection = args.Length() >= 3 && args[2]->BooleanValue(args.GetIsolate());
+
+            invalidateResObject(args);
+            res->cork([res, &head, &body, closeConnection]() {
+                res->writeStatus(head.getString());
+                res->end(body.getString(), closeConnection);
+            });
+
+            args.GetReturnValue().Set(args.Holder());
+        }
+    }
+
     /* Takes data and optionally totalLength, returns true for success, false for backpressure */
     template <int PROTOCOL>
     static void res_tryEnd(const FunctionCallbackInfo<Value> &args) {
@@ -446,6 +472,7 @@ struct HttpResponseWrapper {
             resTemplateLocal->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "getWriteOffset", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, res_getWriteOffset<SSL>));
             resTemplateLocal->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "getRemoteAddress", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, res_getRemoteAddress<SSL>));
             resTemplateLocal->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "cork", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, res_cork<SSL>));
+            resTemplateLocal->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "endWhole", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, res_endWhole<SSL>));
             resTemplateLocal->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "collect", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, res_cork<SSL>));
             resTemplateLocal->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "upgrade", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, res_upgrade<SSL>));
             resTemplateLocal->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "getRemoteAddressAsText", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, res_getRemoteAddressAsText<SSL>));
