@@ -27,6 +27,9 @@ export { createFallbackTable } from "./fallback/table.js";
 type EndpointRow = [string, number, string, string, string, string, number, string, number, number];
 type DumpRow = [string, number, string, number, number, [number, number, EndpointRow][]];
 
+/** The pool half of a registration, the same for register() and registerLast(). */
+type PoolArgs = [lb: number, hashHeader: string, hashBalance: number, maxConns: number, nowMs: number];
+
 /** The functions of one native table, bound in C++ to the process-wide object (route_table_napi.cc). */
 interface NativeTableFns {
   id: number;
@@ -43,21 +46,10 @@ interface NativeTableFns {
     staleSec: number,
     tlsPort: number,
     updatedAtNs: bigint,
-    lb: number,
-    hashHeader: string,
-    hashBalance: number,
-    maxConns: number,
-    nowMs: number,
+    ...pool: PoolArgs
   ): RegisterResult;
-  registerLast(
-    host: string,
-    path: string,
-    lb: number,
-    hashHeader: string,
-    hashBalance: number,
-    maxConns: number,
-    nowMs: number,
-  ): RegisterResult;
+  /** The next uri of the endpoint given to this thread's last register(). */
+  registerLast(host: string, path: string, ...pool: PoolArgs): RegisterResult;
   unregister(host: string, path: string, key: string, updatedAtNs: bigint): boolean;
   prune(nowMs: number): number;
   select(host: string, path: string, stickyId: string, hashKey: string, nowMs: number): number;
