@@ -167,7 +167,13 @@ Table* Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
   return b == nullptr ? nullptr : b->table.get();
 }
 
-napi_value RegisterResultOrThrow(napi_env env, int r) {
+// One uri of this thread's last endpoint; pool = [lb, hashHeader, hashBalance, maxConns, nowMs],
+// the same five trailing arguments of register() and registerLast().
+napi_value RegisterUri(napi_env env, Bound* b, napi_value hostArg, napi_value pathArg, const napi_value* pool) {
+  Str host(env, hostArg), path(env, pathArg), hashHeader(env, pool[1]);
+  rt::PoolInput opt{static_cast<rt::Lb>(static_cast<int>(Num(env, pool[0]))), hashHeader.view(), Num(env, pool[2]),
+                    static_cast<uint32_t>(Num(env, pool[3]))};
+  int r = b->table->Register(host.view(), path.view(), b->last.View(), opt, Num(env, pool[4]));
   if (r < 0) {
     napi_throw_error(env, "KILN_TABLE_CLOSED", "the route table was closed");
     return nullptr;
@@ -184,8 +190,7 @@ napi_value Register(napi_env env, napi_callback_info info) {
   if (b == nullptr) return nullptr;
   LastEndpoint& last = b->last;
   last.valid = false;
-  Str host(env, a[0]), path(env, a[1]), key(env, a[2]), epHost(env, a[3]), app(env, a[5]),
-      id(env, a[6]), index(env, a[7]), extras(env, a[8]), hashHeader(env, a[13]);
+  Str key(env, a[2]), epHost(env, a[3]), app(env, a[5]), id(env, a[6]), index(env, a[7]), extras(env, a[8]);
   last.key.assign(key.view());
   last.host.assign(epHost.view());
   last.app.assign(app.view());
@@ -196,11 +201,9 @@ napi_value Register(napi_env env, napi_callback_info info) {
   last.tlsPort = static_cast<uint32_t>(Num(env, a[10]));
   last.staleSec = static_cast<uint32_t>(Num(env, a[9]));
   last.updatedAtNs = BigU64(env, a[11]);
-  rt::PoolInput opt{static_cast<rt::Lb>(static_cast<int>(Num(env, a[12]))), hashHeader.view(),
-                    Num(env, a[14]), static_cast<uint32_t>(Num(env, a[15]))};
-  int r = b->table->Register(host.view(), path.view(), last.View(), opt, Num(env, a[16]));
-  last.valid = r >= 0;
-  return RegisterResultOrThrow(env, r);
+  napi_value out = RegisterUri(env, b, a[0], a[1], &a[12]);
+  last.valid = out != nullptr;
+  return out;
 }
 
 // registerLast(host, path, lb, hashHeader, hashBalance, maxConns, nowMs) -> RegisterResult:
@@ -213,11 +216,7 @@ napi_value RegisterLast(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "KILN_TABLE_NO_LAST_ENDPOINT", "registerLast() without a register() before it");
     return nullptr;
   }
-  Str host(env, a[0]), path(env, a[1]), hashHeader(env, a[3]);
-  rt::PoolInput opt{static_cast<rt::Lb>(static_cast<int>(Num(env, a[2]))), hashHeader.view(), Num(env, a[4]),
-                    static_cast<uint32_t>(Num(env, a[5]))};
-  return RegisterResultOrThrow(env, b->table->Register(host.view(), path.view(), b->last.View(), opt,
-                                                       Num(env, a[6])));
+  return RegisterUri(env, b, a[0], a[1], &a[2]);
 }
 
 // unregister(host, path, key, updatedAtNs) -> boolean
