@@ -55,9 +55,7 @@ function routerSink(table: RouteTable, workers: WorkerSlot[], log: Logger): Rout
   // After a prune the caches are cleared to drop the entries of endpoints that went away.
   if (table.shared) {
     return {
-      apply(updates, nowMs) {
-        base.apply(updates, nowMs);
-      },
+      apply: base.apply,
       prune(nowMs) {
         const n = base.prune(nowMs);
         if (n > 0) post({ type: "invalidate" });

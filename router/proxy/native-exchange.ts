@@ -196,9 +196,8 @@ export class NativeExchange extends ExchangeBase {
     if ((flags & ResponseFlag.COMPLETE) !== 0 || (flags & ResponseFlag.NO_BODY) !== 0) this.releaseId();
     // The common case, a whole response with no sticky cookie to add: one call, corked in C++.
     if (
-      (flags & (ResponseFlag.COMPLETE | ResponseFlag.NO_BODY | ResponseFlag.SET_COOKIE)) ===
-        ResponseFlag.COMPLETE &&
-      this.stickyId === ""
+      (flags & (ResponseFlag.COMPLETE | ResponseFlag.NO_BODY)) === ResponseFlag.COMPLETE &&
+      !this.needsStickyCookie(flags)
     ) {
       const b = body ?? EMPTY;
       this.status = status;
@@ -224,9 +223,8 @@ export class NativeExchange extends ExchangeBase {
     this.status = status;
     this.responded = true;
     res.writeStatus(head);
-    const id = (this.ep as EndpointEntry).info.instanceId;
-    if (id !== "" && ((flags & ResponseFlag.SET_COOKIE) !== 0 || this.stickyId !== ""))
-      this.stickyCookie(res, head, id);
+    if (this.needsStickyCookie(flags))
+      this.stickyCookie(res, head, (this.ep as EndpointEntry).info.instanceId);
     if ((flags & ResponseFlag.NO_BODY) !== 0) {
       if (this.isHead && length >= 0) res.endWithoutBody(length);
       else res.endWithoutBody();
@@ -242,6 +240,14 @@ export class NativeExchange extends ExchangeBase {
     }
     this.total = length;
     if (body !== null && body.length > 0) this.relay(res, body);
+  }
+
+  /** Whether the response may need __VCAP_ID__ (the backend set a cookie, or the client sent a sticky id). */
+  private needsStickyCookie(flags: number): boolean {
+    return (
+      (this.ep as EndpointEntry).info.instanceId !== "" &&
+      ((flags & ResponseFlag.SET_COOKIE) !== 0 || this.stickyId !== "")
+    );
   }
 
   /** Adds __VCAP_ID__ next to a session cookie, or replaces a stale one. */
