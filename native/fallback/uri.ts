@@ -82,9 +82,7 @@ function u32(v: number): number {
 // back with one decoded spec, so the last spec's preparation is kept (per thread) and reused
 // while the spec is unchanged. Field by field, tags by identity (a decoded message's tags
 // object is never changed); a spec edited in place is prepared again.
-let lastSpec: EndpointSpec | null = null;
-let lastCopy: EndpointSpec | null = null;
-let lastPrepared: PreparedEndpoint | null = null;
+let last: { spec: EndpointSpec; copy: EndpointSpec; prepared: PreparedEndpoint } | null = null;
 
 function sameEndpoint(a: EndpointSpec, b: EndpointSpec): boolean {
   return (
@@ -109,8 +107,7 @@ function sameEndpoint(a: EndpointSpec, b: EndpointSpec): boolean {
  * message, which lets the native table skip converting it again (native/table.ts).
  */
 export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
-  if (ep === lastSpec && lastPrepared !== null && sameEndpoint(lastCopy as EndpointSpec, ep))
-    return lastPrepared;
+  if (last !== null && last.spec === ep && sameEndpoint(last.copy, ep)) return last.prepared;
   if (typeof ep.host !== "string" || ep.host.length === 0) throw badEndpoint(ep, "no host");
   if (!Number.isInteger(ep.port) || ep.port < 1 || ep.port > 65535) throw badEndpoint(ep, "bad port");
   const updatedAtNs = typeof ep.updatedAtNs === "bigint" ? ep.updatedAtNs : 0n;
@@ -132,9 +129,7 @@ export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
     tlsPort,
     updatedAtNs,
   };
-  lastSpec = ep;
-  lastCopy = { ...ep };
-  lastPrepared = prepared;
+  last = { spec: ep, copy: { ...ep }, prepared };
   return prepared;
 }
 
