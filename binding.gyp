@@ -11,7 +11,19 @@
       "cflags_cc": ["-std=c++20", "-Wall", "-Wextra", "-Werror", "-O3"]
     },
     {
+      "target_name": "kiln_fast",
+      "type": "static_library",
+      "sources": ["native/fastpath/fast_path.cc"],
+      "include_dirs": ["native/src"],
+      "defines": ["LIBUS_USE_LIBUV", "LIBUS_NO_SSL", "UWS_WITH_PROXY", "UWS_HTTPRESPONSE_NO_WRITEMARK", "UWS_REMOTE_ADDRESS_USERSPACE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags": ["-fPIC", "-Wall", "-Wextra", "-Werror"],
+      "cflags_cc": ["-std=c++20", "-O3", "-Wall", "-Wextra", "-Werror", "-isystem", "../native/uws/uWebSockets/src", "-isystem", "../native/uws/uSockets/src"]
+    },
+    {
       "target_name": "kiln_uws",
+      "dependencies": ["kiln_fast"],
       "sources": [
         "native/uws/uSockets/src/bsd.c",
         "native/uws/uSockets/src/context.c",
@@ -21,7 +33,7 @@
         "native/uws/uSockets/src/eventing/libuv.c",
         "native/uws/binding/addon.cpp"
       ],
-      "include_dirs": ["native/uws/uSockets/src", "native/uws/uWebSockets/src"],
+      "include_dirs": ["native/uws/uSockets/src", "native/uws/uWebSockets/src", "native/fastpath", "native/src"],
       "defines": ["LIBUS_USE_LIBUV", "LIBUS_NO_SSL", "UWS_WITH_PROXY", "UWS_HTTPRESPONSE_NO_WRITEMARK", "UWS_REMOTE_ADDRESS_USERSPACE"],
       "cflags!": ["-Wall", "-Wextra", "-fno-exceptions"],
       "cflags_cc!": ["-Wall", "-Wextra", "-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

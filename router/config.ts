@@ -50,6 +50,11 @@ export interface RouterConfig {
   forwardedProto: string;
   /** Upstream client: "native" (C++ on libuv, needs the addon), "js" (net sockets), "auto" (native when built). */
   upstream: "auto" | "native" | "js";
+  /**
+   * Native request path (native/fastpath): the common request is served in C++ inside uWS,
+   * with no JavaScript call. "on" uses it when the native table and upstream client are in use.
+   */
+  fastPath: "on" | "off";
   /** Registry: prune interval and router.start interval. */
   pruneIntervalMs: number;
   startIntervalSec: number;
@@ -79,6 +84,7 @@ export const routerDefaults: RouterConfig = {
   wsMaxMessageBytes: 16 * 1024 * 1024,
   forwardedProto: "http",
   upstream: "auto",
+  fastPath: "on",
   pruneIntervalMs: 30_000,
   startIntervalSec: 20,
 };
@@ -108,6 +114,7 @@ export const routerEnv: Record<keyof RouterConfig, string> = {
   wsMaxMessageBytes: "KILN_ROUTER_WS_MAX_MESSAGE_BYTES",
   forwardedProto: "KILN_ROUTER_FORWARDED_PROTO",
   upstream: "KILN_ROUTER_UPSTREAM",
+  fastPath: "KILN_ROUTER_FAST_PATH",
   pruneIntervalMs: "KILN_ROUTER_PRUNE_INTERVAL_MS",
   startIntervalSec: "KILN_ROUTER_START_INTERVAL_SEC",
 };
@@ -137,6 +144,7 @@ const flagOf: Partial<Record<keyof RouterConfig, string>> = {
   wsMaxMessageBytes: "ws-max-message-bytes",
   forwardedProto: "forwarded-proto",
   upstream: "upstream",
+  fastPath: "fast-path",
   pruneIntervalMs: "prune-interval-ms",
   startIntervalSec: "start-interval-sec",
 };
@@ -159,6 +167,11 @@ function convert(key: keyof RouterConfig, raw: string, source: string): RouterCo
     if (raw !== "auto" && raw !== "native" && raw !== "js")
       throw new RouterError("KILN_ROUTER_CONFIG", `${source} must be auto, native or js, got "${raw}"`);
     return raw;
+  }
+  if (key === "fastPath") {
+    if (raw === "on" || raw === "1") return "on";
+    if (raw === "off" || raw === "0") return "off";
+    throw new RouterError("KILN_ROUTER_CONFIG", `${source} must be on or off, got "${raw}"`);
   }
   if (Array.isArray(def))
     return raw

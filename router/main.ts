@@ -115,6 +115,7 @@ export async function startRouter(
   let status: Server | null = null;
   let failed = false;
   let upstreamKind = "";
+  let fastPath = false;
 
   // uWebSockets.js reads its request-head limit once, when a worker first loads it: larger
   // heads are answered 431 by uWS itself (router/uws.ts).
@@ -132,6 +133,7 @@ export async function startRouter(
           case "listening":
             listening = true;
             upstreamKind = m.upstream;
+            fastPath = m.fastPath;
             resolve({ slot, port: m.port });
             return;
           case "failed": {
@@ -314,6 +316,7 @@ export async function startRouter(
       threads: workers.length,
       table: table.shared ? "native" : "fallback",
       upstream: upstreamKind,
+      fastPath,
       nats: config.natsUrl,
     });
     return {

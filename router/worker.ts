@@ -20,6 +20,7 @@ import {
 } from "./handlers/request-headers.js";
 import { ProxyContext } from "./proxy/context.js";
 import { Exchange, ReqBody, refusalFor } from "./proxy/exchange.js";
+import { FastPath } from "./proxy/fast.js";
 import { NativeExchange, NativeSide } from "./proxy/native-exchange.js";
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from "./uws.js";
 import { loadUws } from "./uws.js";
@@ -44,7 +45,7 @@ export type ToWorker =
 
 /** Messages to the main thread. */
 export type FromWorker =
-  | { type: "listening"; index: number; port: number; upstream: "native" | "js" }
+  | { type: "listening"; index: number; port: number; upstream: "native" | "js"; fastPath: boolean }
   | { type: "failed"; index: number; code: string; message: string }
   | {
       type: "metrics";
@@ -88,6 +89,9 @@ ctx.native = side;
 /** One forwarder class per worker, so the request handler's `new` stays monomorphic. */
 const ExchangeClass = side !== null ? NativeExchange : Exchange;
 const forwardedProto = cfg.forwardedProto;
+/** The native request path: needs the shared native table and the native upstream client. */
+const fast =
+  side !== null && init.tableId >= 0 && cfg.fastPath === "on" ? new FastPath(ctx, init.tableId) : null;
 
 /** Answers with one of the router's own errors from inside the handler (already corked). */
 function refuse(
@@ -201,7 +205,8 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
 
 const app: TemplatedApp = uWS.App();
 app.ws("/*", wsBehavior(ctx, uWS));
-app.any("/*", onRequest);
+if (fast !== null) app.kilnAny("/*", fast.address(), onRequest);
+else app.any("/*", onRequest);
 
 let listenSocket: us_listen_socket | null = null;
 app.listen(cfg.host, init.port, (ls) => {
@@ -220,6 +225,7 @@ app.listen(cfg.host, init.port, (ls) => {
     index: init.index,
     port: uWS.us_socket_local_port(ls),
     upstream: side === null ? "js" : "native",
+    fastPath: fast !== null,
   });
 });
 
@@ -232,12 +238,19 @@ function stopListening(): void {
 
 function shutdown(): void {
   stopListening();
+  // uWS must close its sockets before the thread exits, or the process can crash. The
+  // native path's backend outlives the app: closing the app aborts what is still in flight.
+  (app as TemplatedApp & { close(): void }).close();
+  fast?.close();
   ctx.closeIdle();
   side?.up.close();
   accessLog?.close();
-  // uWS must close its sockets before the thread exits, or the process can crash.
-  (app as TemplatedApp & { close(): void }).close();
   port?.close();
+}
+
+/** Requests in flight on both paths. */
+function inFlight(): number {
+  return ctx.counters.inFlight + (fast === null ? 0 : fast.inFlight());
 }
 
 port.on("message", (m: ToWorker) => {
@@ -259,19 +272,33 @@ port.on("message", (m: ToWorker) => {
     case "prune":
       table.prune(m.nowMs);
       ctx.invalidate();
+      fast?.invalidate();
       return;
     case "invalidate":
       ctx.invalidate();
+      fast?.invalidate();
       return;
-    case "metrics":
-      post({ type: "metrics", seq: m.seq, index: init.index, snapshot: ctx.counters.snapshot() });
+    case "metrics": {
+      fast?.read();
+      const snapshot = ctx.counters.snapshot();
+      snapshot.inFlight = inFlight();
+      post({ type: "metrics", seq: m.seq, index: init.index, snapshot });
       return;
-    case "drain":
+    }
+    case "drain": {
       stopListening();
       ctx.draining = true;
-      ctx.onIdle = () => post({ type: "drained", index: init.index });
-      if (ctx.counters.inFlight === 0) post({ type: "drained", index: init.index });
+      // Both paths' requests are counted; a poll is simpler than a callback from each.
+      const check = (): void => {
+        if (inFlight() > 0) return;
+        clearInterval(poll);
+        fast?.read();
+        post({ type: "drained", index: init.index });
+      };
+      const poll = setInterval(check, 10);
+      check();
       return;
+    }
     case "stop":
       shutdown();
       return;

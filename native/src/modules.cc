@@ -6,6 +6,7 @@ namespace kiln {
 void InitModules(Napi::Env env, Napi::Object exports) {
   InitRouteTable(env, exports);
   InitUpstream(env, exports);
+  InitFastBackend(env, exports);
 }
 
 }  // namespace kiln

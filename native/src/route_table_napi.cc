@@ -440,6 +440,13 @@ napi_value AttachRouteTable(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+std::shared_ptr<rt::Table> FindRouteTable(uint32_t id) {
+  Registry& reg = TheRegistry();
+  std::lock_guard<std::mutex> g(reg.lock);
+  auto it = reg.tables.find(id);
+  return it == reg.tables.end() ? nullptr : it->second;
+}
+
 void InitRouteTable(Napi::Env env, Napi::Object exports) {
   napi_value create, attach;
   napi_create_function(env, "createRouteTable", NAPI_AUTO_LENGTH, CreateRouteTable, nullptr, &create);

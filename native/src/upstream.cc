@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fast_abi.h"
 #include "upstream_parser.h"
 
 namespace kiln {
@@ -190,6 +191,9 @@ class Core {
   }
 
   bool closed() const { return closed_; }
+
+  // Events go to this C++ receiver instead of JavaScript (the native request path).
+  void SetSink(fast::ResponseSink* sink) { sink_ = sink; }
 
   int32_t Request(uint32_t id, const char* host, size_t hostLen, uint32_t port, const char* head,
                   size_t headLen, const char* body, size_t bodyLen, uint32_t flags) {
@@ -631,6 +635,10 @@ class Core {
     Detach(c);
     CloseConn(c);
     if (id < 0 || closed_) return;
+    if (sink_ != nullptr) {
+      sink_->OnError(static_cast<uint32_t>(id), code);
+      return;
+    }
     CallScope scope(this);
     napi_value argv[2];
     napi_create_int32(env_, id, &argv[0]);
@@ -765,6 +773,10 @@ class Core {
   void MaybeDrain(Conn* c) {
     if (!c->wantDrain || c->queued >= opt_.highWater || c->id < 0 || closed_) return;
     c->wantDrain = false;
+    if (sink_ != nullptr) {
+      sink_->OnDrain(static_cast<uint32_t>(c->id));
+      return;
+    }
     CallScope scope(this);
     napi_value argv[1];
     napi_create_int32(env_, c->id, &argv[0]);
@@ -975,6 +987,10 @@ class Core {
         c->bodyAcc.append(data, len);
         return;
       }
+      if (sink_ != nullptr) {
+        DeliverHeadToSink(c, data, len, complete);
+        return;
+      }
       CallScope scope(this);
       napi_value argv[6];
       napi_create_int32(env_, c->id, &argv[0]);
@@ -998,6 +1014,12 @@ class Core {
       return;
     }
     if (len == 0 && !complete) return;
+    if (sink_ != nullptr) {
+      auto id = static_cast<uint32_t>(c->id);
+      if (complete) Finish(c);
+      sink_->OnData(id, std::string_view(data, len), complete);
+      return;
+    }
     CallScope scope(this);
     napi_value argv[3];
     napi_create_int32(env_, c->id, &argv[0]);
@@ -1005,6 +1027,24 @@ class Core {
     napi_get_boolean(env_, complete, &argv[2]);
     if (complete) Finish(c);
     Call(onData_, 3, argv);
+  }
+
+  void DeliverHeadToSink(Conn* c, const char* data, size_t len, bool complete) {
+    auto id = static_cast<uint32_t>(c->id);
+    std::string_view body(data, len);
+    if (!c->bodyAcc.empty()) {
+      c->bodyAcc.append(data, len);
+      body = c->bodyAcc;
+    }
+    uint32_t flags = c->resFlags;
+    if (complete) flags |= kResComplete;
+    if (!c->keepAlive) flags |= kResClose;
+    c->headersDelivered = true;
+    // Finish() may pool the connection but leaves headOut and bodyAcc alone until its next
+    // request, which cannot start before the sink returns.
+    if (complete) Finish(c);
+    sink_->OnResponse(id, c->status, c->headOut, body, flags, c->length);
+    c->bodyAcc.clear();
   }
 
   // A body value: a copy in a new Buffer, or (transientBodies) a view of the read buffer.
@@ -1066,6 +1106,7 @@ class Core {
   bool closed_ = false;
   bool releasePending_ = false;
   bool wrapperGone_ = false;
+  fast::ResponseSink* sink_ = nullptr;
   bool envGone_ = false;
 };
 
@@ -1138,7 +1179,16 @@ class UpstreamWrap : public Napi::ObjectWrap<UpstreamWrap> {
           .ThrowAsJavaScriptException();
       return;
     }
-    Napi::Object o = info[0].As<Napi::Object>();
+    core_ = new Core(env, ParseOptions(info[0].As<Napi::Object>()));
+    Napi::Object resource = Napi::Object::New(env);
+    core_->SetCallbacks(resource, info[1], info[2], info[3], info[4]);
+  }
+
+  ~UpstreamWrap() override {
+    if (core_ != nullptr) core_->WrapperGone();
+  }
+
+  static Options ParseOptions(Napi::Object o) {
     Options opt;
     auto num = [&](const char* name, auto* field) {
       Napi::Value v = o.Get(name);
@@ -1161,13 +1211,7 @@ class UpstreamWrap : public Napi::ObjectWrap<UpstreamWrap> {
     opt.dropDate = o.Get("dropDate").ToBoolean().Value();
     if (opt.maxHeaderBytes < 1024) opt.maxHeaderBytes = 1024;
     if (opt.maxHeaderBytes > 1024 * 1024) opt.maxHeaderBytes = 1024 * 1024;
-    core_ = new Core(env, opt);
-    Napi::Object resource = Napi::Object::New(env);
-    core_->SetCallbacks(resource, info[1], info[2], info[3], info[4]);
-  }
-
-  ~UpstreamWrap() override {
-    if (core_ != nullptr) core_->WrapperGone();
+    return opt;
   }
 
  private:
@@ -1302,7 +1346,39 @@ class UpstreamWrap : public Napi::ObjectWrap<UpstreamWrap> {
   Core* core_ = nullptr;
 };
 
+// The same client for C++ callers (fast_backend.cc), its events going to a ResponseSink.
+class SinkClient final : public UpstreamClient {
+ public:
+  SinkClient(napi_env env, const Options& opt) : core_(new Core(env, opt)) {}
+  ~SinkClient() override { core_->WrapperGone(); }
+  void SetSink(fast::ResponseSink* sink) override { core_->SetSink(sink); }
+  int32_t Request(uint32_t id, std::string_view host, uint32_t port, std::string_view head,
+                  uint32_t flags) override {
+    if (core_->closed()) return kClosed;
+    if (!Core::ValidId(id) || core_->IdInUse(id)) return kBadAddress;
+    return core_->Request(id, host.data(), host.size() < 256 ? host.size() : 0, port, head.data(), head.size(),
+                          nullptr, 0, flags);
+  }
+  void Pause(uint32_t id) override {
+    if (!core_->closed()) core_->Pause(id);
+  }
+  void Resume(uint32_t id) override {
+    if (!core_->closed()) core_->Resume(id);
+  }
+  void Abort(uint32_t id) override {
+    if (!core_->closed()) core_->Abort(id);
+  }
+  void Close() override { core_->Close(); }
+
+ private:
+  Core* core_;
+};
+
 }  // namespace
+
+std::unique_ptr<UpstreamClient> CreateUpstreamClient(Napi::Env env, Napi::Object options) {
+  return std::make_unique<SinkClient>(env, UpstreamWrap::ParseOptions(options));
+}
 
 void InitUpstream(Napi::Env env, Napi::Object exports) {
   exports.Set("Upstream", UpstreamWrap::Define(env));

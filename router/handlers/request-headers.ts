@@ -145,7 +145,8 @@ export function traceparentFor(given: string, requestId: string): string {
   }
   // The request id is a random UUID: its hex digits are the trace id. Span ids only need to
   // be unique: a random per-thread prefix and a counter cost no random bytes per request.
-  const r = requestId;
+  // A client's request id may be upper case; trace ids are lower-case hex.
+  const r = requestId.toLowerCase();
   spanCounter = (spanCounter + 1) >>> 0;
   const count = spanCounter.toString(16);
   return `00-${r.slice(0, 8)}${r.slice(9, 13)}${r.slice(14, 18)}${r.slice(19, 23)}${r.slice(24)}-${spanPrefix}${"00000000".slice(count.length)}${count}-01`;

@@ -19,6 +19,8 @@ export interface CountersSnapshot {
   latencyCount: number;
   upstreamErrors: number[];
   retries: number;
+  /** Requests served whole by the native request path (router/proxy/fast.ts). */
+  native: number;
   inFlight: number;
   wsOpen: number;
   wsTotal: number;
@@ -33,6 +35,7 @@ export class WorkerCounters {
   latencyCount = 0;
   readonly upstreamErrors = new Array<number>(failureClasses.length).fill(0);
   retries = 0;
+  native = 0;
   inFlight = 0;
   wsOpen = 0;
   wsTotal = 0;
@@ -74,6 +77,7 @@ export class WorkerCounters {
       latencyCount: this.latencyCount,
       upstreamErrors: [...this.upstreamErrors],
       retries: this.retries,
+      native: this.native,
       inFlight: this.inFlight,
       wsOpen: this.wsOpen,
       wsTotal: this.wsTotal,

@@ -28,6 +28,7 @@ export function sumSnapshots(list: readonly CountersSnapshot[]): CountersSnapsho
     latencyCount: 0,
     upstreamErrors: new Array<number>(failureClasses.length).fill(0),
     retries: 0,
+    native: 0,
     inFlight: 0,
     wsOpen: 0,
     wsTotal: 0,
@@ -49,6 +50,7 @@ export function sumSnapshots(list: readonly CountersSnapshot[]): CountersSnapsho
     out.latencySum += s.latencySum;
     out.latencyCount += s.latencyCount;
     out.retries += s.retries;
+    out.native += s.native;
     out.inFlight += s.inFlight;
     out.wsOpen += s.wsOpen;
     out.wsTotal += s.wsTotal;
@@ -88,6 +90,11 @@ export function renderMetrics(s: CountersSnapshot, g: RouterGauges): string {
     );
   L.push("# TYPE kiln_router_retries_total counter");
   L.push(`kiln_router_retries_total ${s.retries}`);
+  L.push(
+    "# HELP kiln_router_native_requests_total Requests served by the native request path (no JavaScript call).",
+  );
+  L.push("# TYPE kiln_router_native_requests_total counter");
+  L.push(`kiln_router_native_requests_total ${s.native}`);
   L.push("# TYPE kiln_router_requests_in_flight gauge");
   L.push(`kiln_router_requests_in_flight ${s.inFlight}`);
   L.push("# TYPE kiln_router_websockets_open gauge");

@@ -35,8 +35,7 @@ export class ProxyContext {
   native: NativeSide | null = null;
   private readonly pools = new Map<string, BackendPool>();
   private readonly endpoints = new Map<number, EndpointEntry>();
-  /** Set while the router drains; called when the last in-flight request ends. */
-  onIdle: (() => void) | null = null;
+  /** Set while the router drains. */
   draining = false;
 
   constructor(cfg: RouterConfig, table: RouteTable, accessLog: AccessLog | null) {
@@ -88,7 +87,6 @@ export class ProxyContext {
 
   requestEnded(): void {
     this.counters.inFlight--;
-    if (this.draining && this.counters.inFlight === 0) this.onIdle?.();
   }
 
   /** Closes idle backend connections and forgets pools with no connection left. */

@@ -24,7 +24,7 @@ import type { EndpointEntry, ProxyContext } from "./context.js";
 import { ExchangeBase, ReqBody } from "./exchange-base.js";
 
 /** Native failure code → the router's failure kind (index into failureClasses). */
-const kindOf: number[] = [];
+export const kindOf: number[] = [];
 kindOf[UpstreamError.CONNECT_REFUSED] = Upstream.ConnectRefused;
 kindOf[UpstreamError.CONNECT_TIMEOUT] = Upstream.ConnectTimeout;
 kindOf[UpstreamError.CONNECT_FAILED] = Upstream.ConnectError;

@@ -15,11 +15,15 @@ const logDir = mkdtempSync(join(tmpdir(), "kiln-router-log-"));
 t.teardown(() => rmSync(logDir, { recursive: true, force: true }));
 const accessLog = join(logDir, "access.log");
 
-// proxy-js.test.ts runs this file again with the JavaScript upstream client.
+// proxy-js.test.ts runs this file again with the JavaScript upstream client, and
+// proxy-nofast.test.ts with the native upstream client but no native request path.
 const upstream = process.env.KILN_TEST_UPSTREAM ?? "auto";
+const fastPath = process.env.KILN_TEST_FAST_PATH ?? "on";
 const rig = await startRig(t, [
   "--upstream",
   upstream,
+  "--fast-path",
+  fastPath,
   "--threads",
   "2",
   "--response-timeout-ms",
@@ -31,7 +35,9 @@ const rig = await startRig(t, [
 ]);
 const port = rig.router.port;
 const listening = rig.router.logs.find((l) => l.event === "router_listening");
-t.comment(`upstream client: ${String(listening?.upstream)}`);
+t.comment(
+  `upstream client: ${String(listening?.upstream)}, native request path: ${String(listening?.fastPath)}`,
+);
 
 const echo = await startBackend(t);
 await rig.register({
@@ -596,4 +602,54 @@ t.test("hash balancing: the same header value reaches the same endpoint", async 
     without.add(r.body);
   }
   t.equal(without.size, 1, "and hashes on the client address: one client, one endpoint");
+});
+
+t.test("the native request path serves plain requests, with the same request headers", async (t) => {
+  const expectFast = fastPath === "on" && listening?.upstream === "native";
+  t.equal(listening?.fastPath, expectFast, "the native request path is on exactly when asked and possible");
+  const served = async (): Promise<number> => {
+    const m = (await statusGet(rig.router.statusPort, "/metrics")).body;
+    return Number(/^kiln_router_native_requests_total (\d+)$/m.exec(m)?.[1]);
+  };
+  const before = await served();
+  // A request the native path takes: no body, no sticky cookie, no pinning, plain Connection.
+  const rid = "6F1A2B3C-4D5E-4F60-8A7B-9C0D1E2F3A4B";
+  const r = await send(port, {
+    host: "ECHO.test:8080",
+    path: "/n/p?q=1",
+    headers: {
+      "x-forwarded-for": "1.2.3.4",
+      "x-vcap-request-id": rid,
+      traceparent: "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+      connection: "keep-alive",
+      "keep-alive": "timeout=5",
+      te: "trailers",
+      "x-request-start": "1",
+      "x-cf-applicationid": "forged",
+      "x-cf-instanceindex": "9",
+      "x-cf-instanceid": "forged",
+      "x-custom": "kept",
+      cookie: "a=b",
+    },
+  });
+  t.equal(r.status, 200);
+  const seen = JSON.parse(r.body) as { url: string; headers: Record<string, string> };
+  t.equal(seen.url, "/n/p?q=1");
+  t.equal(seen.headers.host, "ECHO.test:8080");
+  t.equal(seen.headers["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
+  t.equal(seen.headers["x-forwarded-proto"], "http");
+  t.ok(Math.abs(Number(seen.headers["x-request-start"]) - Date.now()) < 5000, "X-Request-Start is ms epoch");
+  t.equal(seen.headers["x-vcap-request-id"], rid, "a valid request id is kept, in any letter case");
+  t.match(seen.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, "an all-zero trace id is replaced");
+  t.equal(seen.headers.traceparent?.slice(3, 35), rid.replace(/-/g, "").toLowerCase(), "from the request id");
+  t.equal(seen.headers["x-cf-applicationid"], "app-echo");
+  t.equal(seen.headers["x-cf-instanceindex"], "0");
+  t.equal(seen.headers["x-cf-instanceid"], "echo-0");
+  t.equal(seen.headers["x-custom"], "kept");
+  t.equal(seen.headers.cookie, "a=b");
+  for (const hop of ["keep-alive", "te"]) t.notOk(hop in seen.headers, `${hop} is not forwarded`);
+  for (let i = 0; i < 5; i++) t.equal((await send(port, { host: "echo.test", method: "HEAD" })).status, 200);
+  const after = await served();
+  if (expectFast) t.ok(after - before >= 6, `the native path served them (${after - before})`);
+  else t.equal(after, 0, "no request went the native way");
 });

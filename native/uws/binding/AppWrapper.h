@@ -18,7 +18,63 @@
 #include "App.h"
 #include <v8.h>
 #include "Utilities.h"
+#include "fast_path.h"
 using namespace v8;
+
+/* Kiln: app.kilnAny(pattern, backendAddress, handler) is app.any(pattern, handler) with the
+ * router's native request path (native/fastpath) tried first; `backendAddress` is a
+ * FastBackend's address() from kiln_native, which must outlive the app. */
+template <typename APP>
+void uWS_App_kilnAny(const FunctionCallbackInfo<Value> &args) {
+    Isolate *isolate = args.GetIsolate();
+    APP *app = (APP *) args.Holder()->GetAlignedPointerFromInternalField(0);
+    if (missingArguments(3, args)) {
+        return;
+    }
+    NativeString pattern(isolate, args[0]);
+    if (pattern.isInvalid(args)) {
+        return;
+    }
+    if (!args[1]->IsBigInt()) {
+        args.GetReturnValue().Set(isolate->ThrowException(v8::Exception::Error(String::NewFromUtf8(isolate, "kilnAny: the backend address must be a BigInt", NewStringType::kNormal).ToLocalChecked())));
+        return;
+    }
+    auto *backend = reinterpret_cast<kiln::fast::Backend *>((uintptr_t) args[1].As<BigInt>()->Uint64Value());
+    if (backend == nullptr || backend->Abi() != kiln::fast::kAbi) {
+        args.GetReturnValue().Set(isolate->ThrowException(v8::Exception::Error(String::NewFromUtf8(isolate, "kilnAny: the backend was built for another interface version", NewStringType::kNormal).ToLocalChecked())));
+        return;
+    }
+    Callback checkedCallback(isolate, args[2]);
+    if (checkedCallback.isInvalid(args)) {
+        return;
+    }
+    UniquePersistent<Function> cb = checkedCallback.getFunction();
+    PerContextData *perContextData = (PerContextData *) Local<External>::Cast(args.Data())->Value();
+    auto fast = std::make_shared<kiln::fast::FastPath>(backend);
+
+    app->any(std::string(pattern.getString()), [cb = std::move(cb), perContextData, fast](auto *res, auto *req) {
+        if constexpr (std::is_same<APP, uWS::App>::value) {
+            if (fast->Handle(res, req)) {
+                return;
+            }
+        }
+        Isolate *isolate = perContextData->isolate;
+        HandleScope hs(isolate);
+
+        Local<Object> resObject = perContextData->resTemplate[getAppTypeIndex<APP>()].Get(isolate)->Clone();
+        resObject->SetAlignedPointerInInternalField(0, res);
+
+        Local<Object> reqObject = perContextData->reqTemplate[0].Get(isolate)->Clone();
+        reqObject->SetAlignedPointerInInternalField(0, req);
+
+        Local<Value> argv[] = {resObject, reqObject};
+        CallJS(isolate, cb.Get(isolate), 2, argv);
+
+        reqObject->SetAlignedPointerInInternalField(0, nullptr);
+    });
+
+    args.GetReturnValue().Set(args.Holder());
+}
 
 /* uWS.App.ws('/pattern', behavior) */
 template <typename APP>
@@ -690,6 +746,10 @@ void uWS_App(const FunctionCallbackInfo<Value> &args) {
     appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "any", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, [](auto &args) {
         uWS_App_get<APP>(&APP::any, args);
     }, args.Data()));
+
+    if constexpr (std::is_same<APP, uWS::App>::value) {
+        appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "kilnAny", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, uWS_App_kilnAny<APP>, args.Data()));
+    }
 
     appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "listen", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, uWS_App_listen<APP>, args.Data()));
     

@@ -316,6 +316,8 @@ export interface TemplatedApp {
     trace(pattern: RecognizedString, handler: (res: HttpResponse, req: HttpRequest) => void | Promise<void>) : TemplatedApp;
     /** Registers an HTTP handler matching specified URL pattern on any HTTP method. */
     any(pattern: RecognizedString, handler: (res: HttpResponse, req: HttpRequest) => void | Promise<void>) : TemplatedApp;
+    /** Kiln: any() with the router's native request path tried first (router/proxy/fast.ts). */
+    kilnAny(pattern: RecognizedString, backendAddress: bigint, handler: (res: HttpResponse, req: HttpRequest) => void | Promise<void>) : TemplatedApp;
     /** Registers a handler matching specified URL pattern where WebSocket upgrade requests are caught. */
     ws<UserData>(pattern: RecognizedString, behavior: WebSocketBehavior<UserData>) : TemplatedApp;
     /** Publishes a message under topic, for all WebSockets under this app. See WebSocket.publish. */
