@@ -16,7 +16,8 @@ export function millis(ms: number): string {
 }
 
 export class AccessLog {
-  private readonly fd: number;
+  /** Also written by the native request path (native/src/access_log.cc), in whole lines. */
+  readonly fd: number;
   private readonly ownFd: boolean;
   private readonly out = Buffer.allocUnsafe(bufferBytes);
   private pos = 0;

@@ -171,6 +171,12 @@ bool EqualsLower(std::string_view v, std::string_view lower) {
 
 FastPath::FastPath(Backend* backend) : backend_(backend), cfg_(backend->Settings()) { backend->SetSink(this); }
 
+// The app is gone (its handler held the last reference): no uWS or upstream callback can
+// reach an exchange any more. The backend may be gone too, so it is not called.
+FastPath::~FastPath() {
+  for (Exchange* ex : all_) delete ex;
+}
+
 FastPath::Exchange* FastPath::Acquire() {
   if (free_.empty()) {
     auto* ex = new Exchange();

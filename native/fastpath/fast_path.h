@@ -25,6 +25,7 @@ class FastPath final : public ResponseSink {
   using Res = uWS::HttpResponse<false>;
 
   explicit FastPath(Backend* backend);
+  ~FastPath();
   FastPath(const FastPath&) = delete;
   FastPath& operator=(const FastPath&) = delete;
 

@@ -1,19 +1,18 @@
 // The kiln_native side of the router's native request path (fast_abi.h): a FastBackend per
 // worker thread joins the shared route table, its own upstream client on the thread's
-// loop, and a record of finished requests that JavaScript reads in batches
-// (router/proxy/fast.ts) for the metrics and the access log.
+// loop, the access log (written here, access_log.h), and a record of finished requests
+// that JavaScript reads in batches (router/proxy/fast.ts) for the metrics.
 //
 // Record layout (little-endian), one per event:
 //   u8 type (1 request, 2 upstream failure, 3 retry)
-//   type 1: u16 status, u32 hostLen, methodLen, targetLen, backendLen, requestIdLen,
-//           f64 startMs, durationMs, bytes, then the five strings' bytes
+//   type 1: u16 status, u32 hostLen, f64 durationMs, f64 bytes, then the host's bytes
 //   type 2: u8 failure kind
-// The four access-log strings are left out (length 0) when the log is off.
 #include <cstring>
 #include <memory>
 #include <string>
 #include <unordered_map>
 
+#include "access_log.h"
 #include "fast_abi.h"
 #include "modules.h"
 #include "route_table.h"
@@ -65,7 +64,10 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     cfg_.maxHeaderBytes = s.Get("maxHeaderBytes").ToNumber().Uint32Value();
     cfg_.maxAttempts = s.Get("maxAttempts").ToNumber().Uint32Value();
     cfg_.failedEndpointSkipMs = s.Get("failedEndpointSkipMs").ToNumber().DoubleValue();
-    logStrings_ = s.Get("accessLog").ToBoolean().Value();
+    Napi::Value logFd = s.Get("accessLogFd");
+    if (logFd.IsNumber() && logFd.As<Napi::Number>().Int32Value() >= 0) {
+      log_ = std::make_unique<AccessLogWriter>(logFd.As<Napi::Number>().Int32Value());
+    }
     Napi::Value sticky = s.Get("stickyCookies");
     if (sticky.IsArray()) {
       auto a = sticky.As<Napi::Array>();
@@ -160,21 +162,15 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
 
   void Done(const fast::Finished& f) override {
     inFlight_--;
-    std::string_view method = logStrings_ ? f.method : std::string_view();
-    std::string_view target = logStrings_ ? f.target : std::string_view();
-    std::string_view backend = logStrings_ ? f.backend : std::string_view();
-    std::string_view requestId = logStrings_ ? f.requestId : std::string_view();
     Put<uint8_t>(1);
     Put<uint16_t>(static_cast<uint16_t>(f.status));
     Put<uint32_t>(static_cast<uint32_t>(f.host.size()));
-    Put<uint32_t>(static_cast<uint32_t>(method.size()));
-    Put<uint32_t>(static_cast<uint32_t>(target.size()));
-    Put<uint32_t>(static_cast<uint32_t>(backend.size()));
-    Put<uint32_t>(static_cast<uint32_t>(requestId.size()));
-    Put<double>(f.startMs);
     Put<double>(f.durationMs);
     Put<double>(f.bytes);
-    log_.append(f.host).append(method).append(target).append(backend).append(requestId);
+    records_.append(f.host);
+    if (log_) {
+      log_->Line(f.startMs, f.host, f.method, f.target, f.status, f.bytes, f.durationMs, f.backend, f.requestId);
+    }
   }
 
   void UpstreamFailed(int kind) override {
@@ -189,7 +185,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   void Put(T v) {
     char b[sizeof(T)];
     std::memcpy(b, &v, sizeof(T));
-    log_.append(b, sizeof(T));
+    records_.append(b, sizeof(T));
   }
 
   // address() → this Backend's address, for app.kilnAny in the uWS binding.
@@ -198,11 +194,13 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(self)));
   }
 
-  // take() → a Buffer of the records since the last call, or null.
+  // take() → a Buffer of the records since the last call, or null. Also writes the access
+  // log's buffered lines, so they reach the log as soon as the JavaScript path's do.
   Napi::Value Take(const Napi::CallbackInfo& info) {
-    if (log_.empty()) return info.Env().Null();
-    Napi::Buffer<char> out = Napi::Buffer<char>::Copy(info.Env(), log_.data(), log_.size());
-    log_.clear();
+    if (log_) log_->Flush();
+    if (records_.empty()) return info.Env().Null();
+    Napi::Buffer<char> out = Napi::Buffer<char>::Copy(info.Env(), records_.data(), records_.size());
+    records_.clear();
     return out;
   }
 
@@ -217,6 +215,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   // Closes the upstream client (after the uWS app has closed: no request comes in any more).
   Napi::Value Close(const Napi::CallbackInfo& info) {
     closed_ = true;
+    if (log_) log_->Flush();
     if (client_) {
       client_->SetSink(nullptr);
       client_->Close();
@@ -228,9 +227,9 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   std::unique_ptr<UpstreamClient> client_;
   fast::Config cfg_;
   std::unordered_map<double, fast::EndpointRef> endpoints_;
-  std::string log_;
+  std::string records_;
+  std::unique_ptr<AccessLogWriter> log_;
   int64_t inFlight_ = 0;
-  bool logStrings_ = false;
   bool closed_ = false;
 };
 

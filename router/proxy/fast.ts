@@ -1,7 +1,8 @@
 // The JavaScript side of the router's native request path (native/fastpath, native/src/
 // fast_backend.cc). The common request is served in C++ inside uWS's handler; this thread
-// gives it the router's settings, and reads what it finished in batches into the same
-// counters and access log the JavaScript path feeds (one crossing per batch, not per request).
+// gives it the router's settings and the access log's descriptor (it writes the same lines
+// itself), and reads what it finished in batches into the counters the JavaScript path
+// feeds (one crossing per batch, not per request).
 import { binding } from "../../native/index.js";
 import { UpstreamError } from "../../native/upstream.js";
 import { failureClasses, Upstream } from "../errors.js";
@@ -57,7 +58,7 @@ export class FastPath {
         maxAttempts: cfg.maxAttempts,
         failedEndpointSkipMs: cfg.failedEndpointSkipMs,
         stickyCookies: cfg.stickyCookies,
-        accessLog: ctx.accessLog !== null,
+        accessLogFd: ctx.accessLog === null ? -1 : ctx.accessLog.fd,
         kindOfCode,
         classes: failureClasses.map((fc) => ({
           retriable: fc.retriable,
@@ -94,41 +95,18 @@ export class FastPath {
     const b = this.backend.take();
     if (b === null) return;
     const counters = this.ctx.counters;
-    const log = this.ctx.accessLog;
     let o = 0;
     while (o < b.length) {
       const type = b[o++];
       if (type === 1) {
         const status = b.readUInt16LE(o);
         const hostLen = b.readUInt32LE(o + 2);
-        const methodLen = b.readUInt32LE(o + 6);
-        const targetLen = b.readUInt32LE(o + 10);
-        const backendLen = b.readUInt32LE(o + 14);
-        const idLen = b.readUInt32LE(o + 18);
-        const startMs = b.readDoubleLE(o + 22);
-        const durationMs = b.readDoubleLE(o + 30);
-        const bytes = b.readDoubleLE(o + 38);
-        const hostAt = o + 46;
-        const methodAt = hostAt + hostLen;
-        const targetAt = methodAt + methodLen;
-        const backendAt = targetAt + targetLen;
-        const idAt = backendAt + backendLen;
-        o = idAt + idLen;
-        const host = b.toString("utf8", hostAt, methodAt);
-        counters.request(host, status, durationMs / 1000, bytes);
+        const durationMs = b.readDoubleLE(o + 6);
+        const bytes = b.readDoubleLE(o + 14);
+        const hostAt = o + 22;
+        o = hostAt + hostLen;
+        counters.request(b.toString("utf8", hostAt, o), status, durationMs / 1000, bytes);
         counters.native++;
-        if (log !== null)
-          log.line(
-            startMs,
-            host,
-            b.toString("latin1", methodAt, targetAt),
-            b.toString("utf8", targetAt, backendAt),
-            status,
-            bytes,
-            durationMs,
-            b.toString("latin1", backendAt, idAt),
-            b.toString("latin1", idAt, o),
-          );
       } else if (type === 2) {
         counters.upstreamError(b[o++] as number);
       } else if (type === 3) {

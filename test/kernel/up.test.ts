@@ -46,7 +46,10 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
   up.stdout.on("data", (d: Buffer) => {
     out += d.toString();
   });
-  up.stderr.resume();
+  let errText = "";
+  up.stderr.on("data", (d: Buffer) => {
+    errText += d.toString();
+  });
   const exited = new Promise<number | null>((r) => up.once("exit", (code) => r(code)));
   t.teardown(() => {
     if (up.exitCode === null) up.kill("SIGKILL");
@@ -55,7 +58,10 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
   const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 30_000) => {
     const end = Date.now() + ms;
     while (!(await cond())) {
-      if (Date.now() > end || up.exitCode !== null) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() > end || up.exitCode !== null)
+        throw new Error(
+          `timed out waiting for ${what} (exit ${up.exitCode}); stderr: ${errText.slice(-2000)}`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   };

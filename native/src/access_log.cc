@@ -1,0 +1,98 @@
+// See access_log.h; each piece names its twin in router/access-log.ts.
+#include "access_log.h"
+
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+
+namespace kiln {
+
+namespace {
+
+constexpr size_t kFlushAt = 64 * 1024;
+
+void AppendInt(std::string* out, int64_t v) {
+  char d[24];
+  int n = 0;
+  bool neg = v < 0;
+  uint64_t u = neg ? static_cast<uint64_t>(-(v + 1)) + 1 : static_cast<uint64_t>(v);
+  do {
+    d[n++] = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (neg) out->push_back('-');
+  while (n > 0) out->push_back(d[--n]);
+}
+
+// router/access-log.ts millis: `ms.toFixed(3)` for a duration.
+void AppendMillis(std::string* out, double ms) {
+  auto us = static_cast<int64_t>(std::floor(ms * 1000 + 0.5));  // Math.round
+  int64_t whole = us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+  int64_t frac = us - whole * 1000;
+  AppendInt(out, whole);
+  out->push_back('.');
+  if (frac < 100) out->push_back('0');
+  if (frac < 10) out->push_back('0');
+  AppendInt(out, frac);
+}
+
+}  // namespace
+
+void AccessLogWriter::Line(double startMs, std::string_view host, std::string_view method, std::string_view target,
+                           int status, double bytes, double durationMs, std::string_view backend,
+                           std::string_view requestId) {
+  if (fd_ < 0) return;
+  auto ms = static_cast<int64_t>(startMs);
+  if (ms != lastMs_) {
+    lastMs_ = ms;
+    int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+    if (sec != lastSecond_) {
+      lastSecond_ = sec;
+      time_t t = static_cast<time_t>(sec);
+      tm parts;
+      gmtime_r(&t, &parts);
+      strftime(secondText_, sizeof(secondText_), "%Y-%m-%dT%H:%M:%S", &parts);
+    }
+    int rest = static_cast<int>(ms - sec * 1000);
+    int n = std::snprintf(stamp_, sizeof(stamp_), "%s.%03dZ ", secondText_, rest);
+    stampLen_ = n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  std::string& b = buf_;
+  b.append(stamp_, stampLen_);
+  b.append(host.empty() ? std::string_view("-") : host).append(" \"");
+  b.append(method).push_back(' ');
+  b.append(target).append("\" ");
+  AppendInt(&b, status);
+  b.push_back(' ');
+  AppendInt(&b, static_cast<int64_t>(bytes));
+  b.push_back(' ');
+  AppendMillis(&b, durationMs);
+  b.append("ms backend=").append(backend.empty() ? std::string_view("-") : backend);
+  b.append(" request_id=").append(requestId.empty() ? std::string_view("-") : requestId).push_back('\n');
+  if (b.size() >= kFlushAt) Flush();
+}
+
+void AccessLogWriter::Flush() {
+  size_t off = 0;
+  while (off < buf_.size()) {
+    ssize_t n = write(fd_, buf_.data() + off, buf_.size() - off);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd_, POLLOUT, 0};
+      poll(&p, 1, 100);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  buf_.clear();
+}
+
+}  // namespace kiln

@@ -1,0 +1,38 @@
+// The access log of the native request path: the same line as router/access-log.ts writes
+// (time, host, method, path, status, bytes, duration, backend, request id), formatted in C++
+// into a buffer and written to the same file descriptor in large pieces. Each write holds
+// whole lines, so lines from the JavaScript path and other threads never interleave
+// within a line (the file is opened O_APPEND).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace kiln {
+
+class AccessLogWriter {
+ public:
+  /** `fd` < 0: no log. The descriptor is not owned (router/access-log.ts closes it). */
+  explicit AccessLogWriter(int fd) : fd_(fd) {}
+  ~AccessLogWriter() { Flush(); }
+  AccessLogWriter(const AccessLogWriter&) = delete;
+  AccessLogWriter& operator=(const AccessLogWriter&) = delete;
+
+  bool on() const { return fd_ >= 0; }
+  void Line(double startMs, std::string_view host, std::string_view method, std::string_view target, int status,
+            double bytes, double durationMs, std::string_view backend, std::string_view requestId);
+  /** Writes what is buffered (a broken log target never stops the router: errors drop it). */
+  void Flush();
+
+ private:
+  int fd_;
+  std::string buf_;
+  int64_t lastMs_ = -1;
+  int64_t lastSecond_ = INT64_MIN;
+  char secondText_[24] = {0};
+  char stamp_[32] = {0};
+  size_t stampLen_ = 0;
+};
+
+}  // namespace kiln
