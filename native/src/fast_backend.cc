@@ -3,10 +3,14 @@
 // loop, the access log (written here, access_log.h), and a record of finished requests
 // that JavaScript reads in batches (router/proxy/fast.ts) for the metrics.
 //
-// Record layout (little-endian), one per event:
-//   u8 type (1 request, 2 upstream failure, 3 retry)
-//   type 1: u16 status, u32 hostLen, f64 durationMs, f64 bytes, then the host's bytes
-//   type 2: u8 failure kind
+// Record layout (little-endian), one per event; JavaScript copies them into one Buffer it
+// keeps (take), so reading them allocates nothing per request:
+//   u8 type
+//   1 request: u16 status, u32 host id, f64 durationMs, f64 bytes
+//   2 upstream failure: u8 failure kind
+//   3 retry
+//   4 host name: u32 host id, u32 length, bytes (before the first request that uses the id)
+//   5 host ids forgotten (more than settings.maxHostIds hosts were seen): ids start again at 0
 #include <cstring>
 #include <memory>
 #include <string>
@@ -33,6 +37,36 @@ std::string HeaderSafe(std::string_view v) {
 }
 
 constexpr size_t kMaxCachedEndpoints = 50000;
+
+struct ViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+struct ViewEq {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+};
+
+// Size of the record starting at p (n bytes available), or 0 when it is not whole.
+size_t RecordSize(const char* p, size_t n) {
+  switch (p[0]) {
+    case 1:
+      return n >= 23 ? 23 : 0;
+    case 2:
+      return n >= 2 ? 2 : 0;
+    case 3:
+    case 5:
+      return 1;
+    case 4: {
+      if (n < 9) return 0;
+      uint32_t len;
+      std::memcpy(&len, p + 5, 4);
+      return n >= 9 + size_t{len} ? 9 + size_t{len} : 0;
+    }
+    default:
+      return n;  // cannot happen: everything written here is one of the above
+  }
+}
 
 class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBackend> {
  public:
@@ -63,6 +97,10 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     cfg_.forwardedProto = s.Get("forwardedProto").ToString().Utf8Value();
     cfg_.maxHeaderBytes = s.Get("maxHeaderBytes").ToNumber().Uint32Value();
     cfg_.maxAttempts = s.Get("maxAttempts").ToNumber().Uint32Value();
+    Napi::Value hostIds = s.Get("maxHostIds");
+    if (hostIds.IsNumber() && hostIds.As<Napi::Number>().Uint32Value() > 0) {
+      maxHostIds_ = hostIds.As<Napi::Number>().Uint32Value();
+    }
     cfg_.failedEndpointSkipMs = s.Get("failedEndpointSkipMs").ToNumber().DoubleValue();
     Napi::Value logFd = s.Get("accessLogFd");
     if (logFd.IsNumber() && logFd.As<Napi::Number>().Int32Value() >= 0) {
@@ -162,12 +200,12 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
 
   void Done(const fast::Finished& f) override {
     inFlight_--;
+    uint32_t host = HostId(f.host);
     Put<uint8_t>(1);
     Put<uint16_t>(static_cast<uint16_t>(f.status));
-    Put<uint32_t>(static_cast<uint32_t>(f.host.size()));
+    Put<uint32_t>(host);
     Put<double>(f.durationMs);
     Put<double>(f.bytes);
-    records_.append(f.host);
     if (log_) {
       log_->Line(f.startMs, f.host, f.method, f.target, f.status, f.bytes, f.durationMs, f.backend, f.requestId);
     }
@@ -181,6 +219,22 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   void Retried() override { Put<uint8_t>(3); }
 
  private:
+  uint32_t HostId(std::string_view host) {
+    auto it = hostIds_.find(host);
+    if (it != hostIds_.end()) return it->second;
+    if (hostIds_.size() >= maxHostIds_) {
+      hostIds_.clear();
+      Put<uint8_t>(5);
+    }
+    auto id = static_cast<uint32_t>(hostIds_.size());
+    hostIds_.emplace(std::string(host), id);
+    Put<uint8_t>(4);
+    Put<uint32_t>(id);
+    Put<uint32_t>(static_cast<uint32_t>(host.size()));
+    records_.append(host);
+    return id;
+  }
+
   template <typename T>
   void Put(T v) {
     char b[sizeof(T)];
@@ -194,14 +248,26 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(self)));
   }
 
-  // take() → a Buffer of the records since the last call, or null. Also writes the access
-  // log's buffered lines, so they reach the log as soon as the JavaScript path's do.
+  // take(dst) → how many bytes of whole records were moved into the Buffer dst (0: none
+  // left); call again while it returns more. Also writes the access log's buffered lines, so
+  // they reach the log as soon as the JavaScript path's do.
   Napi::Value Take(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
     if (log_) log_->Flush();
-    if (records_.empty()) return info.Env().Null();
-    Napi::Buffer<char> out = Napi::Buffer<char>::Copy(info.Env(), records_.data(), records_.size());
-    records_.clear();
-    return out;
+    if (info.Length() < 1 || !info[0].IsBuffer()) {
+      Napi::TypeError::New(env, "take(buffer)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto dst = info[0].As<Napi::Buffer<char>>();
+    size_t cut = 0;
+    while (cut < records_.size()) {
+      size_t n = RecordSize(records_.data() + cut, records_.size() - cut);
+      if (n == 0 || cut + n > dst.Length()) break;
+      cut += n;
+    }
+    std::memcpy(dst.Data(), records_.data(), cut);
+    records_.erase(0, cut);
+    return Napi::Number::New(env, static_cast<double>(cut));
   }
 
   Napi::Value InFlight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inFlight_); }
@@ -228,6 +294,8 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   fast::Config cfg_;
   std::unordered_map<double, fast::EndpointRef> endpoints_;
   std::string records_;
+  std::unordered_map<std::string, uint32_t, ViewHash, ViewEq> hostIds_;
+  size_t maxHostIds_ = 10000;
   std::unique_ptr<AccessLogWriter> log_;
   int64_t inFlight_ = 0;
   bool closed_ = false;

@@ -13,8 +13,8 @@ import { kindOf } from "./native-exchange.js";
 interface FastBackend {
   /** Its address, for uWS app.kilnAny(). */
   address(): bigint;
-  /** Records since the last call (layout in fast_backend.cc), or null. */
-  take(): Buffer | null;
+  /** Moves whole records (layout in fast_backend.cc) into `dst`; returns their bytes, 0 when none are left. */
+  take(dst: Buffer): number;
   inFlight(): number;
   /** Drops cached endpoint details (after a prune). */
   invalidate(): void;
@@ -30,6 +30,10 @@ const readEveryMs = 100;
 export class FastPath {
   private readonly backend: FastBackend;
   private readonly timer: NodeJS.Timeout;
+  /** Records are read into this one buffer (no allocation per read). */
+  private readonly buf = Buffer.allocUnsafe(256 * 1024);
+  /** Host names by the ids the native side gave them (records name hosts by id). */
+  private readonly hosts: string[] = [];
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -56,6 +60,9 @@ export class FastPath {
         forwardedProto: cfg.forwardedProto,
         maxHeaderBytes: cfg.maxHeaderBytes,
         maxAttempts: cfg.maxAttempts,
+        // Hosts named by id at a time (the native side forgets them all past this; the
+        // metrics keep their own label limit). Lowered by tests to exercise the forgetting.
+        maxHostIds: Number(process.env.KILN_ROUTER_FAST_MAX_HOST_IDS ?? 10_000),
         failedEndpointSkipMs: cfg.failedEndpointSkipMs,
         stickyCookies: cfg.stickyCookies,
         accessLogFd: ctx.accessLog === null ? -1 : ctx.accessLog.fd,
@@ -90,28 +97,39 @@ export class FastPath {
     this.backend.invalidate();
   }
 
-  /** Counts and logs what the native path finished since the last read. */
+  /** Counts what the native path finished since the last read. */
   read(): void {
-    const b = this.backend.take();
-    if (b === null) return;
+    const b = this.buf;
+    for (;;) {
+      const n = this.backend.take(b);
+      if (n === 0) return;
+      this.apply(b, n);
+    }
+  }
+
+  private apply(b: Buffer, n: number): void {
     const counters = this.ctx.counters;
+    const hosts = this.hosts;
     let o = 0;
-    while (o < b.length) {
+    while (o < n) {
       const type = b[o++];
       if (type === 1) {
-        const status = b.readUInt16LE(o);
-        const hostLen = b.readUInt32LE(o + 2);
-        const durationMs = b.readDoubleLE(o + 6);
-        const bytes = b.readDoubleLE(o + 14);
-        const hostAt = o + 22;
-        o = hostAt + hostLen;
-        counters.request(b.toString("utf8", hostAt, o), status, durationMs / 1000, bytes);
+        const label = hosts[b.readUInt32LE(o + 2)] ?? "";
+        counters.request(label, b.readUInt16LE(o), b.readDoubleLE(o + 6) / 1000, b.readDoubleLE(o + 14));
         counters.native++;
+        o += 22;
       } else if (type === 2) {
         counters.upstreamError(b[o++] as number);
       } else if (type === 3) {
         counters.retries++;
-      } else break;
+      } else if (type === 4) {
+        const id = b.readUInt32LE(o);
+        const len = b.readUInt32LE(o + 4);
+        hosts[id] = b.toString("utf8", o + 8, o + 8 + len);
+        o += 8 + len;
+      } else if (type === 5) {
+        hosts.length = 0;
+      } else return;
     }
   }
 

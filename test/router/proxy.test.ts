@@ -19,20 +19,24 @@ const accessLog = join(logDir, "access.log");
 // proxy-nofast.test.ts with the native upstream client but no native request path.
 const upstream = process.env.KILN_TEST_UPSTREAM ?? "auto";
 const fastPath = process.env.KILN_TEST_FAST_PATH ?? "on";
-const rig = await startRig(t, [
-  "--upstream",
-  upstream,
-  "--fast-path",
-  fastPath,
-  "--threads",
-  "2",
-  "--response-timeout-ms",
-  "1500",
-  "--connect-timeout-ms",
-  "1000",
-  "--access-log",
-  accessLog,
-]);
+const rig = await startRig(
+  t,
+  [
+    "--upstream",
+    upstream,
+    "--fast-path",
+    fastPath,
+    "--threads",
+    "2",
+    "--response-timeout-ms",
+    "1500",
+    "--connect-timeout-ms",
+    "1000",
+    "--access-log",
+    accessLog,
+  ],
+  { KILN_ROUTER_FAST_MAX_HOST_IDS: "3" },
+);
 const port = rig.router.port;
 const listening = rig.router.logs.find((l) => l.event === "router_listening");
 t.comment(
@@ -652,4 +656,19 @@ t.test("the native request path serves plain requests, with the same request hea
   const after = await served();
   if (expectFast) t.ok(after - before >= 6, `the native path served them (${after - before})`);
   else t.equal(after, 0, "no request went the native way");
+
+  // Counted by route, also when the native side names more hosts than it keeps ids for (3 here).
+  const uris = ["m0.test", "m1.test", "m2.test", "m3.test", "m4.test"];
+  await rig.register({ port: echo.port, uris, app: "app-echo", private_instance_id: "echo-m" });
+  for (let round = 0; round < 2; round++)
+    for (let i = 0; i < uris.length; i++)
+      for (let k = 0; k <= i; k++)
+        t.equal((await send(port, { host: uris[i] as string })).status, 200, "served");
+  const m = (await statusGet(rig.router.statusPort, "/metrics")).body;
+  for (let i = 0; i < uris.length; i++)
+    t.match(
+      m,
+      `kiln_router_route_requests_total{route="${uris[i]}",class="2xx"} ${2 * (i + 1)}\n`,
+      `${uris[i]}`,
+    );
 });
