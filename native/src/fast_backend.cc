@@ -3,14 +3,12 @@
 // loop, the access log (written here, access_log.h), and a record of finished requests
 // that JavaScript reads in batches (router/proxy/fast.ts) for the metrics.
 //
-// Record layout (little-endian), one per event; JavaScript copies them into one Buffer it
-// keeps (take), so reading them allocates nothing per request:
-//   u8 type
-//   1 request: u16 status, u32 host id, f64 durationMs, f64 bytes
-//   2 upstream failure: u8 failure kind
-//   3 retry
-//   4 host name: u32 host id, u32 length, bytes (before the first request that uses the id)
-//   5 host ids forgotten (more than settings.maxHostIds hosts were seen): ids start again at 0
+// Counting is done here as router/metrics/counters.ts WorkerCounters.request does, and
+// JavaScript adds the totals into its counters every 100 ms (take): its work per read
+// depends on the hosts seen, not on the requests. take(dst) layout, f64 little-endian:
+//   native, retries, latencySum, latencyCount, bytesOut, statusClass[6], latency[buckets + 1],
+//   kinds, upstreamErrors[kinds], hosts; then per host: u32 length, bytes, f64 counts[6].
+#include <array>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -47,27 +45,6 @@ struct ViewEq {
   bool operator()(std::string_view a, std::string_view b) const { return a == b; }
 };
 
-// Size of the record starting at p (n bytes available), or 0 when it is not whole.
-size_t RecordSize(const char* p, size_t n) {
-  switch (p[0]) {
-    case 1:
-      return n >= 23 ? 23 : 0;
-    case 2:
-      return n >= 2 ? 2 : 0;
-    case 3:
-    case 5:
-      return 1;
-    case 4: {
-      if (n < 9) return 0;
-      uint32_t len;
-      std::memcpy(&len, p + 5, 4);
-      return n >= 9 + size_t{len} ? 9 + size_t{len} : 0;
-    }
-    default:
-      return n;  // cannot happen: everything written here is one of the above
-  }
-}
-
 class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBackend> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -97,10 +74,12 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     cfg_.forwardedProto = s.Get("forwardedProto").ToString().Utf8Value();
     cfg_.maxHeaderBytes = s.Get("maxHeaderBytes").ToNumber().Uint32Value();
     cfg_.maxAttempts = s.Get("maxAttempts").ToNumber().Uint32Value();
-    Napi::Value hostIds = s.Get("maxHostIds");
-    if (hostIds.IsNumber() && hostIds.As<Napi::Number>().Uint32Value() > 0) {
-      maxHostIds_ = hostIds.As<Napi::Number>().Uint32Value();
+    Napi::Value bounds = s.Get("latencyBuckets");
+    if (bounds.IsArray()) {
+      auto a = bounds.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) bounds_.push_back(a.Get(i).ToNumber().DoubleValue());
     }
+    latency_.assign(bounds_.size() + 1, 0);
     cfg_.failedEndpointSkipMs = s.Get("failedEndpointSkipMs").ToNumber().DoubleValue();
     Napi::Value logFd = s.Get("accessLogFd");
     if (logFd.IsNumber() && logFd.As<Napi::Number>().Int32Value() >= 0) {
@@ -200,57 +179,49 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
 
   void Done(const fast::Finished& f) override {
     inFlight_--;
-    uint32_t host = HostId(f.host);
-    Put<uint8_t>(1);
-    Put<uint16_t>(static_cast<uint16_t>(f.status));
-    Put<uint32_t>(host);
-    Put<double>(f.durationMs);
-    Put<double>(f.bytes);
+    // router/metrics/counters.ts WorkerCounters.request.
+    int cls = f.status == 0 ? 0 : f.status / 100;
+    int idx = cls >= 1 && cls <= 5 ? cls : 0;
+    statusClass_[idx]++;
+    auto it = byHost_.find(f.host);
+    if (it == byHost_.end()) it = byHost_.emplace(std::string(f.host), std::array<double, 6>{}).first;
+    it->second[static_cast<size_t>(idx)]++;
+    double seconds = f.durationMs / 1000;
+    size_t b = 0;
+    while (b < bounds_.size() && seconds > bounds_[b]) b++;
+    latency_[b]++;
+    latencySum_ += seconds;
+    latencyCount_++;
+    bytesOut_ += f.bytes;
+    native_++;
     if (log_) {
       log_->Line(f.startMs, f.host, f.method, f.target, f.status, f.bytes, f.durationMs, f.backend, f.requestId);
     }
   }
 
   void UpstreamFailed(int kind) override {
-    Put<uint8_t>(2);
-    Put<uint8_t>(static_cast<uint8_t>(kind));
+    auto k = static_cast<size_t>(kind);
+    if (upstreamErrors_.size() <= k) upstreamErrors_.resize(k + 1, 0);
+    upstreamErrors_[k]++;
+    pending_ = true;
   }
 
-  void Retried() override { Put<uint8_t>(3); }
+  void Retried() override {
+    retries_++;
+    pending_ = true;
+  }
 
  private:
-  uint32_t HostId(std::string_view host) {
-    auto it = hostIds_.find(host);
-    if (it != hostIds_.end()) return it->second;
-    if (hostIds_.size() >= maxHostIds_) {
-      hostIds_.clear();
-      Put<uint8_t>(5);
-    }
-    auto id = static_cast<uint32_t>(hostIds_.size());
-    hostIds_.emplace(std::string(host), id);
-    Put<uint8_t>(4);
-    Put<uint32_t>(id);
-    Put<uint32_t>(static_cast<uint32_t>(host.size()));
-    records_.append(host);
-    return id;
-  }
-
-  template <typename T>
-  void Put(T v) {
-    char b[sizeof(T)];
-    std::memcpy(b, &v, sizeof(T));
-    records_.append(b, sizeof(T));
-  }
-
   // address() → this Backend's address, for app.kilnAny in the uWS binding.
   Napi::Value Address(const Napi::CallbackInfo& info) {
     auto* self = static_cast<fast::Backend*>(this);
     return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(self)));
   }
 
-  // take(dst) → how many bytes of whole records were moved into the Buffer dst (0: none
-  // left); call again while it returns more. Also writes the access log's buffered lines, so
-  // they reach the log as soon as the JavaScript path's do.
+  // take(dst) → bytes written into the Buffer dst (layout at the top; 0: nothing counted
+  // since the last call), or minus the size needed when dst is too small (nothing is lost).
+  // Also writes the access log's buffered lines, so they reach the log as soon as the
+  // JavaScript path's do.
   Napi::Value Take(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (log_) log_->Flush();
@@ -258,16 +229,41 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
       Napi::TypeError::New(env, "take(buffer)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    if (native_ == 0 && !pending_) return Napi::Number::New(env, 0);
+    size_t need = 8 * (5 + 6 + latency_.size() + 1 + upstreamErrors_.size() + 1);
+    for (const auto& [host, counts] : byHost_) need += 4 + host.size() + 8 * counts.size();
     auto dst = info[0].As<Napi::Buffer<char>>();
-    size_t cut = 0;
-    while (cut < records_.size()) {
-      size_t n = RecordSize(records_.data() + cut, records_.size() - cut);
-      if (n == 0 || cut + n > dst.Length()) break;
-      cut += n;
+    if (need > dst.Length()) return Napi::Number::New(env, -static_cast<double>(need));
+    char* p = dst.Data();
+    auto f64 = [&p](double v) {
+      std::memcpy(p, &v, 8);
+      p += 8;
+    };
+    f64(native_);
+    f64(retries_);
+    f64(latencySum_);
+    f64(latencyCount_);
+    f64(bytesOut_);
+    for (double v : statusClass_) f64(v);
+    for (double v : latency_) f64(v);
+    f64(static_cast<double>(upstreamErrors_.size()));
+    for (double v : upstreamErrors_) f64(v);
+    f64(static_cast<double>(byHost_.size()));
+    for (const auto& [host, counts] : byHost_) {
+      auto len = static_cast<uint32_t>(host.size());
+      std::memcpy(p, &len, 4);
+      p += 4;
+      std::memcpy(p, host.data(), host.size());
+      p += host.size();
+      for (double v : counts) f64(v);
     }
-    std::memcpy(dst.Data(), records_.data(), cut);
-    records_.erase(0, cut);
-    return Napi::Number::New(env, static_cast<double>(cut));
+    native_ = retries_ = latencySum_ = latencyCount_ = bytesOut_ = 0;
+    for (double& v : statusClass_) v = 0;
+    for (double& v : latency_) v = 0;
+    for (double& v : upstreamErrors_) v = 0;
+    byHost_.clear();
+    pending_ = false;
+    return Napi::Number::New(env, static_cast<double>(p - dst.Data()));
   }
 
   Napi::Value InFlight(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), inFlight_); }
@@ -293,9 +289,14 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   std::unique_ptr<UpstreamClient> client_;
   fast::Config cfg_;
   std::unordered_map<double, fast::EndpointRef> endpoints_;
-  std::string records_;
-  std::unordered_map<std::string, uint32_t, ViewHash, ViewEq> hostIds_;
-  size_t maxHostIds_ = 10000;
+  // Counts since the last take(), as WorkerCounters keeps them.
+  std::vector<double> bounds_;
+  std::unordered_map<std::string, std::array<double, 6>, ViewHash, ViewEq> byHost_;
+  double statusClass_[6] = {0, 0, 0, 0, 0, 0};
+  std::vector<double> latency_;
+  std::vector<double> upstreamErrors_;
+  double latencySum_ = 0, latencyCount_ = 0, bytesOut_ = 0, native_ = 0, retries_ = 0;
+  bool pending_ = false;
   std::unique_ptr<AccessLogWriter> log_;
   int64_t inFlight_ = 0;
   bool closed_ = false;

@@ -46,6 +46,18 @@ export class WorkerCounters {
     const cls = status === 0 ? 0 : (status / 100) | 0;
     const idx = cls >= 1 && cls <= 5 ? cls : 0;
     (this.statusClass as number[])[idx] = (this.statusClass[idx] as number) + 1;
+    const r = this.route(route);
+    r[idx] = (r[idx] as number) + 1;
+    let b = 0;
+    while (b < latencyBuckets.length && seconds > (latencyBuckets[b] as number)) b++;
+    this.latency[b] = (this.latency[b] as number) + 1;
+    this.latencySum += seconds;
+    this.latencyCount++;
+    this.bytesOut += bytes;
+  }
+
+  /** The counts by status class of one route label (past maxRouteLabels labels, "other"'s). */
+  route(route: string): number[] {
     let r = this.byRoute.get(route);
     if (r === undefined) {
       if (this.byRoute.size >= maxRouteLabels) route = "other";
@@ -55,13 +67,7 @@ export class WorkerCounters {
         this.byRoute.set(route, r);
       }
     }
-    r[idx] = (r[idx] as number) + 1;
-    let b = 0;
-    while (b < latencyBuckets.length && seconds > (latencyBuckets[b] as number)) b++;
-    this.latency[b] = (this.latency[b] as number) + 1;
-    this.latencySum += seconds;
-    this.latencyCount++;
-    this.bytesOut += bytes;
+    return r;
   }
 
   upstreamError(kind: number): void {

@@ -1,11 +1,12 @@
 // The JavaScript side of the router's native request path (native/fastpath, native/src/
 // fast_backend.cc). The common request is served in C++ inside uWS's handler; this thread
 // gives it the router's settings and the access log's descriptor (it writes the same lines
-// itself), and reads what it finished in batches into the counters the JavaScript path
-// feeds (one crossing per batch, not per request).
+// itself), and every 100 ms adds what it counted (as WorkerCounters counts) into this
+// worker's counters: one crossing and work per host seen, none per request.
 import { binding } from "../../native/index.js";
 import { UpstreamError } from "../../native/upstream.js";
 import { failureClasses, Upstream } from "../errors.js";
+import { latencyBuckets } from "../metrics/counters.js";
 import type { ProxyContext } from "./context.js";
 import { kindOf } from "./native-exchange.js";
 
@@ -13,7 +14,7 @@ import { kindOf } from "./native-exchange.js";
 interface FastBackend {
   /** Its address, for uWS app.kilnAny(). */
   address(): bigint;
-  /** Moves whole records (layout in fast_backend.cc) into `dst`; returns their bytes, 0 when none are left. */
+  /** Writes the counts since the last call into `dst`: their bytes, 0 for none, -needed when dst is too small. */
   take(dst: Buffer): number;
   inFlight(): number;
   /** Drops cached endpoint details (after a prune). */
@@ -30,10 +31,11 @@ const readEveryMs = 100;
 export class FastPath {
   private readonly backend: FastBackend;
   private readonly timer: NodeJS.Timeout;
-  /** Records are read into this one buffer (no allocation per read). */
-  private readonly buf = Buffer.allocUnsafe(256 * 1024);
-  /** Host names by the ids the native side gave them (records name hosts by id). */
-  private readonly hosts: string[] = [];
+  /**
+   * Counts are read into this buffer, grown when a read needs more and kept. It starts
+   * smaller than any read, so the growing path runs in every router test too.
+   */
+  private buf = Buffer.allocUnsafe(256);
 
   constructor(
     private readonly ctx: ProxyContext,
@@ -60,9 +62,7 @@ export class FastPath {
         forwardedProto: cfg.forwardedProto,
         maxHeaderBytes: cfg.maxHeaderBytes,
         maxAttempts: cfg.maxAttempts,
-        // Hosts named by id at a time (the native side forgets them all past this; the
-        // metrics keep their own label limit). Lowered by tests to exercise the forgetting.
-        maxHostIds: Number(process.env.KILN_ROUTER_FAST_MAX_HOST_IDS ?? 10_000),
+        latencyBuckets,
         failedEndpointSkipMs: cfg.failedEndpointSkipMs,
         stickyCookies: cfg.stickyCookies,
         accessLogFd: ctx.accessLog === null ? -1 : ctx.accessLog.fd,
@@ -97,39 +97,43 @@ export class FastPath {
     this.backend.invalidate();
   }
 
-  /** Counts what the native path finished since the last read. */
+  /** Adds what the native path counted since the last read to this worker's counters. */
   read(): void {
-    const b = this.buf;
-    for (;;) {
-      const n = this.backend.take(b);
-      if (n === 0) return;
-      this.apply(b, n);
+    let n = this.backend.take(this.buf);
+    if (n < 0) {
+      this.buf = Buffer.allocUnsafe(-n * 2);
+      n = this.backend.take(this.buf);
     }
+    if (n > 0) this.apply(this.buf);
   }
 
-  private apply(b: Buffer, n: number): void {
-    const counters = this.ctx.counters;
-    const hosts = this.hosts;
+  /** Layout: native/src/fast_backend.cc (take). */
+  private apply(b: Buffer): void {
+    const c = this.ctx.counters;
     let o = 0;
-    while (o < n) {
-      const type = b[o++];
-      if (type === 1) {
-        const label = hosts[b.readUInt32LE(o + 2)] ?? "";
-        counters.request(label, b.readUInt16LE(o), b.readDoubleLE(o + 6) / 1000, b.readDoubleLE(o + 14));
-        counters.native++;
-        o += 22;
-      } else if (type === 2) {
-        counters.upstreamError(b[o++] as number);
-      } else if (type === 3) {
-        counters.retries++;
-      } else if (type === 4) {
-        const id = b.readUInt32LE(o);
-        const len = b.readUInt32LE(o + 4);
-        hosts[id] = b.toString("utf8", o + 8, o + 8 + len);
-        o += 8 + len;
-      } else if (type === 5) {
-        hosts.length = 0;
-      } else return;
+    const f64 = (): number => {
+      const v = b.readDoubleLE(o);
+      o += 8;
+      return v;
+    };
+    c.native += f64();
+    c.retries += f64();
+    c.latencySum += f64();
+    c.latencyCount += f64();
+    c.bytesOut += f64();
+    addInto(c.statusClass, 6, f64);
+    addInto(c.latency, c.latency.length, f64);
+    const kinds = f64();
+    for (let k = 0; k < kinds; k++) {
+      const v = f64();
+      if (v > 0) c.upstreamErrors[k] = (c.upstreamErrors[k] ?? 0) + v;
+    }
+    const hosts = f64();
+    for (let h = 0; h < hosts; h++) {
+      const len = b.readUInt32LE(o);
+      const host = b.toString("utf8", o + 4, o + 4 + len);
+      o += 4 + len;
+      addInto(c.route(host), 6, f64);
     }
   }
 
@@ -139,4 +143,8 @@ export class FastPath {
     this.read();
     this.backend.close();
   }
+}
+
+function addInto(into: number[], n: number, next: () => number): void {
+  for (let i = 0; i < n; i++) into[i] = (into[i] ?? 0) + next();
 }

@@ -657,7 +657,7 @@ t.test("the native request path serves plain requests, with the same request hea
   if (expectFast) t.ok(after - before >= 6, `the native path served them (${after - before})`);
   else t.equal(after, 0, "no request went the native way");
 
-  // Counted by route, also when the native side names more hosts than it keeps ids for (3 here).
+  // Counted by route (the native path counts by host and hands totals over in batches).
   const uris = ["m0.test", "m1.test", "m2.test", "m3.test", "m4.test"];
   await rig.register({ port: echo.port, uris, app: "app-echo", private_instance_id: "echo-m" });
   for (let round = 0; round < 2; round++)
