@@ -321,6 +321,66 @@ t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => 
   t.equal((await first).body, "late");
 });
 
+t.test(
+  "a backend that stops mid-body, a client that leaves mid-body: the router keeps serving",
+  async (t) => {
+    const cut = await startRawBackend(t, (s) =>
+      s.once("data", () => {
+        s.write(`HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n${"x".repeat(1000)}`);
+        setTimeout(() => s.destroy(), 50);
+      }),
+    );
+    await rig.register({ port: cut, uris: ["cut.test"], private_instance_id: "cut-0" });
+    const got = await new Promise<{ status: number; bytes: number; complete: boolean }>((resolve) => {
+      const req = request({ port, path: "/", headers: { host: "cut.test" } }, (res) => {
+        let bytes = 0;
+        res.on("data", (d: Buffer) => {
+          bytes += d.length;
+        });
+        res.on("error", () => {});
+        res.on("close", () => resolve({ status: res.statusCode ?? 0, bytes, complete: res.complete }));
+      });
+      req.on("error", () => resolve({ status: 0, bytes: 0, complete: false }));
+      req.end();
+    });
+    t.equal(got.status, 200, "the head had gone out");
+    t.notOk(got.complete, "the client sees the body cut short, not a complete response");
+    t.ok(got.bytes < 100000);
+
+    // The backend streams until its client goes away; the client reads a little and leaves.
+    let backendSawClose = false;
+    const endless = await startBackend(t, (_req, res) => {
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      const timer = setInterval(() => res.write(chunk), 5);
+      res.on("close", () => {
+        clearInterval(timer);
+        backendSawClose = true;
+      });
+    });
+    await rig.register({ port: endless.port, uris: ["endless.test"], private_instance_id: "endless-0" });
+    await new Promise<void>((resolve) => {
+      const req = request({ port, path: "/", headers: { host: "endless.test" } }, (res) => {
+        let bytes = 0;
+        res.on("data", (d: Buffer) => {
+          bytes += d.length;
+          if (bytes > 256 * 1024) req.destroy();
+        });
+        res.on("error", () => {});
+        res.on("close", () => resolve());
+      });
+      req.on("error", () => resolve());
+      req.end();
+    });
+    for (let i = 0; i < 100 && !backendSawClose; i++) await sleep(20);
+    t.ok(backendSawClose, "the backend's connection is dropped when the client leaves");
+
+    t.equal((await send(port, { host: "echo.test" })).status, 200, "and the router keeps serving");
+    const m = (await statusGet(rig.router.statusPort, "/metrics")).body;
+    t.match(m, /kiln_router_upstream_errors_total\{cause="body_interrupted"\} [1-9]/);
+    t.match(m, /kiln_router_upstream_errors_total\{cause="client_aborted"\} [1-9]/);
+  },
+);
+
 t.test("X-CF-APP-INSTANCE targets one instance", async (t) => {
   const a = await startBackend(t, (_q, res) => res.end("instance-0"));
   const b = await startBackend(t, (_q, res) => res.end("instance-1"));
