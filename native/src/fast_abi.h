@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "upstream_flags.h"
+
 namespace kiln::fast {
 
 constexpr uint32_t kAbi = 1;
@@ -64,15 +66,12 @@ struct Config {
   int kindBadResponse = 0;
 };
 
-// Flags of ResponseSink::OnResponse (the upstream client's, native/upstream.ts ResponseFlag).
-constexpr uint32_t kResComplete = 1;
-constexpr uint32_t kResChunked = 2;
-constexpr uint32_t kResSetCookie = 4;
-constexpr uint32_t kResClose = 16;
-constexpr uint32_t kResNoBody = 64;
-// Flags of Backend::Request.
-constexpr uint32_t kReqHead = 1;
-constexpr uint32_t kReqEnd = 2;
+// Flags of ResponseSink::OnResponse and Backend::Request are the upstream client's.
+using upstream::kReqEnd;
+using upstream::kReqHead;
+using upstream::kResComplete;
+using upstream::kResNoBody;
+using upstream::kResSetCookie;
 
 /** Receives the upstream client's events for requests started through Backend::Request. */
 class ResponseSink {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "fast_abi.h"
+#include "upstream_flags.h"
 #include "upstream_parser.h"
 
 namespace kiln {
@@ -50,20 +51,17 @@ enum Code : int32_t {
   kClosed = 11,               // the Upstream was closed
 };
 
-// Flags of request() (mirrored in native/upstream.ts).
-constexpr uint32_t kReqHead = 1;     // HEAD: the response has no body
-constexpr uint32_t kReqEnd = 2;      // the request is complete with this call
-constexpr uint32_t kReqChunked = 4;  // frame write()/end() chunks with chunked coding
-constexpr uint32_t kReqClose = 8;    // do not reuse the connection afterwards
-
-// Flags of onResponse (mirrored in native/upstream.ts).
-constexpr uint32_t kResComplete = 1;
-constexpr uint32_t kResChunked = 2;
-constexpr uint32_t kResSetCookie = 4;
-constexpr uint32_t kResReused = 8;
-constexpr uint32_t kResClose = 16;
-constexpr uint32_t kResNonAscii = 32;
-constexpr uint32_t kResNoBody = 64;
+using upstream::kReqChunked;
+using upstream::kReqClose;
+using upstream::kReqHead;
+using upstream::kReqEnd;
+using upstream::kResChunked;
+using upstream::kResClose;
+using upstream::kResComplete;
+using upstream::kResNoBody;
+using upstream::kResNonAscii;
+using upstream::kResReused;
+using upstream::kResSetCookie;
 
 constexpr size_t kReadBuf = 64 * 1024;
 constexpr uint32_t kMaxId = 1u << 24;
