@@ -9,6 +9,7 @@
 //   native, retries, latencySum, latencyCount, bytesOut, statusClass[6], latency[buckets + 1],
 //   kinds, upstreamErrors[kinds], hosts; then per host: u32 length, bytes, f64 counts[6].
 #include <array>
+#include <iterator>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -74,6 +75,10 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     cfg_.forwardedProto = s.Get("forwardedProto").ToString().Utf8Value();
     cfg_.maxHeaderBytes = s.Get("maxHeaderBytes").ToNumber().Uint32Value();
     cfg_.maxAttempts = s.Get("maxAttempts").ToNumber().Uint32Value();
+    Napi::Value maxHosts = s.Get("maxHosts");
+    if (maxHosts.IsNumber() && maxHosts.As<Napi::Number>().Uint32Value() > 0) {
+      maxHosts_ = sweepHostsAt_ = maxHosts.As<Napi::Number>().Uint32Value();
+    }
     Napi::Value bounds = s.Get("latencyBuckets");
     if (bounds.IsArray()) {
       auto a = bounds.As<Napi::Array>();
@@ -184,7 +189,20 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     int idx = cls >= 1 && cls <= 5 ? cls : 0;
     statusClass_[idx]++;
     auto it = byHost_.find(f.host);
-    if (it == byHost_.end()) it = byHost_.emplace(std::string(f.host), std::array<double, 6>{}).first;
+    if (it == byHost_.end()) {
+      // Entries stay between reads (only their counts are reset), so a host costs one
+      // allocation when first seen. Hosts not counted since the last read are dropped once
+      // there are many (wildcard routes let clients choose them); the next sweep waits for
+      // twice as many, so a flood of new hosts costs amortised O(1) each.
+      if (byHost_.size() >= sweepHostsAt_) {
+        for (auto e = byHost_.begin(); e != byHost_.end();) {
+          e = e->second == std::array<double, 6>{} ? byHost_.erase(e) : std::next(e);
+        }
+        sweepHostsAt_ = byHost_.size() * 2 > maxHosts_ ? byHost_.size() * 2 : maxHosts_;
+      }
+      it = byHost_.emplace(std::string(f.host), std::array<double, 6>{}).first;
+    }
+    if (it->second == std::array<double, 6>{}) hostsCounted_++;
     it->second[static_cast<size_t>(idx)]++;
     double seconds = f.durationMs / 1000;
     size_t b = 0;
@@ -231,7 +249,9 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     }
     if (native_ == 0 && !pending_) return Napi::Number::New(env, 0);
     size_t need = 8 * (5 + 6 + latency_.size() + 1 + upstreamErrors_.size() + 1);
-    for (const auto& [host, counts] : byHost_) need += 4 + host.size() + 8 * counts.size();
+    for (const auto& [host, counts] : byHost_) {
+      if (counts != std::array<double, 6>{}) need += 4 + host.size() + 8 * counts.size();
+    }
     auto dst = info[0].As<Napi::Buffer<char>>();
     if (need > dst.Length()) return Napi::Number::New(env, -static_cast<double>(need));
     char* p = dst.Data();
@@ -248,20 +268,24 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     for (double v : latency_) f64(v);
     f64(static_cast<double>(upstreamErrors_.size()));
     for (double v : upstreamErrors_) f64(v);
-    f64(static_cast<double>(byHost_.size()));
-    for (const auto& [host, counts] : byHost_) {
+    f64(static_cast<double>(hostsCounted_));
+    for (auto& [host, counts] : byHost_) {
+      if (counts == std::array<double, 6>{}) continue;
       auto len = static_cast<uint32_t>(host.size());
       std::memcpy(p, &len, 4);
       p += 4;
       std::memcpy(p, host.data(), host.size());
       p += host.size();
-      for (double v : counts) f64(v);
+      for (double& v : counts) {
+        f64(v);
+        v = 0;
+      }
     }
     native_ = retries_ = latencySum_ = latencyCount_ = bytesOut_ = 0;
     for (double& v : statusClass_) v = 0;
     for (double& v : latency_) v = 0;
     for (double& v : upstreamErrors_) v = 0;
-    byHost_.clear();
+    hostsCounted_ = 0;
     pending_ = false;
     return Napi::Number::New(env, static_cast<double>(p - dst.Data()));
   }
@@ -295,6 +319,9 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   double statusClass_[6] = {0, 0, 0, 0, 0, 0};
   std::vector<double> latency_;
   std::vector<double> upstreamErrors_;
+  size_t hostsCounted_ = 0;  // entries of byHost_ with a count since the last take()
+  size_t maxHosts_ = 10000;
+  size_t sweepHostsAt_ = maxHosts_;
   double latencySum_ = 0, latencyCount_ = 0, bytesOut_ = 0, native_ = 0, retries_ = 0;
   bool pending_ = false;
   std::unique_ptr<AccessLogWriter> log_;

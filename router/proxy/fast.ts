@@ -63,6 +63,9 @@ export class FastPath {
         maxHeaderBytes: cfg.maxHeaderBytes,
         maxAttempts: cfg.maxAttempts,
         latencyBuckets,
+        // Hosts whose counts are kept between reads (those not seen since the last read are
+        // dropped past this). Tests lower it to exercise the dropping.
+        maxHosts: Number(process.env.KILN_ROUTER_FAST_MAX_HOSTS ?? 10_000),
         failedEndpointSkipMs: cfg.failedEndpointSkipMs,
         stickyCookies: cfg.stickyCookies,
         accessLogFd: ctx.accessLog === null ? -1 : ctx.accessLog.fd,
