@@ -368,7 +368,6 @@ void FastPath::OnResponse(uint32_t id, int status, std::string_view head, std::s
   cBody_ = body;
   cFlags_ = flags;
   cLength_ = length;
-  cKind_ = 0;
   res->cork([this]() { WriteResponse(cEx_, cStatus_, cHead_, cBody_, cFlags_, cLength_); });
 }
 

@@ -98,7 +98,6 @@ class FastPath final : public ResponseSink {
   int64_t cLength_ = 0;
   bool cLast_ = false;
   const Refusal* cRefusal_ = nullptr;
-  int cKind_ = 0;  // 0 response, 1 data, 2 refusal
 };
 
 }  // namespace kiln::fast

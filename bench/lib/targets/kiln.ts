@@ -230,7 +230,7 @@ export async function startKiln(o: KilnOptions, label: string): Promise<Target> 
         const l = first.listening;
         const args = o.extraArgs.length > 0 ? `, arguments \`${o.extraArgs.join(" ")}\`` : "";
         out.push(
-          `Kiln router as it reported itself: ${String(l.threads ?? "?")} worker threads, ${String(l.table ?? "?")} route table, ${String(l.upstream ?? "?")} upstream client${args}.`,
+          `Kiln router as it reported itself: ${String(l.threads ?? "?")} worker threads, ${String(l.table ?? "?")} route table, ${String(l.upstream ?? "?")} upstream client${l.fastPath === true ? ", native request path" : ""}${args}.`,
         );
       }
       if (!instances.has("accesslog")) return out;
