@@ -82,6 +82,7 @@ function nativeHash() {
     join(root, "binding.gyp"),
     ...listFiles("native/src", (n) => /\.(cc|h|hpp)$/.test(n)),
     ...listFiles("native/uws", (n) => /\.(c|cc|cpp|h)$/.test(n)),
+    ...listFiles("native/fastpath", (n) => /\.(cc|h)$/.test(n)),
   ];
   return hashFiles(inputs) + process.version;
 }
