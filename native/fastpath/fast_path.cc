@@ -13,6 +13,7 @@ namespace kiln::fast {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
+constexpr size_t kKeepBytes = 8 * 1024;
 
 double WallMs() {
   timespec ts;
@@ -609,6 +610,12 @@ void FastPath::Finish(Exchange* ex, int status) {
   ex->ep.reset();
   ex->res = nullptr;
   ex->gen++;
+  // Pooled exchanges keep their buffers for the next request, but not the rare large ones:
+  // many connections that once sent a 32 KiB head must not keep 32 KiB each for good.
+  if (ex->head.capacity() > kKeepBytes) std::string().swap(ex->head);
+  if (ex->target.capacity() > kKeepBytes) std::string().swap(ex->target);
+  if (ex->path.capacity() > kKeepBytes) std::string().swap(ex->path);
+  if (ex->stash.capacity() > kKeepBytes) std::string().swap(ex->stash);
   free_.push_back(ex->slot);
 }
 
