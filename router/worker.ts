@@ -287,7 +287,6 @@ port.on("message", (m: ToWorker) => {
     }
     case "drain": {
       stopListening();
-      ctx.draining = true;
       // Both paths' requests are counted; a poll is simpler than a callback from each.
       const check = (): void => {
         if (inFlight() > 0) return;

@@ -35,8 +35,6 @@ export class ProxyContext {
   native: NativeSide | null = null;
   private readonly pools = new Map<string, BackendPool>();
   private readonly endpoints = new Map<number, EndpointEntry>();
-  /** Set while the router drains. */
-  draining = false;
 
   constructor(cfg: RouterConfig, table: RouteTable, accessLog: AccessLog | null) {
     this.cfg = cfg;

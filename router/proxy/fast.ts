@@ -4,11 +4,10 @@
 // itself), and every 100 ms adds what it counted (as WorkerCounters counts) into this
 // worker's counters: one crossing and work per host seen, none per request.
 import { binding } from "../../native/index.js";
-import { UpstreamError } from "../../native/upstream.js";
 import { failureClasses, Upstream } from "../errors.js";
 import { latencyBuckets } from "../metrics/counters.js";
 import type { ProxyContext } from "./context.js";
-import { kindOf } from "./native-exchange.js";
+import { kindOf, nativeUpstreamOptions } from "./native-exchange.js";
 
 /** The addon's FastBackend object (native/src/fast_backend.cc). */
 interface FastBackend {
@@ -25,7 +24,7 @@ interface FastBackend {
 
 type FastBackendCtor = new (tableId: number, upstreamOptions: object, settings: object) => FastBackend;
 
-/** Records are read at least this often (the access log flushes every 250 ms). */
+/** Counts are read this often (the access log is flushed then too). */
 const readEveryMs = 100;
 
 export class FastPath {
@@ -44,46 +43,33 @@ export class FastPath {
     const ctor = binding?.FastBackend as FastBackendCtor | undefined;
     if (typeof ctor !== "function") throw new Error("the native request path needs the built addon");
     const cfg = ctx.cfg;
-    const codes = Object.values(UpstreamError);
-    const kindOfCode: number[] = [];
-    for (const c of codes) kindOfCode[c] = kindOf[c] ?? Upstream.BadResponse;
-    for (let i = 0; i < kindOfCode.length; i++) kindOfCode[i] ??= Upstream.BadResponse;
-    this.backend = new ctor(
-      tableId,
-      {
-        connectTimeoutMs: cfg.connectTimeoutMs,
-        headerTimeoutMs: cfg.responseHeaderTimeoutMs,
-        bodyTimeoutMs: cfg.idleTimeoutMs,
-        idleTimeoutMs: cfg.poolIdleTimeoutMs,
-        maxIdle: cfg.maxIdlePerBackend,
-        dropDate: true,
-      },
-      {
-        forwardedProto: cfg.forwardedProto,
-        maxHeaderBytes: cfg.maxHeaderBytes,
-        maxAttempts: cfg.maxAttempts,
-        latencyBuckets,
-        // Hosts whose counts are kept between reads (those not seen since the last read are
-        // dropped past this). Tests lower it to exercise the dropping.
-        maxHosts: Number(process.env.KILN_ROUTER_FAST_MAX_HOSTS ?? 10_000),
-        failedEndpointSkipMs: cfg.failedEndpointSkipMs,
-        stickyCookies: cfg.stickyCookies,
-        accessLogFd: ctx.accessLog === null ? -1 : ctx.accessLog.fd,
-        kindOfCode,
-        classes: failureClasses.map((fc) => ({
-          retriable: fc.retriable,
-          markFailed: fc.markFailed,
-          status: fc.refusal.status,
-          cause: fc.refusal.cause,
-          body: fc.refusal.body,
-        })),
-        kindResponseTimeout: Upstream.ResponseTimeout,
-        kindBodyInterrupted: Upstream.BodyInterrupted,
-        kindClientAborted: Upstream.ClientAborted,
-        kindConnectError: Upstream.ConnectError,
-        kindBadResponse: Upstream.BadResponse,
-      },
-    );
+    // Not transientBodies: that mode hands bodies to JavaScript, and this client's go to C++.
+    this.backend = new ctor(tableId, nativeUpstreamOptions(cfg), {
+      forwardedProto: cfg.forwardedProto,
+      maxHeaderBytes: cfg.maxHeaderBytes,
+      maxAttempts: cfg.maxAttempts,
+      latencyBuckets,
+      // Hosts whose counts are kept between reads (those not seen since the last read are
+      // dropped past this). Tests lower it to exercise the dropping.
+      maxHosts: Number(process.env.KILN_ROUTER_FAST_MAX_HOSTS ?? 10_000),
+      failedEndpointSkipMs: cfg.failedEndpointSkipMs,
+      stickyCookies: cfg.stickyCookies,
+      accessLogFd: ctx.accessLog === null ? -1 : ctx.accessLog.fd,
+      // Codes without a kind (holes) are read as bad_response on the native side, as here.
+      kindOfCode: kindOf,
+      classes: failureClasses.map((fc) => ({
+        retriable: fc.retriable,
+        markFailed: fc.markFailed,
+        status: fc.refusal.status,
+        cause: fc.refusal.cause,
+        body: fc.refusal.body,
+      })),
+      kindResponseTimeout: Upstream.ResponseTimeout,
+      kindBodyInterrupted: Upstream.BodyInterrupted,
+      kindClientAborted: Upstream.ClientAborted,
+      kindConnectError: Upstream.ConnectError,
+      kindBadResponse: Upstream.BadResponse,
+    });
     this.timer = setInterval(() => this.read(), readEveryMs);
     this.timer.unref();
   }
@@ -140,7 +126,7 @@ export class FastPath {
     }
   }
 
-  /** After the uWS app has closed: the last records read, upstream connections closed. */
+  /** After the uWS app has closed: the last counts read, upstream connections closed. */
   close(): void {
     clearInterval(this.timer);
     this.read();

@@ -10,7 +10,9 @@ import {
   RequestIds,
   ResponseFlag,
   UpstreamError,
+  type UpstreamOptions,
 } from "../../native/upstream.js";
+import type { RouterConfig } from "../config.js";
 import { failureClasses, type Refusal, Upstream } from "../errors.js";
 import {
   defaultVcapAttributes,
@@ -59,6 +61,18 @@ function corkedRefusal(): void {
   (cEx as NativeExchange).writeRefusal();
 }
 
+/** The native client's options from the router's settings (the native request path's client too). */
+export function nativeUpstreamOptions(cfg: RouterConfig): UpstreamOptions {
+  return {
+    connectTimeoutMs: cfg.connectTimeoutMs,
+    headerTimeoutMs: cfg.responseHeaderTimeoutMs,
+    bodyTimeoutMs: cfg.idleTimeoutMs,
+    idleTimeoutMs: cfg.poolIdleTimeoutMs,
+    maxIdle: cfg.maxIdlePerBackend,
+    dropDate: true,
+  };
+}
+
 /** The native client of one worker thread and the exchanges it carries, by request id. */
 export class NativeSide {
   readonly up: NativeUpstream;
@@ -66,17 +80,8 @@ export class NativeSide {
   readonly slots: (NativeExchange | undefined)[] = [];
 
   constructor(ctx: ProxyContext) {
-    const cfg = ctx.cfg;
     this.up = createUpstream(
-      {
-        connectTimeoutMs: cfg.connectTimeoutMs,
-        headerTimeoutMs: cfg.responseHeaderTimeoutMs,
-        bodyTimeoutMs: cfg.idleTimeoutMs,
-        idleTimeoutMs: cfg.poolIdleTimeoutMs,
-        maxIdle: cfg.maxIdlePerBackend,
-        transientBodies: true,
-        dropDate: true,
-      },
+      { ...nativeUpstreamOptions(ctx.cfg), transientBodies: true },
       {
         onResponse: (id, status, head, body, flags, length) =>
           this.slots[id]?.onResponse(status, head, body, flags, length),
