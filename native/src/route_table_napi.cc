@@ -426,15 +426,8 @@ napi_value AttachRouteTable(napi_env env, napi_callback_info info) {
   napi_value arg;
   napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
   if (argc < 1) return Undefined(env);
-  auto id = static_cast<uint32_t>(Num(env, arg));
-  TablePtr t;
-  {
-    Registry& reg = TheRegistry();
-    std::lock_guard<std::mutex> g(reg.lock);
-    auto it = reg.tables.find(id);
-    if (it == reg.tables.end()) return Undefined(env);
-    t = it->second;
-  }
+  TablePtr t = FindRouteTable(static_cast<uint32_t>(Num(env, arg)));
+  if (!t) return Undefined(env);
   return Bind(env, t);
 }
 
