@@ -7,7 +7,7 @@ import { projectRoot } from "../kernel/paths.js";
 import { NativeError } from "./errors.js";
 
 /** Must equal kiln::kAddonAbi in native/src/modules.h. */
-export const ADDON_ABI = 3;
+export const ADDON_ABI = 4;
 
 export interface AddonInfo {
   abi: number;

@@ -116,6 +116,7 @@ export async function startRouter(
   let failed = false;
   let upstreamKind = "";
   let fastPath = false;
+  let scheduling = "";
 
   // uWebSockets.js reads its request-head limit once, when a worker first loads it: larger
   // heads are answered 431 by uWS itself (router/uws.ts).
@@ -134,6 +135,13 @@ export async function startRouter(
             listening = true;
             upstreamKind = m.upstream;
             fastPath = m.fastPath;
+            scheduling = m.scheduling;
+            if (m.schedulingError !== "")
+              log.warn("scheduling_not_applied", {
+                worker: m.index,
+                scheduling: config.scheduling,
+                reason: m.schedulingError,
+              });
             resolve({ slot, port: m.port });
             return;
           case "failed": {
@@ -317,6 +325,7 @@ export async function startRouter(
       table: table.shared ? "native" : "fallback",
       upstream: upstreamKind,
       fastPath,
+      scheduling,
       nats: config.natsUrl,
     });
     return {

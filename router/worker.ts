@@ -3,6 +3,7 @@
 // Run compiled from dist/router/worker.js; talks to the main thread by messages.
 import { parentPort, workerData } from "node:worker_threads";
 import { createFallbackTable } from "../native/fallback/table.js";
+import { setThreadScheduling, threadScheduling } from "../native/sched.js";
 import { attachTable } from "../native/table.js";
 import { type RouteTable, type RouteUpdate, SelectError } from "../native/types.js";
 import { upstreamAvailable } from "../native/upstream.js";
@@ -45,7 +46,16 @@ export type ToWorker =
 
 /** Messages to the main thread. */
 export type FromWorker =
-  | { type: "listening"; index: number; port: number; upstream: "native" | "js"; fastPath: boolean }
+  | {
+      type: "listening";
+      index: number;
+      port: number;
+      upstream: "native" | "js";
+      fastPath: boolean;
+      /** This thread's scheduling policy, and why the configured one was not applied ("" if it was). */
+      scheduling: string;
+      schedulingError: string;
+    }
   | { type: "failed"; index: number; code: string; message: string }
   | {
       type: "metrics";
@@ -75,6 +85,8 @@ try {
 }
 
 const cfg = init.config;
+// Before any socket exists: every wake-up of this thread is then under the chosen policy.
+const schedulingError = setThreadScheduling(cfg.scheduling);
 const table: RouteTable = init.tableId >= 0 ? attachTable(init.tableId) : createFallbackTable();
 const accessLog = cfg.accessLog === "off" ? null : new AccessLog(cfg.accessLog);
 const ctx = new ProxyContext(cfg, table, accessLog);
@@ -226,6 +238,8 @@ app.listen(cfg.host, init.port, (ls) => {
     port: uWS.us_socket_local_port(ls),
     upstream: side === null ? "js" : "native",
     fastPath: fast !== null,
+    scheduling: threadScheduling(),
+    schedulingError,
   });
 });
 

@@ -7,6 +7,7 @@ void InitModules(Napi::Env env, Napi::Object exports) {
   InitRouteTable(env, exports);
   InitUpstream(env, exports);
   InitFastBackend(env, exports);
+  InitThreadScheduling(env, exports);
 }
 
 }  // namespace kiln

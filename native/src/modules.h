@@ -10,7 +10,7 @@ namespace kiln {
 
 // Bumped whenever the JavaScript-visible interface of the addon changes, so a
 // stale build/ is detected by native/index.ts instead of failing in odd ways.
-constexpr int kAddonAbi = 3;
+constexpr int kAddonAbi = 4;
 
 void InitModules(Napi::Env env, Napi::Object exports);
 
@@ -25,6 +25,9 @@ std::shared_ptr<rt::Table> FindRouteTable(uint32_t id);
 
 // native/src/fast_backend.cc: the FastBackend class (the native request path's kiln_native side).
 void InitFastBackend(Napi::Env env, Napi::Object exports);
+
+// native/src/thread_sched.cc: setThreadScheduling(policy), threadScheduling().
+void InitThreadScheduling(Napi::Env env, Napi::Object exports);
 
 // native/src/upstream.cc: the Upstream class (keep-alive HTTP/1.1 client to backends).
 void InitUpstream(Napi::Env env, Napi::Object exports);
