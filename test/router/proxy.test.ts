@@ -267,6 +267,67 @@ t.test("HTTP/1.0 clients: served, bodies of unknown length close-delimited, then
   t.equal(again.headers["transfer-encoding"], "chunked");
 });
 
+t.test(
+  "absolute-form targets: routed by their host, forwarded in origin-form (RFC 9112 3.2.2)",
+  async (t) => {
+    const seen = (text: string): { url: string; headers: Record<string, string> } =>
+      JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) as {
+        url: string;
+        headers: Record<string, string>;
+      };
+    // The target's host wins over the Host header, which names no route here.
+    const full = await rawExchange(
+      port,
+      "GET http://echo.test/abs/path?q=1 HTTP/1.1\r\nHost: nowhere.test\r\nConnection: close\r\n\r\n",
+      3000,
+    );
+    t.match(full.text, /^HTTP\/1\.1 200 /, "routed by the target's host");
+    t.match(
+      seen(full.text),
+      { url: "/abs/path?q=1", headers: { host: "echo.test" } },
+      "origin-form, Host from the target",
+    );
+    const noPath = await rawExchange(
+      port,
+      "GET HTTP://ECHO.test:8080 HTTP/1.1\r\nHost: echo.test\r\nConnection: close\r\n\r\n",
+      3000,
+    );
+    t.match(
+      seen(noPath.text),
+      { url: "/", headers: { host: "ECHO.test:8080" } },
+      "no path: /, any letter case",
+    );
+    const queryOnly = await rawExchange(
+      port,
+      "GET https://echo.test?x=2 HTTP/1.1\r\nHost: echo.test\r\nConnection: close\r\n\r\n",
+      3000,
+    );
+    t.match(seen(queryOnly.text), { url: "/?x=2" }, "a query with no path: /?x=2");
+    // Split over many reads: the head is parsed again as it grows, and must still come out right.
+    const split = await rawExchange(
+      port,
+      ["GET http://ech", "o.test/sp", "lit HTTP/1.1\r\nHo", "st: x\r\nConnection: close\r\n", "\r\n"],
+      3000,
+    );
+    t.match(seen(split.text), { url: "/split", headers: { host: "echo.test" } }, "a head in five reads");
+    const before = echo.seen.length;
+    for (const [target, why] of [
+      ["ftp://echo.test/", "another scheme"],
+      ["http://user@echo.test/", "userinfo"],
+      ["http:///x", "no host"],
+      ["hello", "not a URI"],
+    ]) {
+      const r = await rawExchange(port, `GET ${target} HTTP/1.1\r\nHost: echo.test\r\n\r\n`, 600);
+      t.match(r.text, /^HTTP\/1\.1 400 /, `${why}: 400`);
+    }
+    t.equal(echo.seen.length, before, "none of them reached the backend");
+    // Keep-alive: a second request on the connection after an absolute-form one.
+    const two = await rawExchange(port, "GET http://echo.test/one HTTP/1.1\r\nHost: echo.test\r\n\r\n", 600);
+    t.match(two.text, /^HTTP\/1\.1 200 /);
+    t.notOk(two.closed, "the connection stays open");
+  },
+);
+
 t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => {
   const nf = await send(port, { host: "nowhere.test" });
   t.equal(nf.status, 404);

@@ -289,8 +289,65 @@ private:
         return (void *)p;
     }
 
-    /* Puts method as key, target as value and returns non-null (or nullptr on error). */
-    static inline char *consumeRequestLine(char *data, char *end, HttpRequest::Header &header) {
+    /* Kiln: the version after the target (data stands on the byte after it): the end of the
+     * request line, nullptr for "fragmented, try again later", 0x1 for an unsupported version. */
+    static inline char *consumeVersion(char *data, char *end) {
+        if (data + 11 >= end) {
+            /* Whatever we have must be part of the version string */
+            unsigned int have = std::min<unsigned int>(11, (unsigned int) (end - data));
+            if (memcmp(" HTTP/1.1\r\n", data, have) == 0 || memcmp(" HTTP/1.0\r\n", data, have) == 0) {
+                return nullptr;
+            }
+            return (char *) 0x1;
+        }
+        if (memcmp(" HTTP/1.1\r\n", data, 11) == 0 || memcmp(" HTTP/1.0\r\n", data, 11) == 0) {
+            return data + 11;
+        }
+        /* If we stand at the post padded CR, we have fragmented input so try again later */
+        if (data[0] == '\r') {
+            return nullptr;
+        }
+        /* This is an error */
+        return (char *) 0x1;
+    }
+
+    /* Kiln: an absolute-form target (RFC 9112 3.2.2, "http://host/path"): the authority, or an
+     * empty view when the target is not one a server must accept (other schemes, no host,
+     * userinfo). Only looks; normaliseAbsoluteForm rewrites once the whole head is in. */
+    static inline bool startsWithLowercased(std::string_view s, std::string_view lower) {
+        if (s.length() < lower.length()) return false;
+        for (size_t i = 0; i < lower.length(); i++) {
+            char c = s[i];
+            if (c >= 'A' && c <= 'Z') c = (char) (c | 0x20);
+            if (c != lower[i]) return false;
+        }
+        return true;
+    }
+
+    static inline std::string_view absoluteAuthority(std::string_view target) {
+        size_t skip;
+        if (startsWithLowercased(target, "http://")) {
+            skip = 7;
+        } else if (startsWithLowercased(target, "https://")) {
+            skip = 8;
+        } else {
+            return {};
+        }
+        size_t endOfAuthority = target.find_first_of("/?", skip);
+        if (endOfAuthority == std::string_view::npos) endOfAuthority = target.length();
+        std::string_view authority = target.substr(skip, endOfAuthority - skip);
+        if (authority.find('@') != std::string_view::npos) {
+            return {};
+        }
+        return authority;
+    }
+
+    /* Puts method as key, target as value and returns non-null (or nullptr on error).
+     * Kiln: also accepts an absolute-form target; `authority` is then its host (else empty),
+     * and 0x2 means a target that is neither origin-form nor a valid absolute-form (400;
+     * that includes OPTIONS's asterisk-form, which names no route). */
+    static inline char *consumeRequestLine(char *data, char *end, HttpRequest::Header &header, std::string_view &authority) {
+        authority = {};
         /* Scan until single SP, assume next is / (origin request) */
         char *start = data;
         /* This catches the post padded CR and fails */
@@ -311,31 +368,55 @@ private:
                     /* Now we stand on space */
                     header.value = {start, (size_t) (data - start)};
                     /* Check that the following is http 1.1 (Kiln: or 1.0, see isAncient) */
-                    if (data + 11 >= end) {
-                        /* Whatever we have must be part of the version string */
-                        unsigned int have = std::min<unsigned int>(11, (unsigned int) (end - data));
-                        if (memcmp(" HTTP/1.1\r\n", data, have) == 0 || memcmp(" HTTP/1.0\r\n", data, have) == 0) {
-                            return nullptr;
-                        }
-                        return (char *) 0x1;
-                    }
-                    if (memcmp(" HTTP/1.1\r\n", data, 11) == 0 || memcmp(" HTTP/1.0\r\n", data, 11) == 0) {
-                        return data + 11;
-                    }
-                    /* If we stand at the post padded CR, we have fragmented input so try again later */
-                    if (data[0] == '\r') {
-                        return nullptr;
-                    }
-                    /* This is an error */
-                    return (char *) 0x1;
+                    return consumeVersion(data, end);
                 }
             }
+        }
+        if (data[0] == 32 && data[1] != '\r') {
+            header.key = {start, (size_t) (data - start)};
+            start = ++data;
+            while (*(unsigned char *)data > 32) data++;
+            /* If we stand at the post padded CR, we have fragmented input so try again later */
+            if (data + 1 >= end) {
+                return nullptr;
+            }
+            header.value = {start, (size_t) (data - start)};
+            char *next = consumeVersion(data, end);
+            if ((char *) 2 > next) {
+                return next;
+            }
+            authority = absoluteAuthority(header.value);
+            return authority.length() ? next : (char *) 0x2;
         }
         /* If we stand at the post padded CR, we have fragmented input so try again later */
         if (data[0] == '\r') {
             return nullptr;
         }
         return (char *) 0x1;
+    }
+
+    /* Kiln: rewrites a complete request's absolute-form target in place into the origin-form
+     * the router forwards, and makes its authority the Host (RFC 9112 3.2.2: the target's host
+     * wins over the Host header). "http://h/p?q" gives "/p?q"; with no path ("http://h",
+     * "http://h?q") the authority moves one byte left over the scheme's second slash to make
+     * room for the "/". Done only after the whole head parsed, so a fragmented head that is
+     * parsed again still sees the original bytes. */
+    static inline void normaliseAbsoluteForm(HttpRequest::Header *headers, std::string_view authority) {
+        char *a = (char *) authority.data();
+        char *pathStart = a + authority.length();
+        char *targetEnd = (char *) headers[0].value.data() + headers[0].value.length();
+        if (pathStart == targetEnd || *pathStart != '/') {
+            memmove(a - 1, a, authority.length());
+            a--;
+            pathStart--;
+            *pathStart = '/';
+        }
+        headers[0].value = {pathStart, (size_t) (targetEnd - pathStart)};
+        for (HttpRequest::Header *h = headers; (++h)->key.length(); ) {
+            if (h->key == "host") {
+                h->value = {a, authority.length()};
+            }
+        }
     }
 
     /* RFC 9110: 5.5 Field Values (TLDR; anything above 31 is allowed; htab (9) is also allowed)
@@ -354,7 +435,7 @@ private:
     }
 
     /* End is only used for the proxy parser. The HTTP parser recognizes "\ra" as invalid "\r\n" scan and breaks. */
-    static unsigned int getHeaders(char *postPaddedBuffer, char *end, struct HttpRequest::Header *headers, void *reserved, unsigned int &err) {
+    static unsigned int getHeaders(char *postPaddedBuffer, char *end, struct HttpRequest::Header *headers, void *reserved, unsigned int &err, std::string_view &authority) {
         char *preliminaryKey, *preliminaryValue, *start = postPaddedBuffer;
 
         #ifdef UWS_WITH_PROXY
@@ -384,10 +465,11 @@ private:
          * which is then removed, and our counters to flip due to overflow and we end up with a crash */
 
         /* The request line is different from the field names / field values */
-        if ((char *) 2 > (postPaddedBuffer = consumeRequestLine(postPaddedBuffer, end, headers[0]))) {
+        if ((char *) 3 > (postPaddedBuffer = consumeRequestLine(postPaddedBuffer, end, headers[0], authority))) {
             /* Error - invalid request line */
-            /* Assuming it is 505 HTTP Version Not Supported */
-            err = postPaddedBuffer ? HTTP_ERROR_505_HTTP_VERSION_NOT_SUPPORTED : 0;
+            /* Assuming it is 505 HTTP Version Not Supported (Kiln: 0x2 is a bad target, 400) */
+            err = postPaddedBuffer == (char *) 0x2 ? HTTP_ERROR_400_BAD_REQUEST
+                : postPaddedBuffer ? HTTP_ERROR_505_HTTP_VERSION_NOT_SUPPORTED : 0;
             return 0;
         }
         headers++;
@@ -486,7 +568,8 @@ private:
         data[length] = '\r';
         data[length + 1] = 'a'; /* Anything that is not \n, to trigger "invalid request" */
 
-        for (unsigned int consumed; length && (consumed = getHeaders(data, data + length, req->headers, reserved, err)); ) {
+        std::string_view authority;
+        for (unsigned int consumed; length && (consumed = getHeaders(data, data + length, req->headers, reserved, err, authority)); ) {
             data += consumed;
             length -= consumed;
             consumedTotal += consumed;
@@ -515,6 +598,11 @@ private:
             /* Break if no host header (but we can have empty string which is different from nullptr) */
             if (!req->getHeader("host").data()) {
                 return {HTTP_ERROR_400_BAD_REQUEST, FULLPTR};
+            }
+
+            /* Kiln: an absolute-form target becomes origin-form, its host the Host */
+            if (authority.length()) {
+                normaliseAbsoluteForm(req->headers, authority);
             }
 
             /* RFC 9112 6.3
