@@ -235,7 +235,7 @@ t.test("an instance that moves (same id, new port and index) gets the next reque
   t.equal(b.seen.at(-1)?.headers["x-cf-instanceindex"], "1", "X-CF-InstanceIndex follows the update");
 });
 
-t.test("HTTP/1.0 clients: served, bodies of unknown length close-delimited, then closed", async (t) => {
+t.test("HTTP/1.0 clients: served, kept alive when asked and the length is known, else closed", async (t) => {
   const streamer = await startBackend(t, (_req, res) => {
     // No content-length: the backend answers chunked; an HTTP/1.0 client must get raw bytes.
     res.write("part-one;");
@@ -261,6 +261,32 @@ t.test("HTTP/1.0 clients: served, bodies of unknown length close-delimited, then
   );
   t.match(post.text, /^HTTP\/1\.1 200 /);
   t.match(post.text, /"body":"hello"/, "a request body reaches the backend");
+  // Keep-alive asked for (ApacheBench -k does): kept while the length is known.
+  const ka = await rawExchange(
+    port,
+    [
+      "GET /ka1 HTTP/1.0\r\nHost: echo.test\r\nConnection: Keep-Alive\r\n\r\n",
+      "GET /ka2 HTTP/1.0\r\nHost: echo.test\r\nConnection: keep-alive\r\n\r\n",
+    ],
+    800,
+  );
+  const answers = ka.text.split(/(?=HTTP\/1\.1 )/);
+  t.equal(answers.length, 2, "two answers on one connection");
+  for (const [i, a] of answers.entries()) {
+    t.match(a, /^HTTP\/1\.1 200 /);
+    t.match(a, /\r\nConnection: keep-alive\r\n/i, "says it keeps the connection");
+    t.match(a, /\r\nContent-Length: \d+\r\n/i, "with a length");
+    t.match(a, new RegExp(`"url":"/ka${i + 1}"`));
+  }
+  t.notOk(ka.closed, "the connection stays open");
+  const kaStream = await rawExchange(
+    port,
+    "GET / HTTP/1.0\r\nHost: stream10.test\r\nConnection: keep-alive\r\n\r\n",
+    3000,
+  );
+  t.notMatch(kaStream.text, /keep-alive/i, "a body of unknown length cannot keep it");
+  t.equal(kaStream.text.slice(kaStream.text.indexOf("\r\n\r\n") + 4), "part-one;part-two");
+  t.ok(kaStream.closed, "closed: the end of the body");
   // The same router still keeps HTTP/1.1 connections alive and chunked.
   const again = await send(port, { host: "stream10.test" });
   t.equal(again.body, "part-one;part-two");

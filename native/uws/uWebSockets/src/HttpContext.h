@@ -66,6 +66,28 @@ private:
         return (HttpContextData<SSL> *) us_socket_context_ext(SSL, getSocketContext(s));
     }
 
+    /* Kiln: does a Connection header value list the keep-alive token (any letter case)? */
+    static bool hasKeepAliveToken(std::string_view value) {
+        while (value.length()) {
+            size_t comma = value.find(',');
+            std::string_view token = value.substr(0, comma);
+            while (token.length() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+            while (token.length() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+            if (token.length() == 10) {
+                bool same = true;
+                for (size_t i = 0; i < 10 && same; i++) {
+                    char c = token[i];
+                    if (c >= 'A' && c <= 'Z') c = (char) (c | 0x20);
+                    same = c == "keep-alive"[i];
+                }
+                if (same) return true;
+            }
+            if (comma == std::string_view::npos) break;
+            value.remove_prefix(comma + 1);
+        }
+        return false;
+    }
+
     /* Init the HttpContext by registering libusockets event handlers */
     HttpContext<SSL> *init() {
         /* Handle socket connections */
@@ -174,12 +196,16 @@ private:
                 /* Mark pending request and emit it */
                 httpResponseData->state = HttpResponseData<SSL>::HTTP_RESPONSE_PENDING;
 
-                /* Mark this response as connectionClose if ancient or connection: close */
-                if (httpRequest->isAncient() || httpRequest->getHeader("connection").length() == 5) {
-                    httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
-                }
+                /* Mark this response as connectionClose if ancient or connection: close.
+                 * Kiln: an HTTP/1.0 request that asks for keep-alive keeps the connection when
+                 * its response has a known length (HttpResponse says so in its head). */
                 if (httpRequest->isAncient()) {
                     httpResponseData->state |= HttpResponseData<SSL>::HTTP_ANCIENT;
+                    if (!hasKeepAliveToken(httpRequest->getHeader("connection"))) {
+                        httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
+                    }
+                } else if (httpRequest->getHeader("connection").length() == 5) {
+                    httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
                 }
 
                 /* Select the router based on SNI (only possible for SSL) */

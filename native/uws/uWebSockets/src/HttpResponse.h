@@ -165,6 +165,16 @@ private:
                 /* Write mark, this propagates to WebSockets too */
                 writeMark();
 
+                /* Kiln: an HTTP/1.0 client that asked for keep-alive keeps the connection only
+                 * when told so, and only a response with a length can say where it ends */
+                if ((httpResponseData->state & (HttpResponseData<SSL>::HTTP_ANCIENT | HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE)) == HttpResponseData<SSL>::HTTP_ANCIENT) {
+                    if (allowContentLength) {
+                        Super::write("Connection: keep-alive\r\n", 24);
+                    } else {
+                        httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
+                    }
+                }
+
                 /* WebSocket upgrades does not allow content-length */
                 if (allowContentLength) {
                     /* Even zero is a valid content-length */
@@ -447,6 +457,9 @@ public:
 
             if (!(httpResponseData->state & HttpResponseData<SSL>::HTTP_ANCIENT)) {
                 writeHeader("Transfer-Encoding", "chunked");
+            } else {
+                /* Kiln: a close-delimited body: the connection ends with it */
+                httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
             }
             httpResponseData->state |= HttpResponseData<SSL>::HTTP_WRITE_CALLED;
 
@@ -492,7 +505,8 @@ public:
             /* Kiln: HTTP/1.0 client: the head ends before the first piece, then raw bytes until close */
             if (!(httpResponseData->state & HttpResponseData<SSL>::HTTP_WRITE_CALLED)) {
                 writeMark();
-                httpResponseData->state |= HttpResponseData<SSL>::HTTP_WRITE_CALLED;
+                /* A close-delimited body: the connection ends with it, even if keep-alive was asked */
+                httpResponseData->state |= HttpResponseData<SSL>::HTTP_WRITE_CALLED | HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
                 Super::write("\r\n", 2);
             }
         } else {
