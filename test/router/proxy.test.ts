@@ -354,6 +354,57 @@ t.test(
   },
 );
 
+t.test("pipelined requests are answered in order, one at a time to the backend", async (t) => {
+  // The first answer waits 60 ms, the second none: order must still hold.
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const lagged = await startBackend(t, (req, res, body) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    const delay = req.url === "/slow" ? 60 : 0;
+    setTimeout(() => {
+      inFlight--;
+      res.setHeader("content-type", "text/plain");
+      res.end(`${req.url}:${body.length}`);
+    }, delay);
+  });
+  await rig.register({ port: lagged.port, uris: ["pipe.test"], private_instance_id: "pipe-0" });
+  const bodies = (text: string): string[] =>
+    text
+      .split(/(?=HTTP\/1\.1 )/)
+      .map((a) => a.slice(a.indexOf("\r\n\r\n") + 4))
+      .filter((b) => b !== "");
+  const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: pipe.test\r\n\r\n`;
+  const three = await rawExchange(port, get("/slow") + get("/b") + get("/c"), 1000);
+  t.same(bodies(three.text), ["/slow:0", "/b:0", "/c:0"], "three in one write, answered in order");
+  t.notOk(three.closed, "the connection stays open");
+  t.equal(maxInFlight, 1, "the backend saw them one at a time");
+
+  const split = await rawExchange(
+    port,
+    [
+      get("/slow") + "GET /d HTT",
+      "P/1.1\r\nHost: pipe.test\r\n\r\nGET /e",
+      " HTTP/1.1\r\nHost: pipe.test\r\n\r\n",
+    ],
+    1000,
+  );
+  t.same(bodies(split.text), ["/slow:0", "/d:0", "/e:0"], "split across writes while the first waits");
+
+  const withBody = await rawExchange(
+    port,
+    `POST /slow HTTP/1.1\r\nHost: pipe.test\r\nContent-Length: 5\r\n\r\nhello${get("/f")}POST /g HTTP/1.1\r\nHost: pipe.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n${get("/h")}`,
+    1000,
+  );
+  t.same(bodies(withBody.text), ["/slow:5", "/f:0", "/g:3", "/h:0"], "bodies stay with their requests");
+
+  // A client that keeps sending while it waits is cut off past 64 KiB.
+  const flood = await rawExchange(port, [get("/slow"), get("/x").repeat(2000)], 1000);
+  t.ok(flood.closed, "more than 64 KiB waiting: closed");
+  const after = await send(port, { host: "pipe.test", path: "/after" });
+  t.equal(after.body, "/after:0", "and the router keeps serving");
+});
+
 t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => {
   const nf = await send(port, { host: "nowhere.test" });
   t.equal(nf.status, 404);

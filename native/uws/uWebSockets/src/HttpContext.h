@@ -88,6 +88,268 @@ private:
         return false;
     }
 
+    /* Kiln: a client may send its next requests before the pending response has ended
+     * (pipelining). At most this many bytes of them are kept; a client sending more while it
+     * waits is closed, as uWS closes every pipelining client without this change. */
+    static constexpr size_t MAX_PIPELINED_BYTES = 64 * 1024;
+
+    /* Handle HTTP data (the on_data handler; Kiln: also fed the kept pipelined bytes) */
+    static us_socket_t *onHttpData(us_socket_t *s, char *data, int length) {
+
+        // total overhead is about 210k down to 180k
+        // ~210k req/sec is the original perf with write in data
+        // ~200k req/sec is with cork and formatting
+        // ~190k req/sec is with http parsing
+        // ~180k - 190k req/sec is with varying routing
+
+        HttpContextData<SSL> *httpContextData = getSocketContextDataS(s);
+
+        /* Do not accept any data while in shutdown state */
+        if (us_socket_is_shut_down(SSL, (us_socket_t *) s)) {
+            return s;
+        }
+
+        HttpResponseData<SSL> *httpResponseData = (HttpResponseData<SSL> *) us_socket_ext(SSL, s);
+
+        /* Kiln: requests already waiting for a pending response: these bytes queue behind them */
+        if (httpResponseData->pipelined.length()) {
+            if (httpResponseData->pipelined.length() + (size_t) length > MAX_PIPELINED_BYTES) {
+                us_socket_close(SSL, s, 0, nullptr);
+                return s;
+            }
+            httpResponseData->pipelined.append(data, (size_t) length);
+            return s;
+        }
+
+        /* Cork this socket */
+        ((AsyncSocket<SSL> *) s)->cork();
+
+        /* Mark that we are inside the parser now */
+        httpContextData->isParsingHttp = true;
+
+        // clients need to know the cursor after http parse, not servers!
+        // how far did we read then? we need to know to continue with websocket parsing data? or?
+
+        void *proxyParser = nullptr;
+#ifdef UWS_WITH_PROXY
+        proxyParser = &httpResponseData->proxyParser;
+#endif
+
+        /* The return value is entirely up to us to interpret. The HttpParser only care for whether the returned value is DIFFERENT or not from passed user */
+        auto [err, returnedSocket] = httpResponseData->consumePostPadded(data, (unsigned int) length, s, proxyParser, [httpContextData](void *s, HttpRequest *httpRequest) -> void * {
+            /* For every request we reset the timeout and hang until user makes action */
+            /* Warning: if we are in shutdown state, resetting the timer is a security issue! */
+            us_socket_timeout(SSL, (us_socket_t *) s, 0);
+
+            /* Reset httpResponse */
+            HttpResponseData<SSL> *httpResponseData = (HttpResponseData<SSL> *) us_socket_ext(SSL, (us_socket_t *) s);
+            httpResponseData->offset = 0;
+
+            /* Are we not ready for another request yet? Terminate the connection.
+             * Important for denying async pipelining until, if ever, we want to suppot it.
+             * Otherwise requests can get mixed up on the same connection. We still support sync pipelining. */
+            if (httpResponseData->state & HttpResponseData<SSL>::HTTP_RESPONSE_PENDING) {
+                us_socket_close(SSL, (us_socket_t *) s, 0, nullptr);
+                return nullptr;
+            }
+
+            /* Mark pending request and emit it (Kiln: the parser stops before the next
+             * request until the response ends) */
+            httpResponseData->state = HttpResponseData<SSL>::HTTP_RESPONSE_PENDING;
+            httpResponseData->holdRequests = true;
+
+            /* Mark this response as connectionClose if ancient or connection: close.
+             * Kiln: an HTTP/1.0 request that asks for keep-alive keeps the connection when
+             * its response has a known length (HttpResponse says so in its head). */
+            if (httpRequest->isAncient()) {
+                httpResponseData->state |= HttpResponseData<SSL>::HTTP_ANCIENT;
+                if (!hasKeepAliveToken(httpRequest->getHeader("connection"))) {
+                    httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
+                }
+            } else if (httpRequest->getHeader("connection").length() == 5) {
+                httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
+            }
+
+            /* Select the router based on SNI (only possible for SSL) */
+            auto *selectedRouter = &httpContextData->router;
+            if constexpr (SSL) {
+                void *domainRouter = us_socket_server_name_userdata(SSL, (struct us_socket_t *) s);
+                if (domainRouter) {
+                    selectedRouter = (decltype(selectedRouter)) domainRouter;
+                }
+            }
+
+            /* Route the method and URL */
+            selectedRouter->getUserData() = {(HttpResponse<SSL> *) s, httpRequest};
+            if (!selectedRouter->route(httpRequest->getCaseSensitiveMethod(), httpRequest->getUrl())) {
+                /* We have to force close this socket as we have no handler for it */
+                us_socket_close(SSL, (us_socket_t *) s, 0, nullptr);
+                return nullptr;
+            }
+
+            /* First of all we need to check if this socket was deleted due to upgrade */
+            if (httpContextData->upgradedWebSocket) {
+                /* We differ between closed and upgraded below */
+                return nullptr;
+            }
+
+            /* Was the socket closed? */
+            if (us_socket_is_closed(SSL, (struct us_socket_t *) s)) {
+                return nullptr;
+            }
+
+            /* We absolutely have to terminate parsing if shutdown */
+            if (us_socket_is_shut_down(SSL, (us_socket_t *) s)) {
+                return nullptr;
+            }
+
+            /* Returning from a request handler without responding or attaching an onAborted handler is ill-use */
+            if (!((HttpResponse<SSL> *) s)->hasResponded() && !httpResponseData->onAborted) {
+                /* Throw exception here? */
+                std::cerr << "Error: Returning from a request handler without responding or attaching an abort handler is forbidden!"
+                          << std::endl
+                          << "\tMethod: \"" << httpRequest->getCaseSensitiveMethod() << "\"" << std::endl
+                          << "\tURL: \"" << httpRequest->getUrl() << "\"" << std::endl;
+                std::terminate();
+            }
+
+            /* If we have not responded and we have a data handler, we need to timeout to enfore client sending the data */
+            if (!((HttpResponse<SSL> *) s)->hasResponded() && httpResponseData->inStream) {
+                us_socket_timeout(SSL, (us_socket_t *) s, HTTP_IDLE_TIMEOUT_S);
+            }
+
+            /* Continue parsing */
+            return s;
+
+        }, [httpResponseData](void *user, std::string_view data, uint64_t maxRemainingBodyLength) -> void * {
+            /* We always get an empty chunk even if there is no data */
+            if (httpResponseData->inStream) {
+
+                /* Todo: can this handle timeout for non-post as well? */
+                if (maxRemainingBodyLength == 0) {
+                    /* If we just got the last chunk (or empty chunk), disable timeout */
+                    us_socket_timeout(SSL, (struct us_socket_t *) user, 0);
+                } else {
+                    /* We still have some more data coming in later, so reset timeout */
+                    /* Only reset timeout if we got enough bytes (16kb/sec) since last time we reset here */
+                    httpResponseData->received_bytes_per_timeout += (unsigned int) data.length();
+                    if (httpResponseData->received_bytes_per_timeout >= HTTP_RECEIVE_THROUGHPUT_BYTES * HTTP_IDLE_TIMEOUT_S) {
+                        us_socket_timeout(SSL, (struct us_socket_t *) user, HTTP_IDLE_TIMEOUT_S);
+                        httpResponseData->received_bytes_per_timeout = 0;
+                    }
+                }
+
+                /* We might respond in the handler, so do not change timeout after this */
+                httpResponseData->inStream(data, maxRemainingBodyLength);
+
+                /* Was the socket closed? */
+                if (us_socket_is_closed(SSL, (struct us_socket_t *) user)) {
+                    return nullptr;
+                }
+
+                /* We absolutely have to terminate parsing if shutdown */
+                if (us_socket_is_shut_down(SSL, (us_socket_t *) user)) {
+                    return nullptr;
+                }
+
+                /* If we were given the last data chunk, reset data handler to ensure following
+                 * requests on the same socket won't trigger any previously registered behavior */
+                if (maxRemainingBodyLength == 0) {
+                    httpResponseData->inStream = nullptr;
+                }
+            }
+            return user;
+        });
+
+        /* Mark that we are no longer parsing Http */
+        httpContextData->isParsingHttp = false;
+
+        /* Kiln: the parser kept the requests after a pending one; too many of them: close */
+        if (returnedSocket != nullptr && returnedSocket != FULLPTR &&
+            httpResponseData->pipelined.length() > MAX_PIPELINED_BYTES) {
+            us_socket_close(SSL, s, 0, nullptr);
+            returnedSocket = nullptr;
+        }
+
+        /* If we got fullptr that means the parser wants us to close the socket from error (same as calling the errorHandler) */
+        if (returnedSocket == FULLPTR) {
+            /* For errors, we only deliver them "at most once". We don't care if they get halfways delivered or not. */
+            us_socket_write(SSL, s, httpErrorResponses[err].data(), (int) httpErrorResponses[err].length(), false);
+            us_socket_shutdown(SSL, s);
+            /* Close any socket on HTTP errors */
+            us_socket_close(SSL, s, 0, nullptr);
+            /* This just makes the following code act as if the socket was closed from error inside the parser. */
+            returnedSocket = nullptr;
+        }
+
+        /* We need to uncork in all cases, except for nullptr (closed socket, or upgraded socket) */
+        if (returnedSocket != nullptr) {
+            /* Timeout on uncork failure */
+            auto [written, failed] = ((AsyncSocket<SSL> *) returnedSocket)->uncork();
+            if (failed) {
+                /* All Http sockets timeout by this, and this behavior match the one in HttpResponse::cork */
+                /* Warning: both HTTP_IDLE_TIMEOUT_S and HTTP_TIMEOUT_S are 10 seconds and both are used the same */
+                ((AsyncSocket<SSL> *) s)->timeout(HTTP_IDLE_TIMEOUT_S);
+            }
+
+            /* We need to check if we should close this socket here now */
+            if (httpResponseData->state & HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE) {
+                if ((httpResponseData->state & HttpResponseData<SSL>::HTTP_RESPONSE_PENDING) == 0) {
+                    if (((AsyncSocket<SSL> *) s)->getBufferedAmount() == 0) {
+                        ((AsyncSocket<SSL> *) s)->shutdown();
+                        /* We need to force close after sending FIN since we want to hinder
+                         * clients from keeping to send their huge data */
+                        ((AsyncSocket<SSL> *) s)->close();
+                    }
+                }
+            }
+
+            return (us_socket_t *) returnedSocket;
+        }
+
+        /* If we upgraded, check here (differ between nullptr close and nullptr upgrade) */
+        if (httpContextData->upgradedWebSocket) {
+            /* This path is only for upgraded websockets */
+            AsyncSocket<SSL> *asyncSocket = (AsyncSocket<SSL> *) httpContextData->upgradedWebSocket;
+
+            /* Uncork here as well (note: what if we failed to uncork and we then pub/sub before we even upgraded?) */
+            auto [written, failed] = asyncSocket->uncork();
+
+            /* If we succeeded in uncorking, check if we have sent WebSocket FIN */
+            if (!failed) {
+                WebSocketData *webSocketData = (WebSocketData *) asyncSocket->getAsyncSocketData();
+                if (webSocketData->isShuttingDown) {
+                    /* In that case, also send TCP FIN (this is similar to what we have in ws drain handler) */
+                    asyncSocket->shutdown();
+                }
+            }
+
+            /* Reset upgradedWebSocket before we return */
+            httpContextData->upgradedWebSocket = nullptr;
+
+            /* Return the new upgraded websocket */
+            return (us_socket_t *) asyncSocket;
+        }
+
+        /* It is okay to uncork a closed socket and we need to */
+        ((AsyncSocket<SSL> *) s)->uncork();
+
+        /* We cannot return nullptr to the underlying stack in any case */
+        return s;
+    }
+
+    /* Kiln: the pending response has ended and left: the kept requests go to the parser, as if
+     * they had just arrived (copied into a post-padded buffer of their own, since the parser
+     * writes a fence past the end and may keep some of them again). */
+    static us_socket_t *feedPipelined(us_socket_t *s) {
+        HttpResponseData<SSL> *httpResponseData = (HttpResponseData<SSL> *) us_socket_ext(SSL, s);
+        std::string kept;
+        kept.swap(httpResponseData->pipelined);
+        size_t length = kept.length();
+        kept.resize(length + MINIMUM_HTTP_POST_PADDING);
+        return onHttpData(s, kept.data(), (int) length);
+    }
+
     /* Init the HttpContext by registering libusockets event handlers */
     HttpContext<SSL> *init() {
         /* Handle socket connections */
@@ -144,230 +406,7 @@ private:
         });
 
         /* Handle HTTP data streams */
-        us_socket_context_on_data(SSL, getSocketContext(), [](us_socket_t *s, char *data, int length) {
-
-            // total overhead is about 210k down to 180k
-            // ~210k req/sec is the original perf with write in data
-            // ~200k req/sec is with cork and formatting
-            // ~190k req/sec is with http parsing
-            // ~180k - 190k req/sec is with varying routing
-
-            HttpContextData<SSL> *httpContextData = getSocketContextDataS(s);
-
-            /* Do not accept any data while in shutdown state */
-            if (us_socket_is_shut_down(SSL, (us_socket_t *) s)) {
-                return s;
-            }
-
-            HttpResponseData<SSL> *httpResponseData = (HttpResponseData<SSL> *) us_socket_ext(SSL, s);
-
-            /* Cork this socket */
-            ((AsyncSocket<SSL> *) s)->cork();
-
-            /* Mark that we are inside the parser now */
-            httpContextData->isParsingHttp = true;
-
-            // clients need to know the cursor after http parse, not servers!
-            // how far did we read then? we need to know to continue with websocket parsing data? or?
-
-            void *proxyParser = nullptr;
-#ifdef UWS_WITH_PROXY
-            proxyParser = &httpResponseData->proxyParser;
-#endif
-
-            /* The return value is entirely up to us to interpret. The HttpParser only care for whether the returned value is DIFFERENT or not from passed user */
-            auto [err, returnedSocket] = httpResponseData->consumePostPadded(data, (unsigned int) length, s, proxyParser, [httpContextData](void *s, HttpRequest *httpRequest) -> void * {
-                /* For every request we reset the timeout and hang until user makes action */
-                /* Warning: if we are in shutdown state, resetting the timer is a security issue! */
-                us_socket_timeout(SSL, (us_socket_t *) s, 0);
-
-                /* Reset httpResponse */
-                HttpResponseData<SSL> *httpResponseData = (HttpResponseData<SSL> *) us_socket_ext(SSL, (us_socket_t *) s);
-                httpResponseData->offset = 0;
-
-                /* Are we not ready for another request yet? Terminate the connection.
-                 * Important for denying async pipelining until, if ever, we want to suppot it.
-                 * Otherwise requests can get mixed up on the same connection. We still support sync pipelining. */
-                if (httpResponseData->state & HttpResponseData<SSL>::HTTP_RESPONSE_PENDING) {
-                    us_socket_close(SSL, (us_socket_t *) s, 0, nullptr);
-                    return nullptr;
-                }
-
-                /* Mark pending request and emit it */
-                httpResponseData->state = HttpResponseData<SSL>::HTTP_RESPONSE_PENDING;
-
-                /* Mark this response as connectionClose if ancient or connection: close.
-                 * Kiln: an HTTP/1.0 request that asks for keep-alive keeps the connection when
-                 * its response has a known length (HttpResponse says so in its head). */
-                if (httpRequest->isAncient()) {
-                    httpResponseData->state |= HttpResponseData<SSL>::HTTP_ANCIENT;
-                    if (!hasKeepAliveToken(httpRequest->getHeader("connection"))) {
-                        httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
-                    }
-                } else if (httpRequest->getHeader("connection").length() == 5) {
-                    httpResponseData->state |= HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE;
-                }
-
-                /* Select the router based on SNI (only possible for SSL) */
-                auto *selectedRouter = &httpContextData->router;
-                if constexpr (SSL) {
-                    void *domainRouter = us_socket_server_name_userdata(SSL, (struct us_socket_t *) s);
-                    if (domainRouter) {
-                        selectedRouter = (decltype(selectedRouter)) domainRouter;
-                    }
-                }
-
-                /* Route the method and URL */
-                selectedRouter->getUserData() = {(HttpResponse<SSL> *) s, httpRequest};
-                if (!selectedRouter->route(httpRequest->getCaseSensitiveMethod(), httpRequest->getUrl())) {
-                    /* We have to force close this socket as we have no handler for it */
-                    us_socket_close(SSL, (us_socket_t *) s, 0, nullptr);
-                    return nullptr;
-                }
-
-                /* First of all we need to check if this socket was deleted due to upgrade */
-                if (httpContextData->upgradedWebSocket) {
-                    /* We differ between closed and upgraded below */
-                    return nullptr;
-                }
-
-                /* Was the socket closed? */
-                if (us_socket_is_closed(SSL, (struct us_socket_t *) s)) {
-                    return nullptr;
-                }
-
-                /* We absolutely have to terminate parsing if shutdown */
-                if (us_socket_is_shut_down(SSL, (us_socket_t *) s)) {
-                    return nullptr;
-                }
-
-                /* Returning from a request handler without responding or attaching an onAborted handler is ill-use */
-                if (!((HttpResponse<SSL> *) s)->hasResponded() && !httpResponseData->onAborted) {
-                    /* Throw exception here? */
-                    std::cerr << "Error: Returning from a request handler without responding or attaching an abort handler is forbidden!"
-                              << std::endl
-                              << "\tMethod: \"" << httpRequest->getCaseSensitiveMethod() << "\"" << std::endl
-                              << "\tURL: \"" << httpRequest->getUrl() << "\"" << std::endl;
-                    std::terminate();
-                }
-
-                /* If we have not responded and we have a data handler, we need to timeout to enfore client sending the data */
-                if (!((HttpResponse<SSL> *) s)->hasResponded() && httpResponseData->inStream) {
-                    us_socket_timeout(SSL, (us_socket_t *) s, HTTP_IDLE_TIMEOUT_S);
-                }
-
-                /* Continue parsing */
-                return s;
-
-            }, [httpResponseData](void *user, std::string_view data, uint64_t maxRemainingBodyLength) -> void * {
-                /* We always get an empty chunk even if there is no data */
-                if (httpResponseData->inStream) {
-
-                    /* Todo: can this handle timeout for non-post as well? */
-                    if (maxRemainingBodyLength == 0) {
-                        /* If we just got the last chunk (or empty chunk), disable timeout */
-                        us_socket_timeout(SSL, (struct us_socket_t *) user, 0);
-                    } else {
-                        /* We still have some more data coming in later, so reset timeout */
-                        /* Only reset timeout if we got enough bytes (16kb/sec) since last time we reset here */
-                        httpResponseData->received_bytes_per_timeout += (unsigned int) data.length();
-                        if (httpResponseData->received_bytes_per_timeout >= HTTP_RECEIVE_THROUGHPUT_BYTES * HTTP_IDLE_TIMEOUT_S) {
-                            us_socket_timeout(SSL, (struct us_socket_t *) user, HTTP_IDLE_TIMEOUT_S);
-                            httpResponseData->received_bytes_per_timeout = 0;
-                        }
-                    }
-
-                    /* We might respond in the handler, so do not change timeout after this */
-                    httpResponseData->inStream(data, maxRemainingBodyLength);
-
-                    /* Was the socket closed? */
-                    if (us_socket_is_closed(SSL, (struct us_socket_t *) user)) {
-                        return nullptr;
-                    }
-
-                    /* We absolutely have to terminate parsing if shutdown */
-                    if (us_socket_is_shut_down(SSL, (us_socket_t *) user)) {
-                        return nullptr;
-                    }
-
-                    /* If we were given the last data chunk, reset data handler to ensure following
-                     * requests on the same socket won't trigger any previously registered behavior */
-                    if (maxRemainingBodyLength == 0) {
-                        httpResponseData->inStream = nullptr;
-                    }
-                }
-                return user;
-            });
-
-            /* Mark that we are no longer parsing Http */
-            httpContextData->isParsingHttp = false;
-
-            /* If we got fullptr that means the parser wants us to close the socket from error (same as calling the errorHandler) */
-            if (returnedSocket == FULLPTR) {
-                /* For errors, we only deliver them "at most once". We don't care if they get halfways delivered or not. */
-                us_socket_write(SSL, s, httpErrorResponses[err].data(), (int) httpErrorResponses[err].length(), false);
-                us_socket_shutdown(SSL, s);
-                /* Close any socket on HTTP errors */
-                us_socket_close(SSL, s, 0, nullptr);
-                /* This just makes the following code act as if the socket was closed from error inside the parser. */
-                returnedSocket = nullptr;
-            }
-
-            /* We need to uncork in all cases, except for nullptr (closed socket, or upgraded socket) */
-            if (returnedSocket != nullptr) {
-                /* Timeout on uncork failure */
-                auto [written, failed] = ((AsyncSocket<SSL> *) returnedSocket)->uncork();
-                if (failed) {
-                    /* All Http sockets timeout by this, and this behavior match the one in HttpResponse::cork */
-                    /* Warning: both HTTP_IDLE_TIMEOUT_S and HTTP_TIMEOUT_S are 10 seconds and both are used the same */
-                    ((AsyncSocket<SSL> *) s)->timeout(HTTP_IDLE_TIMEOUT_S);
-                }
-
-                /* We need to check if we should close this socket here now */
-                if (httpResponseData->state & HttpResponseData<SSL>::HTTP_CONNECTION_CLOSE) {
-                    if ((httpResponseData->state & HttpResponseData<SSL>::HTTP_RESPONSE_PENDING) == 0) {
-                        if (((AsyncSocket<SSL> *) s)->getBufferedAmount() == 0) {
-                            ((AsyncSocket<SSL> *) s)->shutdown();
-                            /* We need to force close after sending FIN since we want to hinder
-                             * clients from keeping to send their huge data */
-                            ((AsyncSocket<SSL> *) s)->close();
-                        }
-                    }
-                }
-
-                return (us_socket_t *) returnedSocket;
-            }
-
-            /* If we upgraded, check here (differ between nullptr close and nullptr upgrade) */
-            if (httpContextData->upgradedWebSocket) {
-                /* This path is only for upgraded websockets */
-                AsyncSocket<SSL> *asyncSocket = (AsyncSocket<SSL> *) httpContextData->upgradedWebSocket;
-
-                /* Uncork here as well (note: what if we failed to uncork and we then pub/sub before we even upgraded?) */
-                auto [written, failed] = asyncSocket->uncork();
-
-                /* If we succeeded in uncorking, check if we have sent WebSocket FIN */
-                if (!failed) {
-                    WebSocketData *webSocketData = (WebSocketData *) asyncSocket->getAsyncSocketData();
-                    if (webSocketData->isShuttingDown) {
-                        /* In that case, also send TCP FIN (this is similar to what we have in ws drain handler) */
-                        asyncSocket->shutdown();
-                    }
-                }
-
-                /* Reset upgradedWebSocket before we return */
-                httpContextData->upgradedWebSocket = nullptr;
-
-                /* Return the new upgraded websocket */
-                return (us_socket_t *) asyncSocket;
-            }
-
-            /* It is okay to uncork a closed socket and we need to */
-            ((AsyncSocket<SSL> *) s)->uncork();
-
-            /* We cannot return nullptr to the underlying stack in any case */
-            return s;
-        });
+        us_socket_context_on_data(SSL, getSocketContext(), onHttpData);
 
         /* Handle HTTP write out (note: SSL_read may trigger this spuriously, the app need to handle spurious calls) */
         us_socket_context_on_writable(SSL, getSocketContext(), [](us_socket_t *s) {
@@ -412,6 +451,13 @@ private:
 
             /* Expect another writable event, or another request within the timeout */
             asyncSocket->timeout(HTTP_IDLE_TIMEOUT_S);
+
+            /* Kiln: the response has ended and left: read the requests that waited for it */
+            if (httpResponseData->pipelined.length() && !us_socket_is_closed(SSL, s) &&
+                (httpResponseData->state & HttpResponseData<SSL>::HTTP_RESPONSE_PENDING) == 0 &&
+                asyncSocket->getBufferedAmount() == 0) {
+                return feedPipelined(s);
+            }
 
             return s;
         });

@@ -194,6 +194,14 @@ public:
 
 struct HttpParser {
 
+public:
+    /* Kiln: pipelining. While a request's response is pending (HttpContext sets this when it
+     * hands a request on, markDone clears it), the parser stops before the next request and
+     * keeps every byte from there on in `pipelined`, in order; HttpContext feeds them to the
+     * parser again once the response has ended and been written. */
+    bool holdRequests = false;
+    std::string pipelined;
+
 private:
     std::string fallback;
     /* This guy really has only 30 bits since we reserve two highest bits to chunked encoding parsing state */
@@ -569,7 +577,7 @@ private:
         data[length + 1] = 'a'; /* Anything that is not \n, to trigger "invalid request" */
 
         std::string_view authority;
-        for (unsigned int consumed; length && (consumed = getHeaders(data, data + length, req->headers, reserved, err, authority)); ) {
+        for (unsigned int consumed; length && !holdRequests && (consumed = getHeaders(data, data + length, req->headers, reserved, err, authority)); ) {
             data += consumed;
             length -= consumed;
             consumedTotal += consumed;
@@ -820,7 +828,10 @@ public:
         length -= consumed.first;
 
         if (length) {
-            if (length < MAX_FALLBACK_SIZE) {
+            if (holdRequests) {
+                /* Kiln: the next request waits for the pending response */
+                pipelined.append(data, length);
+            } else if (length < MAX_FALLBACK_SIZE) {
                 fallback.append(data, length);
             } else {
                 return {HTTP_ERROR_431_REQUEST_HEADER_FIELDS_TOO_LARGE, FULLPTR};

@@ -20,6 +20,9 @@
 
 /* An HttpResponse is the channel on which you send back a response */
 
+#ifdef LIBUS_USE_LIBUV
+#include <uv.h> /* Kiln: UV_WRITABLE, see wakeForPipelined */
+#endif
 #include "AsyncSocket.h"
 #include "HttpResponseData.h"
 #include "HttpContext.h"
@@ -87,6 +90,21 @@ private:
 #endif
     }
 
+    /* Kiln: a response ended while the client's next requests wait in `pipelined`: ask for one
+     * writable event, where HttpContext feeds them to the parser once this response has left
+     * (a failed write already polls for writable; this covers the response that left whole). */
+    void wakeForPipelined(HttpResponseData<SSL> *httpResponseData) {
+        if (httpResponseData->pipelined.length()) {
+            struct us_poll_t *p = (struct us_poll_t *) this;
+            struct us_loop_t *loop = us_socket_context_loop(SSL, us_socket_context(SSL, (us_socket_t *) this));
+#ifdef LIBUS_USE_LIBUV
+            us_poll_change(p, loop, us_poll_events(p) | UV_WRITABLE);
+#else
+#error "Kiln builds uSockets on libuv (LIBUS_USE_LIBUV): the writable event here is UV_WRITABLE"
+#endif
+        }
+    }
+
     /* Returns true on success, indicating that it might be feasible to write more data.
      * Will start timeout if stream reaches totalSize or write failure. */
     bool internalEnd(std::string_view data, uintmax_t totalSize, bool optional, bool allowContentLength = true, bool closeConnection = false) {
@@ -140,6 +158,7 @@ private:
             }
 
             httpResponseData->markDone();
+            wakeForPipelined(httpResponseData);
 
             /* We need to check if we should close this socket here now */
             if (!Super::isCorked()) {
@@ -219,6 +238,7 @@ private:
             /* Possibly need  to separate endWithoutBody and tryEnd with fake length into two separate calls with a boolean that explicitly marks isHeadOnly */
             if (httpResponseData->offset == totalSize || !data.length()) {
                 httpResponseData->markDone();
+                wakeForPipelined(httpResponseData);
 
                 /* We need to check if we should close this socket here now */
                 if (!Super::isCorked()) {

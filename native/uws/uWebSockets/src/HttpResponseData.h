@@ -41,6 +41,9 @@ struct HttpResponseData : AsyncSocketData<SSL>, HttpParser {
 
         /* We are done with this request */
         state &= ~HttpResponseData<SSL>::HTTP_RESPONSE_PENDING;
+
+        /* Kiln: the parser may read the next request */
+        holdRequests = false;
     }
 
     /* Caller of onWritable. It is possible onWritable calls markDone so we need to borrow it.
