@@ -9,7 +9,6 @@
 //   native, retries, latencySum, latencyCount, bytesOut, statusClass[6], latency[buckets + 1],
 //   kinds, upstreamErrors[kinds], hosts; then per host: u32 length, bytes, f64 counts[6].
 #include <array>
-#include <iterator>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -17,6 +16,7 @@
 
 #include "access_log.h"
 #include "fast_abi.h"
+#include "host_counts.h"
 #include "modules.h"
 #include "route_table.h"
 #include "upstream.h"
@@ -36,15 +36,6 @@ std::string HeaderSafe(std::string_view v) {
 }
 
 constexpr size_t kMaxCachedEndpoints = 50000;
-
-struct ViewHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-struct ViewEq {
-  using is_transparent = void;
-  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
-};
 
 class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBackend> {
  public:
@@ -77,7 +68,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     cfg_.maxAttempts = s.Get("maxAttempts").ToNumber().Uint32Value();
     Napi::Value maxHosts = s.Get("maxHosts");
     if (maxHosts.IsNumber() && maxHosts.As<Napi::Number>().Uint32Value() > 0) {
-      maxHosts_ = sweepHostsAt_ = maxHosts.As<Napi::Number>().Uint32Value();
+      byHost_.SetMaxHosts(maxHosts.As<Napi::Number>().Uint32Value());
     }
     Napi::Value bounds = s.Get("latencyBuckets");
     if (bounds.IsArray()) {
@@ -188,22 +179,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     int cls = f.status == 0 ? 0 : f.status / 100;
     int idx = cls >= 1 && cls <= 5 ? cls : 0;
     statusClass_[idx]++;
-    auto it = byHost_.find(f.host);
-    if (it == byHost_.end()) {
-      // Entries stay between reads (only their counts are reset), so a host costs one
-      // allocation when first seen. Hosts not counted since the last read are dropped once
-      // there are many (wildcard routes let clients choose them); the next sweep waits for
-      // twice as many, so a flood of new hosts costs amortised O(1) each.
-      if (byHost_.size() >= sweepHostsAt_) {
-        for (auto e = byHost_.begin(); e != byHost_.end();) {
-          e = e->second == std::array<double, 6>{} ? byHost_.erase(e) : std::next(e);
-        }
-        sweepHostsAt_ = byHost_.size() * 2 > maxHosts_ ? byHost_.size() * 2 : maxHosts_;
-      }
-      it = byHost_.emplace(std::string(f.host), std::array<double, 6>{}).first;
-    }
-    if (it->second == std::array<double, 6>{}) hostsCounted_++;
-    it->second[static_cast<size_t>(idx)]++;
+    byHost_.At(f.host)[static_cast<size_t>(idx)]++;
     double seconds = f.durationMs / 1000;
     size_t b = 0;
     while (b < bounds_.size() && seconds > bounds_[b]) b++;
@@ -249,9 +225,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     }
     if (native_ == 0 && !pending_) return Napi::Number::New(env, 0);
     size_t need = 8 * (5 + 6 + latency_.size() + 1 + upstreamErrors_.size() + 1);
-    for (const auto& [host, counts] : byHost_) {
-      if (counts != std::array<double, 6>{}) need += 4 + host.size() + 8 * counts.size();
-    }
+    need += byHost_.DrainBytes();
     auto dst = info[0].As<Napi::Buffer<char>>();
     if (need > dst.Length()) return Napi::Number::New(env, -static_cast<double>(need));
     char* p = dst.Data();
@@ -268,24 +242,19 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     for (double v : latency_) f64(v);
     f64(static_cast<double>(upstreamErrors_.size()));
     for (double v : upstreamErrors_) f64(v);
-    f64(static_cast<double>(hostsCounted_));
-    for (auto& [host, counts] : byHost_) {
-      if (counts == std::array<double, 6>{}) continue;
+    f64(static_cast<double>(byHost_.counted()));
+    byHost_.Drain([&](std::string_view host, const HostCounts::Counts& counts) {
       auto len = static_cast<uint32_t>(host.size());
       std::memcpy(p, &len, 4);
       p += 4;
       std::memcpy(p, host.data(), host.size());
       p += host.size();
-      for (double& v : counts) {
-        f64(v);
-        v = 0;
-      }
-    }
+      for (double v : counts) f64(v);
+    });
     native_ = retries_ = latencySum_ = latencyCount_ = bytesOut_ = 0;
     for (double& v : statusClass_) v = 0;
     for (double& v : latency_) v = 0;
     for (double& v : upstreamErrors_) v = 0;
-    hostsCounted_ = 0;
     pending_ = false;
     return Napi::Number::New(env, static_cast<double>(p - dst.Data()));
   }
@@ -315,13 +284,10 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   std::unordered_map<double, fast::EndpointRef> endpoints_;
   // Counts since the last take(), as WorkerCounters keeps them.
   std::vector<double> bounds_;
-  std::unordered_map<std::string, std::array<double, 6>, ViewHash, ViewEq> byHost_;
+  HostCounts byHost_;
   double statusClass_[6] = {0, 0, 0, 0, 0, 0};
   std::vector<double> latency_;
   std::vector<double> upstreamErrors_;
-  size_t hostsCounted_ = 0;  // entries of byHost_ with a count since the last take()
-  size_t maxHosts_ = 10000;
-  size_t sweepHostsAt_ = maxHosts_;
   double latencySum_ = 0, latencyCount_ = 0, bytesOut_ = 0, native_ = 0, retries_ = 0;
   bool pending_ = false;
   std::unique_ptr<AccessLogWriter> log_;

@@ -860,8 +860,8 @@ t.test("the native request path serves plain requests, with the same request hea
   else t.equal(after, 0, "no request went the native way");
 
   // Counted by route (the native path counts by host, keeping at most 3 hosts here between
-  // reads, and hands totals over in batches).
-  const uris = ["m0.test", "m1.test", "m2.test", "m3.test", "m4.test"];
+  // reads, and hands totals over in batches; the last host is longer than a slot holds inline).
+  const uris = ["m0.test", "m1.test", "m2.test", "m3.test", "m4.test", `long-${"x".repeat(50)}.m5.test`];
   await rig.register({ port: echo.port, uris, app: "app-echo", private_instance_id: "echo-m" });
   for (let round = 0; round < 2; round++)
     for (let i = 0; i < uris.length; i++)
