@@ -56,9 +56,10 @@ export interface RouterConfig {
    */
   fastPath: "on" | "off";
   /**
-   * Linux scheduling policy of the worker threads (native/src/thread_sched.cc). "batch": a
-   * worker woken by a socket waits for the running task to block or end its slice instead of
-   * preempting it, so each wake-up serves more requests; "normal": the default policy.
+   * Linux scheduling policy of the worker threads (native/src/thread_sched.cc). "normal": the
+   * default policy. "batch": a worker woken by a socket waits for the running task to block or
+   * end its slice instead of preempting it, so each wake-up serves more requests (more req/s
+   * beside I/O-bound neighbours, a longer tail beside CPU-bound ones).
    */
   scheduling: "batch" | "normal";
   /** Registry: prune interval and router.start interval. */
@@ -91,7 +92,7 @@ export const routerDefaults: RouterConfig = {
   forwardedProto: "http",
   upstream: "auto",
   fastPath: "on",
-  scheduling: "batch",
+  scheduling: "normal",
   pruneIntervalMs: 30_000,
   startIntervalSec: 20,
 };

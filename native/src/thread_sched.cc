@@ -1,12 +1,14 @@
 // setThreadScheduling(policy): the Linux scheduling policy of the calling thread.
 //
-// The router's worker threads ask for SCHED_BATCH. With it, a worker woken by a socket does
-// not preempt whatever runs on that core (on a shared box: the apps, the load generator);
-// it runs when that task blocks or its slice ends, and by then more sockets are ready, so
-// one wake-up serves more requests. On this box's 2 cores that cut context switches from
-// 0.47 to 0.38 per proxied request (HAProxy's figure) at the same p99; bench/RESULTS.md has
-// the runs. Moving between SCHED_OTHER and SCHED_BATCH needs no privilege; the nice value
-// is unchanged.
+// The router's worker threads can ask for SCHED_BATCH (`--scheduling batch`). With it, a
+// worker woken by a socket does not preempt whatever runs on that core; it runs when that
+// task blocks or its slice ends, and by then more sockets are ready, so one wake-up serves
+// more requests. Beside I/O-bound neighbours (the bench's load generator and backend) that
+// cut context switches from 0.47 to 0.38 per proxied request (HAProxy's figure) and raised
+// req/s about 6% at the same p99. Beside CPU-bound neighbours it costs latency: with two busy
+// loops on the 2 cores, p99 went from 4.5-4.6 ms to 6.0-7.7 ms. So the default stays
+// SCHED_OTHER ("normal"); bench/RESULTS.md has the runs. Moving between SCHED_OTHER and
+// SCHED_BATCH needs no privilege; the nice value is unchanged.
 #include <napi.h>
 #include <pthread.h>
 #include <sched.h>

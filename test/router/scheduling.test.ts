@@ -26,11 +26,11 @@ function policies(pid: number): number[] {
 const linux = process.platform === "linux";
 
 t.test(
-  "default: each worker thread, and only they, run SCHED_BATCH",
+  "--scheduling batch: each worker thread, and only they, run SCHED_BATCH",
   { skip: !linux && "Linux only" },
   async (t) => {
     const nats = await startTestNats(t);
-    const r = await startRouterProc(t, nats, ["--threads", "2"]);
+    const r = await startRouterProc(t, nats, ["--threads", "2", "--scheduling", "batch"]);
     const p = policies(r.child.pid ?? 0);
     t.equal(p.filter((x) => x === SCHED_BATCH).length, 2, `two batch threads among ${p.join(",")}`);
     t.equal(p.filter((x) => x !== SCHED_BATCH && x !== SCHED_OTHER).length, 0, "no other policy");
@@ -43,9 +43,9 @@ t.test(
   },
 );
 
-t.test("--scheduling normal leaves every thread SCHED_OTHER", { skip: !linux && "Linux only" }, async (t) => {
+t.test("by default every thread stays SCHED_OTHER", { skip: !linux && "Linux only" }, async (t) => {
   const nats = await startTestNats(t);
-  const r = await startRouterProc(t, nats, ["--threads", "2", "--scheduling", "normal"]);
+  const r = await startRouterProc(t, nats, ["--threads", "2"]);
   const p = policies(r.child.pid ?? 0);
   t.same(
     p.filter((x) => x !== SCHED_OTHER),
