@@ -11,9 +11,12 @@ interface SchedBinding {
 
 const sched = binding as unknown as SchedBinding | null;
 
-/** Applies `policy` to the calling thread: "" when done, else the reason it was not. */
+/**
+ * Applies `policy` to the calling thread: "" when done, else the reason it was not. Without
+ * the addon "normal" asks for nothing: threads start under the default policy.
+ */
 export function setThreadScheduling(policy: ThreadScheduling): string {
-  if (sched === null) return "needs the built addon";
+  if (sched === null) return policy === "normal" ? "" : "needs the built addon";
   return sched.setThreadScheduling(policy);
 }
 

@@ -55,6 +55,23 @@ t.test("by default every thread stays SCHED_OTHER", { skip: !linux && "Linux onl
   t.equal(r.logs.find((l) => l.event === "router_listening")?.scheduling, "normal");
 });
 
+t.test("without the addon: the default asks nothing, batch is reported as not applied", async (t) => {
+  const nats = await startTestNats(t);
+  const plain = await startRouterProc(t, nats, ["--threads", "1"], { KILN_NATIVE: "0" });
+  t.notOk(
+    plain.logs.some((l) => l.event === "scheduling_not_applied"),
+    "no warning for the default",
+  );
+  const batch = await startRouterProc(t, nats, ["--threads", "1", "--scheduling", "batch"], {
+    KILN_NATIVE: "0",
+  });
+  t.match(
+    batch.logs.find((l) => l.event === "scheduling_not_applied"),
+    { scheduling: "batch", reason: "needs the built addon" },
+    "a warning that says why",
+  );
+});
+
 t.test("an unknown policy is a coded config error (exit 2)", async (t) => {
   const r = spawnSync(process.execPath, [kilnBin, "router", "--scheduling", "fifo"], { encoding: "utf8" });
   t.equal(r.status, 2);
