@@ -395,6 +395,43 @@ t.test("pipelined requests are answered in order, one at a time to the backend",
   );
   t.same(bodies(withBody.text), ["/slow:5", "/f:0", "/g:3", "/h:0"], "bodies stay with their requests");
 
+  // Random pipelines cut at random points (seeded, so a failure repeats): GETs, some answered
+  // late, and POSTs with length or chunked bodies, every answer in order with its own body.
+  let seed = 7;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  for (let round = 0; round < 8; round++) {
+    const want: string[] = [];
+    let wire = "";
+    const count = 3 + rand(6);
+    for (let i = 0; i < count; i++) {
+      const path = rand(3) === 0 ? "/slow" : `/r${round}-${i}`;
+      const kind = rand(3);
+      if (kind === 0) {
+        wire += get(path);
+        want.push(`${path}:0`);
+      } else if (kind === 1) {
+        const body = "x".repeat(rand(40));
+        wire += `POST ${path} HTTP/1.1\r\nHost: pipe.test\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+        want.push(`${path}:${body.length}`);
+      } else {
+        const a = "y".repeat(1 + rand(20));
+        const b = "z".repeat(1 + rand(20));
+        wire += `POST ${path} HTTP/1.1\r\nHost: pipe.test\r\nTransfer-Encoding: chunked\r\n\r\n${a.length.toString(16)}\r\n${a}\r\n${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`;
+        want.push(`${path}:${a.length + b.length}`);
+      }
+    }
+    const cuts = [...new Set(Array.from({ length: rand(6) }, () => 1 + rand(wire.length - 1)))].sort(
+      (x, y) => x - y,
+    );
+    const parts = [0, ...cuts].map((from, k) => wire.slice(from, k < cuts.length ? cuts[k] : wire.length));
+    const r = await rawExchange(port, parts, 400 + 80 * count);
+    t.same(bodies(r.text), want, `random pipeline ${round}: ${count} requests in ${parts.length} writes`);
+    t.notOk(r.closed, "still open");
+  }
+
   // A client that keeps sending while it waits is cut off past 64 KiB.
   const flood = await rawExchange(port, [get("/slow"), get("/x").repeat(2000)], 1000);
   t.ok(flood.closed, "more than 64 KiB waiting: closed");
