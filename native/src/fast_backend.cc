@@ -8,7 +8,6 @@
 // depends on the hosts seen, not on the requests. take(dst) layout, f64 little-endian:
 //   native, retries, latencySum, latencyCount, bytesOut, statusClass[6], latency[buckets + 1],
 //   kinds, upstreamErrors[kinds], hosts; then per host: u32 length, bytes, f64 counts[6].
-#include <array>
 #include <cstring>
 #include <memory>
 #include <string>

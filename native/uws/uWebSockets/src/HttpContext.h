@@ -73,15 +73,7 @@ private:
             std::string_view token = value.substr(0, comma);
             while (token.length() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
             while (token.length() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-            if (token.length() == 10) {
-                bool same = true;
-                for (size_t i = 0; i < 10 && same; i++) {
-                    char c = token[i];
-                    if (c >= 'A' && c <= 'Z') c = (char) (c | 0x20);
-                    same = c == "keep-alive"[i];
-                }
-                if (same) return true;
-            }
+            if (token.length() == 10 && startsWithLowercased(token, "keep-alive")) return true;
             if (comma == std::string_view::npos) break;
             value.remove_prefix(comma + 1);
         }
@@ -146,8 +138,8 @@ private:
             httpResponseData->offset = 0;
 
             /* Are we not ready for another request yet? Terminate the connection.
-             * Important for denying async pipelining until, if ever, we want to suppot it.
-             * Otherwise requests can get mixed up on the same connection. We still support sync pipelining. */
+             * Otherwise requests can get mixed up on the same connection. (Kiln: the parser
+             * now holds the next request while one is pending, so this is only the guard.) */
             if (httpResponseData->state & HttpResponseData<SSL>::HTTP_RESPONSE_PENDING) {
                 us_socket_close(SSL, (us_socket_t *) s, 0, nullptr);
                 return nullptr;

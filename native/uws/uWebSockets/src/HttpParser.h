@@ -192,6 +192,18 @@ public:
 
 };
 
+/* Kiln: does `s` start with `lower` (lower case ASCII), in any letter case? (URI schemes,
+ * Connection tokens) */
+static inline bool startsWithLowercased(std::string_view s, std::string_view lower) {
+    if (s.length() < lower.length()) return false;
+    for (size_t i = 0; i < lower.length(); i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z') c = (char) (c | 0x20);
+        if (c != lower[i]) return false;
+    }
+    return true;
+}
+
 struct HttpParser {
 
 public:
@@ -322,16 +334,6 @@ private:
     /* Kiln: an absolute-form target (RFC 9112 3.2.2, "http://host/path"): the authority, or an
      * empty view when the target is not one a server must accept (other schemes, no host,
      * userinfo). Only looks; normaliseAbsoluteForm rewrites once the whole head is in. */
-    static inline bool startsWithLowercased(std::string_view s, std::string_view lower) {
-        if (s.length() < lower.length()) return false;
-        for (size_t i = 0; i < lower.length(); i++) {
-            char c = s[i];
-            if (c >= 'A' && c <= 'Z') c = (char) (c | 0x20);
-            if (c != lower[i]) return false;
-        }
-        return true;
-    }
-
     static inline std::string_view absoluteAuthority(std::string_view target) {
         size_t skip;
         if (startsWithLowercased(target, "http://")) {

@@ -21,7 +21,7 @@
 /* An HttpResponse is the channel on which you send back a response */
 
 #ifdef LIBUS_USE_LIBUV
-#include <uv.h> /* Kiln: UV_WRITABLE, see wakeForPipelined */
+#include <uv.h> /* Kiln: UV_WRITABLE, see markDone */
 #endif
 #include "AsyncSocket.h"
 #include "HttpResponseData.h"
@@ -90,10 +90,12 @@ private:
 #endif
     }
 
-    /* Kiln: a response ended while the client's next requests wait in `pipelined`: ask for one
-     * writable event, where HttpContext feeds them to the parser once this response has left
-     * (a failed write already polls for writable; this covers the response that left whole). */
-    void wakeForPipelined(HttpResponseData<SSL> *httpResponseData) {
+    /* Kiln: the response has ended (markDone). When the client's next requests wait in
+     * `pipelined`, ask for one writable event, where HttpContext feeds them to the parser once
+     * this response has left (a failed write already polls for writable; this covers the
+     * response that left whole). */
+    void markDone(HttpResponseData<SSL> *httpResponseData) {
+        httpResponseData->markDone();
         if (httpResponseData->pipelined.length()) {
             struct us_poll_t *p = (struct us_poll_t *) this;
             struct us_loop_t *loop = us_socket_context_loop(SSL, us_socket_context(SSL, (us_socket_t *) this));
@@ -157,8 +159,7 @@ private:
                 Super::write("\r\n0\r\n\r\n", 7);
             }
 
-            httpResponseData->markDone();
-            wakeForPipelined(httpResponseData);
+            markDone(httpResponseData);
 
             /* We need to check if we should close this socket here now */
             if (!Super::isCorked()) {
@@ -237,8 +238,7 @@ private:
             /* No that can't be right, tryEnd with fake length should not complete the response even if the smaller chunk wrote in one go */
             /* Possibly need  to separate endWithoutBody and tryEnd with fake length into two separate calls with a boolean that explicitly marks isHeadOnly */
             if (httpResponseData->offset == totalSize || !data.length()) {
-                httpResponseData->markDone();
-                wakeForPipelined(httpResponseData);
+                markDone(httpResponseData);
 
                 /* We need to check if we should close this socket here now */
                 if (!Super::isCorked()) {
