@@ -9,12 +9,12 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger } from "../kernel/log.js";
 import { projectRoot } from "../kernel/paths.js";
-import { backendPaths, startBackend } from "./lib/backend.js";
+import { backendPaths, headersPath, startBackend } from "./lib/backend.js";
 import { ensureTools, routerBenchTools, versionOf } from "./lib/debian.js";
 import { BenchError } from "./lib/errors.js";
 import { type LoadGenerator, pickGenerator } from "./lib/loadgen/index.js";
 import { measuredRun, runInterleaved } from "./lib/measure.js";
-import { httpStatus, setNiceness, stopAll, stopAllOnSignal } from "./lib/procs.js";
+import { httpGet, httpStatus, setNiceness, stopAll, stopAllOnSignal } from "./lib/procs.js";
 import { appendToSection } from "./lib/report.js";
 import {
   allCases,
@@ -26,6 +26,12 @@ import {
   summarise,
 } from "./lib/router-report.js";
 import { directTarget } from "./lib/targets/direct.js";
+import {
+  addedHeaderNames,
+  forwardedHeaderNames,
+  type ReferenceHeaders,
+  referenceHeaderModes,
+} from "./lib/targets/forwarded.js";
 import { startHaproxy } from "./lib/targets/haproxy.js";
 import { type KilnRole, startKiln } from "./lib/targets/kiln.js";
 import { startNginx } from "./lib/targets/nginx.js";
@@ -55,6 +61,7 @@ const defaults = {
   kilnArgs: "",
   kilnBin: "bin/kiln.js",
   kilnAccessLog: "--access-log {file}",
+  referenceHeaders: "kiln" as ReferenceHeaders,
   results: "bench/RESULTS.md",
 };
 
@@ -74,6 +81,9 @@ const usage = `node dist/bench/router.js [options]
   --nginx-workers L      worker counts to run (default ${defaults.nginxWorkers}); --haproxy-threads L (default ${defaults.haproxyThreads})
   --kiln-bin F           the \`kiln\` entry script to run as \`F router ...\` (default ${defaults.kilnBin})
   --kiln-args "A B"      extra arguments for every \`kiln router\` (e.g. "--threads 2")
+  --reference-headers M  kiln: nginx and HAProxy add the request headers Kiln adds (X-Forwarded-*,
+                         X-Request-Start, X-Vcap-Request-Id, traceparent, X-CF-*), so the backend gets
+                         the same request from every proxy; none: their plain config (default ${defaults.referenceHeaders})
   --kiln-access-log "A"  router arguments that turn the access log on; {file} is replaced (default "${defaults.kilnAccessLog}")
   --nice N               run backend, proxies and load generator at nice N (e.g. -10 as root on a busy box; default 0)
   --setup-only           install what is missing (as root), say what is there, and exit
@@ -143,6 +153,7 @@ function parseBenchArgs(args: string[]) {
       "kiln-args": { type: "string", default: defaults.kilnArgs },
       "kiln-bin": { type: "string", default: defaults.kilnBin },
       "kiln-access-log": { type: "string", default: defaults.kilnAccessLog },
+      "reference-headers": { type: "string", default: defaults.referenceHeaders },
       "no-install": { type: "boolean", default: false },
       "setup-only": { type: "boolean", default: false },
       nice: { type: "string" },
@@ -176,6 +187,9 @@ function parseOptions(argv: string[]) {
   const quick = values.quick === true;
   const generator = values.generator as string;
   if (!["auto", "wrk", "autocannon"].includes(generator)) die(`unknown generator "${generator}"`);
+  const referenceHeaders = values["reference-headers"] as ReferenceHeaders;
+  if (!referenceHeaderModes.includes(referenceHeaders))
+    die(`--reference-headers must be one of ${referenceHeaderModes.join(", ")}, got "${referenceHeaders}"`);
   return {
     help: values.help === true,
     json: values.json === true,
@@ -195,6 +209,7 @@ function parseOptions(argv: string[]) {
     kilnArgs: split(values["kiln-args"] as string),
     kilnBin: values["kiln-bin"] as string,
     kilnAccessLog: split(values["kiln-access-log"] as string),
+    referenceHeaders,
     install: values["no-install"] !== true,
     setupOnly: values["setup-only"] === true,
     nice: niceValue(values.nice),
@@ -208,7 +223,8 @@ const SECTION = "Router (bench/router.ts)";
 const SECTION_INTRO = `Kiln's router against nginx and HAProxy (installed from Debian by the bench, upstream
 keep-alive, best of 1 and 2 workers/threads) and the backend alone, one Node \`http\` backend, one
 load generator, all cases interleaved over rounds. CPU µs/req is user+sys of the proxy's whole
-process tree over the run ÷ requests (backend and load generator not counted).`;
+process tree over the run ÷ requests (backend and load generator not counted); backend µs/req is
+the backend's own, which grows with what a proxy adds to each request.`;
 
 async function main(argv: string[]): Promise<number> {
   const o: Options = parseOptions(argv);
@@ -255,6 +271,7 @@ async function main(argv: string[]): Promise<number> {
               backendPort: backend.port,
               routes,
               dir: join(tmp, `nginx-${w}w`),
+              headers: o.referenceHeaders,
             }),
           );
         }
@@ -276,6 +293,7 @@ async function main(argv: string[]): Promise<number> {
               backendPort: backend.port,
               routes,
               dir: join(tmp, `haproxy-${th}t`),
+              headers: o.referenceHeaders,
             }),
           );
         }
@@ -323,6 +341,7 @@ async function main(argv: string[]): Promise<number> {
         ? "Every case (single-host ones too) sends its requests through the same wrk Lua `request` function, so the generator's own cost is the same in all cases."
         : "autocannon runs in its own process with a prebuilt request list per connection (one entry, or one per host).",
     );
+    notes.push(...(await headerNotes(targets, o.referenceHeaders)));
     // Every endpoint must answer 200 before anything is measured.
     const items: { c: CaseId; t: Target }[] = [];
     for (const c of o.cases) {
@@ -362,7 +381,7 @@ async function main(argv: string[]): Promise<number> {
         try {
           await t.prepare?.(c);
           if (o.warmupS > 0) await gen.run({ ...spec, durationS: Math.max(1, Math.round(o.warmupS)) });
-          rec.result = await measuredRun(gen, spec, t.cpuRoots(c));
+          rec.result = await measuredRun(gen, spec, t.cpuRoots(c), [backend.proc.pid]);
           const r = rec.result;
           log.info("run", {
             round,
@@ -371,6 +390,7 @@ async function main(argv: string[]): Promise<number> {
             rps: Math.round(r.load.rps),
             p99Ms: r.load.latencyMs.p99,
             cpuUsPerReq: r.cpu === undefined ? null : Number(r.cpu.totalUsPerReq.toFixed(1)),
+            backendUsPerReq: r.backendUsPerReq === undefined ? null : Number(r.backendUsPerReq.toFixed(1)),
             errors: r.load.errors,
             non2xx: r.load.non2xx,
           });
@@ -472,6 +492,51 @@ function reproduceArgs(argv: readonly string[]): string[] {
 }
 
 /** The checkout's commit; KILN_BENCH_COMMIT names it when running from a copy without .git. */
+/**
+ * What each proxy adds to the request on the way to the backend, as the backend saw it. In
+ * `kiln` mode a reference that adds a different set is a bench fault: the backend's share of
+ * the cores would differ between proxies, and so would their req/s and p99.
+ */
+async function headerNotes(targets: readonly Target[], mode: ReferenceHeaders): Promise<string[]> {
+  const added = new Map<string, string[]>();
+  for (const t of targets) {
+    const ep = t.endpoint("tiny");
+    if (ep === undefined || t.family === "direct") continue;
+    const host = ep.hosts[0] ?? "localhost";
+    const r = await httpGet(ep.port, headersPath, host);
+    let seen: string[] = [];
+    try {
+      seen = r.status === 200 ? (JSON.parse(r.body) as string[]) : [];
+    } catch {
+      seen = [];
+    }
+    // What a probe sends (Node's http client): host and connection only.
+    added.set(t.id, addedHeaderNames(seen, ["host", "connection"]));
+  }
+  const kiln = [...forwardedHeaderNames].sort().join(",");
+  const out: string[] = [];
+  const text = (names: readonly string[]): string => (names.length === 0 ? "none" : names.join(", "));
+  for (const [id, names] of added) {
+    const same = names.join(",") === kiln;
+    if (mode === "kiln" && !same) {
+      throw new BenchError(
+        "KILN_BENCH_HEADERS_DIFFER",
+        `${id} adds [${text(names)}] to the backend's request, not Kiln's [${forwardedHeaderNames.join(", ")}]`,
+      );
+    }
+  }
+  const ids = [...added.keys()];
+  if (mode === "kiln") {
+    out.push(
+      `Every proxy (${ids.join(", ")}) hands the backend the same request: the backend saw ${text(forwardedHeaderNames)} added by each (--reference-headers kiln).`,
+    );
+  } else {
+    for (const [id, names] of added)
+      out.push(`Headers ${id} adds on the way to the backend: ${text(names)}.`);
+  }
+  return out;
+}
+
 function gitCommit(): string {
   const given = process.env.KILN_BENCH_COMMIT;
   if (given !== undefined && given !== "") return given;

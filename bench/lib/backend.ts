@@ -7,8 +7,7 @@ export interface Backend {
   proc: Managed;
 }
 
-/** Paths the backend answers and their body sizes. */
-export const backendPaths = { tiny: "/", "16k": "/16k", "1m": "/1m" } as const;
+export { backendPaths, headersPath } from "./backend-paths.js";
 
 export async function startBackend(): Promise<Backend> {
   const port = await freePort();

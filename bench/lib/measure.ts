@@ -1,5 +1,6 @@
-// One measured load run: CPU of the proxy's process trees sampled right before and right
-// after the load generator runs, so CPU per request covers exactly the run.
+// One measured load run: CPU of the proxy's process trees (and of the backend's) sampled
+// right before and right after the load generator runs, so CPU per request covers exactly
+// the run.
 import { type CpuUsage, cpuBetween, cpuPerRequest, sampleCpu } from "./cpu.js";
 import type { LoadGenerator, LoadResult, LoadSpec } from "./loadgen/index.js";
 import { interleave } from "./stats.js";
@@ -14,22 +15,34 @@ export interface RunResult {
   load: LoadResult;
   /** Undefined when nothing is charged (no proxy between client and backend). */
   cpu: RunCpu | undefined;
+  /**
+   * The backend's user+sys µs per request over the run, when asked for: the same backend
+   * costs more per request when a proxy hands it more to parse.
+   */
+  backendUsPerReq?: number;
 }
 
 export async function measuredRun(
   gen: LoadGenerator,
   spec: LoadSpec,
   cpuRoots: readonly number[],
+  backendRoots: readonly number[] = [],
 ): Promise<RunResult> {
   const before = cpuRoots.length > 0 ? sampleCpu(cpuRoots) : undefined;
+  const backendBefore = backendRoots.length > 0 ? sampleCpu(backendRoots) : undefined;
   const load = await gen.run(spec);
-  if (before === undefined) return { load, cpu: undefined };
-  const usage = cpuBetween(before, sampleCpu(cpuRoots));
-  const per = cpuPerRequest(usage, load.requests);
-  return {
-    load,
-    cpu: { ...usage, userUsPerReq: per.userUs, sysUsPerReq: per.sysUs, totalUsPerReq: per.totalUs },
-  };
+  const backendAfter = backendBefore === undefined ? undefined : sampleCpu(backendRoots);
+  const after = before === undefined ? undefined : sampleCpu(cpuRoots);
+  const out: RunResult = { load, cpu: undefined };
+  if (backendBefore !== undefined && backendAfter !== undefined) {
+    out.backendUsPerReq = cpuPerRequest(cpuBetween(backendBefore, backendAfter), load.requests).totalUs;
+  }
+  if (before !== undefined && after !== undefined) {
+    const usage = cpuBetween(before, after);
+    const per = cpuPerRequest(usage, load.requests);
+    out.cpu = { ...usage, userUsPerReq: per.userUs, sysUsPerReq: per.sysUs, totalUsPerReq: per.totalUs };
+  }
+  return out;
 }
 
 /**

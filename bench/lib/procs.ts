@@ -202,20 +202,37 @@ export async function waitForPort(port: number, proc: Managed | undefined, timeo
 }
 
 /** One GET; resolves with the status code (0 on a connection error). */
-export function httpStatus(port: number, path: string, host: string, timeoutMs = 2000): Promise<number> {
+/** GET on 127.0.0.1 with a Host header: status and body text (status 0 on any failure). */
+export function httpGet(
+  port: number,
+  path: string,
+  host: string,
+  timeoutMs = 2000,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
+    const failed = { status: 0, body: "" };
     const req = request(
       { host: "127.0.0.1", port, path, headers: { host }, agent: false, timeout: timeoutMs },
       (res) => {
-        res.resume();
-        res.on("end", () => resolve(res.statusCode ?? 0));
-        res.on("error", () => resolve(0));
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on("error", () => resolve(failed));
       },
     );
     req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(0));
+    req.on("error", () => resolve(failed));
     req.end();
   });
+}
+
+export async function httpStatus(
+  port: number,
+  path: string,
+  host: string,
+  timeoutMs = 2000,
+): Promise<number> {
+  return (await httpGet(port, path, host, timeoutMs)).status;
 }
 
 /** Waits until GET answers `want` for every host; returns false on timeout. */

@@ -38,6 +38,8 @@ export interface Summary {
   cpuUsPerReq: number;
   cpuUserUs: number;
   cpuSysUs: number;
+  /** The backend's CPU per request under this proxy (median). */
+  backendUsPerReq: number;
   errors: number;
   non2xx: number;
   failedRuns: number;
@@ -70,6 +72,7 @@ export function summarise(
         cpuUsPerReq: median(ok.map((r) => r.cpu?.totalUsPerReq ?? Number.NaN)),
         cpuUserUs: median(ok.map((r) => r.cpu?.userUsPerReq ?? Number.NaN)),
         cpuSysUs: median(ok.map((r) => r.cpu?.sysUsPerReq ?? Number.NaN)),
+        backendUsPerReq: median(ok.map((r) => r.backendUsPerReq ?? Number.NaN)),
         errors: ok.reduce((s, r) => s + r.load.errors, 0),
         non2xx: ok.reduce((s, r) => s + r.load.non2xx, 0),
         failedRuns: rs.length - ok.length,
@@ -201,6 +204,7 @@ export function markdown(r: Report): string {
     Number.isFinite(s.cpuUsPerReq)
       ? `${fmtNum(s.cpuUsPerReq)} (${fmtNum(s.cpuUserUs)} / ${fmtNum(s.cpuSysUs)})`
       : "–",
+    Number.isFinite(s.backendUsPerReq) ? fmtNum(s.backendUsPerReq) : "–",
     `${s.runs}${s.failedRuns > 0 ? ` (+${s.failedRuns} failed)` : ""}`,
     `${s.errors}/${s.non2xx}`,
   ]);
@@ -213,11 +217,12 @@ export function markdown(r: Report): string {
         "req/s min–max",
         "p99 ms",
         "CPU µs/req (user / sys)",
+        "backend µs/req",
         "runs",
         "sock err/non-2xx",
       ],
       rows,
-      ["left", "left", "right", "right", "right", "right", "right", "right"],
+      ["left", "left", "right", "right", "right", "right", "right", "right", "right"],
     ),
   );
   lines.push("");

@@ -240,7 +240,7 @@ t.test("router report: medians per case and proxy, best variant, ratios, Markdow
     target("nginx-2w", "nginx"),
     target("kiln", "kiln"),
   ];
-  const run = (rps: number, cpuUs: number | undefined): RunResult => ({
+  const run = (rps: number, cpuUs: number | undefined, backendUs: number): RunResult => ({
     load: {
       generator: "wrk",
       requests: rps * 8,
@@ -262,11 +262,12 @@ t.test("router report: medians per case and proxy, best variant, ratios, Markdow
             sysUsPerReq: cpuUs / 2,
             totalUsPerReq: cpuUs,
           },
+    backendUsPerReq: backendUs,
   });
   const records: RunRecord[] = [];
   const add = (c: CaseId, id: string, rpsList: number[], cpu: number | undefined): void => {
     rpsList.forEach((rps, round) => {
-      records.push({ round, position: 0, case: c, target: id, result: run(rps, cpu) });
+      records.push({ round, position: 0, case: c, target: id, result: run(rps, cpu, 15 + round) });
     });
   };
   add("tiny", "direct", [30000, 36000, 33000], undefined);
@@ -281,6 +282,7 @@ t.test("router report: medians per case and proxy, best variant, ratios, Markdow
   const nginx2 = summary.find((s) => s.case === "tiny" && s.target === "nginx-2w");
   t.equal(nginx2?.rps, 25000, "median of the rounds");
   t.same([nginx2?.rpsMin, nginx2?.rpsMax], [24000, 26000]);
+  t.equal(nginx2?.backendUsPerReq, 16, "the backend's CPU per request, median of the rounds");
   t.equal(best(summary, "tiny", ["nginx", "haproxy"])?.target, "nginx-2w", "best variant by req/s");
   const log = summary.find((s) => s.case === "accesslog");
   t.equal(log?.runs, 3);
@@ -310,6 +312,8 @@ t.test("router report: medians per case and proxy, best variant, ratios, Markdow
   t.match(md, /^### 2026-11-25 12:00 UTC · wrk 4\.1\.0 -t1 -c64 · 3 rounds × 8 s/);
   t.match(md, /Reproduce: `node scripts\/setup\.mjs --build && node dist\/bench\/router\.js --rounds 3`/);
   t.match(md, /\| tiny body \(2 B\) \| nginx-2w \*\*best\*\* \| 25\.0k \| 24\.0k–26\.0k \|/);
+  t.match(md, /\| backend µs\/req \|/);
+  t.match(md, /\| 19\.0 \(9\.5 \/ 9\.5\) \| 16\.0 \| 3 \|/, "proxy CPU, then the backend's");
   t.match(md, /Kiln access log on ÷ off: req\/s 0\.77×, CPU\/req 1\.10×/);
   t.match(md, /- Skipped: haproxy: not installed/);
 });

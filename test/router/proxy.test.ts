@@ -380,7 +380,7 @@ t.test("pipelined requests are answered in order, one at a time to the backend",
   const split = await rawExchange(
     port,
     [
-      get("/slow") + "GET /d HTT",
+      `${get("/slow")}GET /d HTT`,
       "P/1.1\r\nHost: pipe.test\r\n\r\nGET /e",
       " HTTP/1.1\r\nHost: pipe.test\r\n\r\n",
     ],
