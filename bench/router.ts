@@ -432,7 +432,7 @@ async function main(argv: string[]): Promise<number> {
       skipped,
       runs: records,
       summary,
-      ratios: computeRatios(summary, o.cases),
+      ratios: computeRatios(summary, o.cases, records),
     };
     const md = markdown(report);
     const json = `${JSON.stringify(report, null, 2)}\n`;

@@ -105,19 +105,93 @@ export interface CaseRatios {
   kilnVsDirectRps: number;
 }
 
+/** A ratio taken within each round (both runs from the same round), over the rounds. */
+export interface PairedRatio {
+  median: number;
+  min: number;
+  max: number;
+  /** Rounds in which both runs succeeded. */
+  rounds: number;
+}
+
+/** Kiln ÷ another run, round by round, for req/s, p99 and CPU per request. */
+export interface PairedRatios {
+  /** What Kiln is divided by, e.g. "haproxy-2t" or "kiln tiny". */
+  against: string;
+  rps: PairedRatio;
+  p99: PairedRatio;
+  cpu: PairedRatio;
+}
+
 export interface Ratios {
   perCase: CaseRatios[];
+  /**
+   * The same ratios taken round by round: slow drifts of a noisy box hit both runs of a
+   * round alike, so the spread over rounds shows whether a difference holds in every round
+   * or only in the medians.
+   */
+  paired: { label: string; ratios: PairedRatios }[];
   /** routes100k ÷ tiny per family (best variant in each case). */
   tableVsSingle: { family: Family; rps: number; cpu: number }[];
   accessLogVsOff: { rps: number; cpu: number; p99: number };
 }
 
-export function computeRatios(summaries: readonly Summary[], cases: readonly CaseId[]): Ratios {
+function pairedRatio(values: readonly number[]): PairedRatio {
+  const ok = values.filter((v) => Number.isFinite(v));
+  const r = range(ok);
+  return { median: median(ok), min: r.min, max: r.max, rounds: ok.length };
+}
+
+/** Run `a` ÷ run `b` in every round where both succeeded (case and target of each given). */
+export function pairedRatios(
+  records: readonly RunRecord[],
+  a: { case: CaseId; target: string },
+  b: { case: CaseId; target: string },
+  against: string,
+): PairedRatios {
+  const byRound = (w: { case: CaseId; target: string }): Map<number, RunResult> => {
+    const m = new Map<number, RunResult>();
+    for (const r of records)
+      if (r.case === w.case && r.target === w.target && r.result) m.set(r.round, r.result);
+    return m;
+  };
+  const ra = byRound(a);
+  const rb = byRound(b);
+  const rps: number[] = [];
+  const p99: number[] = [];
+  const cpu: number[] = [];
+  for (const [round, x] of ra) {
+    const y = rb.get(round);
+    if (y === undefined) continue;
+    rps.push(ratio(x.load.rps, y.load.rps));
+    p99.push(ratio(x.load.latencyMs.p99, y.load.latencyMs.p99));
+    cpu.push(ratio(x.cpu?.totalUsPerReq, y.cpu?.totalUsPerReq));
+  }
+  return { against, rps: pairedRatio(rps), p99: pairedRatio(p99), cpu: pairedRatio(cpu) };
+}
+
+export function computeRatios(
+  summaries: readonly Summary[],
+  cases: readonly CaseId[],
+  records: readonly RunRecord[] = [],
+): Ratios {
+  const paired: Ratios["paired"] = [];
   const perCase: CaseRatios[] = [];
   for (const c of cases) {
     const kiln = best(summaries, c, ["kiln"]);
     const ref = best(summaries, c, ["nginx", "haproxy"]);
     const direct = best(summaries, c, ["direct"]);
+    if (kiln !== undefined && ref !== undefined && c !== "accesslog") {
+      paired.push({
+        label: `${caseTitles[c]}: Kiln ÷ ${ref.target}`,
+        ratios: pairedRatios(
+          records,
+          { case: c, target: kiln.target },
+          { case: c, target: ref.target },
+          ref.target,
+        ),
+      });
+    }
     perCase.push({
       case: c,
       reference: ref?.target,
@@ -136,8 +210,32 @@ export function computeRatios(summaries: readonly Summary[], cases: readonly Cas
   }
   const on = best(summaries, "accesslog", ["kiln"]);
   const off = best(summaries, "tiny", ["kiln"]);
+  const kilnTable = best(summaries, "routes100k", ["kiln"]);
+  if (kilnTable !== undefined && off !== undefined) {
+    paired.push({
+      label: "Kiln: 100k routes ÷ 1 route (tiny body)",
+      ratios: pairedRatios(
+        records,
+        { case: "routes100k", target: kilnTable.target },
+        { case: "tiny", target: off.target },
+        "kiln tiny",
+      ),
+    });
+  }
+  if (on !== undefined && off !== undefined) {
+    paired.push({
+      label: "Kiln: access log on ÷ off (tiny body)",
+      ratios: pairedRatios(
+        records,
+        { case: "accesslog", target: on.target },
+        { case: "tiny", target: off.target },
+        "kiln tiny",
+      ),
+    });
+  }
   return {
     perCase,
+    paired,
     tableVsSingle,
     accessLogVsOff: {
       rps: ratio(on?.rps, off?.rps),
@@ -271,6 +369,28 @@ export function markdown(r: Report): string {
     const a = r.ratios.accessLogVsOff;
     lines.push(
       `Kiln access log on ÷ off: req/s ${fmtRatio(a.rps)}, CPU/req ${fmtRatio(a.cpu)}, p99 ${fmtRatio(a.p99)}.`,
+    );
+    lines.push("");
+  }
+  if (r.ratios.paired.some((p) => p.ratios.rps.rounds > 1)) {
+    const cell = (p: PairedRatio): string =>
+      p.rounds === 0 ? "–" : `${fmtRatio(p.median)} (${fmtRatio(p.min)}–${fmtRatio(p.max)})`;
+    lines.push(
+      "The same ratios taken within each round (both runs from one round), median over the rounds (min–max); a range that straddles 1.00× is not a difference this box can resolve:",
+    );
+    lines.push("");
+    lines.push(
+      mdTable(
+        ["ratio", "req/s", "p99", "CPU/req", "rounds"],
+        r.ratios.paired.map((p) => [
+          p.label,
+          cell(p.ratios.rps),
+          cell(p.ratios.p99),
+          cell(p.ratios.cpu),
+          String(p.ratios.rps.rounds),
+        ]),
+        ["left", "right", "right", "right", "right"],
+      ),
     );
     lines.push("");
   }

@@ -287,7 +287,7 @@ t.test("router report: medians per case and proxy, best variant, ratios, Markdow
   const log = summary.find((s) => s.case === "accesslog");
   t.equal(log?.runs, 3);
   t.equal(log?.failedRuns, 1);
-  const ratios = computeRatios(summary, cases);
+  const ratios = computeRatios(summary, cases, records);
   const tiny = ratios.perCase.find((c) => c.case === "tiny");
   t.equal(tiny?.reference, "nginx-2w");
   t.equal(tiny?.kilnVsRefRps.toFixed(2), (13000 / 25000).toFixed(2));
@@ -295,6 +295,16 @@ t.test("router report: medians per case and proxy, best variant, ratios, Markdow
   t.equal(tiny?.kilnVsDirectRps.toFixed(3), (13000 / 33000).toFixed(3));
   t.equal(ratios.tableVsSingle.find((r) => r.family === "kiln")?.rps, 1);
   t.equal(ratios.accessLogVsOff.cpu, 1.1);
+  // Round by round: Kiln 12k/13k/14k against nginx-2w 25k/24k/26k in the same rounds.
+  const pairedTiny = ratios.paired.find((p) => p.ratios.against === "nginx-2w")?.ratios;
+  t.equal(pairedTiny?.rps.median.toFixed(4), (14000 / 26000).toFixed(4), "median of the per-round ratios");
+  t.same([pairedTiny?.rps.min.toFixed(2), pairedTiny?.rps.max.toFixed(2)], ["0.48", "0.54"]);
+  t.equal(pairedTiny?.rps.rounds, 3);
+  t.equal(pairedTiny?.cpu.median.toFixed(2), (40 / 19).toFixed(2));
+  const pairedTable = ratios.paired.find((p) => p.label.startsWith("Kiln: 100k"))?.ratios;
+  t.same([pairedTable?.rps.median, pairedTable?.rps.min.toFixed(3)], [1, (13000 / 14000).toFixed(3)]);
+  const pairedLog = ratios.paired.find((p) => p.label.startsWith("Kiln: access log"))?.ratios;
+  t.equal(pairedLog?.rps.rounds, 3, "three rounds with both runs; the failed run is left out");
   const report: Report = {
     date: "2026-11-25T12:00:00.000Z",
     command: "node dist/bench/router.js --rounds 3",
@@ -316,6 +326,7 @@ t.test("router report: medians per case and proxy, best variant, ratios, Markdow
   t.match(md, /\| 19\.0 \(9\.5 \/ 9\.5\) \| 16\.0 \| 3 \|/, "proxy CPU, then the backend's");
   t.match(md, /Kiln access log on ÷ off: req\/s 0\.77×, CPU\/req 1\.10×/);
   t.match(md, /- Skipped: haproxy: not installed/);
+  t.match(md, /\| tiny body \(2 B\): Kiln ÷ nginx-2w \| 0\.54× \(0\.48×–0\.54×\) \|/);
 });
 
 t.test("the router's router_listening log line is read for the report", async (t) => {
