@@ -5,7 +5,8 @@ import type { AccessLogTarget } from "./config.js";
 
 /** Lines are encoded straight into this buffer (no string kept across requests). */
 const bufferBytes = 128 * 1024;
-const flushEveryMs = 250;
+/** Buffered lines reach the log at most this long after the first of them (both paths). */
+export const flushEveryMs = 250;
 
 /** `ms.toFixed(3)` for a duration, without toFixed's cost (a third of the line's). */
 export function millis(ms: number): string {

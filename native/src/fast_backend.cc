@@ -45,6 +45,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
                            InstanceMethod<&FastBackend::Take>("take"),
                            InstanceMethod<&FastBackend::InFlight>("inFlight"),
                            InstanceMethod<&FastBackend::Invalidate>("invalidate"),
+                           InstanceMethod<&FastBackend::FlushLog>("flushLog"),
                            InstanceMethod<&FastBackend::Close>("close"),
                        });
   }
@@ -213,8 +214,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
 
   // take(dst) → bytes written into the Buffer dst (layout at the top; 0: nothing counted
   // since the last call), or minus the size needed when dst is too small (nothing is lost).
-  // Also writes the access log's buffered lines, so they reach the log as soon as the
-  // JavaScript path's do.
+  // Also writes the access log's buffered lines (flushLog does that alone).
   Napi::Value Take(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (log_) log_->Flush();
@@ -263,6 +263,13 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   // The table changed in a way that may move an endpoint (a prune): drop cached details.
   Napi::Value Invalidate(const Napi::CallbackInfo& info) {
     endpoints_.clear();
+    return info.Env().Undefined();
+  }
+
+  // Writes the access log's buffered lines (router/proxy/fast.ts calls it as often as the
+  // JavaScript path flushes its own log; take() flushes too).
+  Napi::Value FlushLog(const Napi::CallbackInfo& info) {
+    if (log_) log_->Flush();
     return info.Env().Undefined();
   }
 
