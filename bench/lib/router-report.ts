@@ -210,29 +210,14 @@ export function computeRatios(
   }
   const on = best(summaries, "accesslog", ["kiln"]);
   const off = best(summaries, "tiny", ["kiln"]);
-  const kilnTable = best(summaries, "routes100k", ["kiln"]);
-  if (kilnTable !== undefined && off !== undefined) {
-    paired.push({
-      label: "Kiln: 100k routes ÷ 1 route (tiny body)",
-      ratios: pairedRatios(
-        records,
-        { case: "routes100k", target: kilnTable.target },
-        { case: "tiny", target: off.target },
-        "kiln tiny",
-      ),
-    });
-  }
-  if (on !== undefined && off !== undefined) {
-    paired.push({
-      label: "Kiln: access log on ÷ off (tiny body)",
-      ratios: pairedRatios(
-        records,
-        { case: "accesslog", target: on.target },
-        { case: "tiny", target: off.target },
-        "kiln tiny",
-      ),
-    });
-  }
+  // Kiln's table and access-log cases, each against Kiln's tiny case of the same round.
+  const againstTiny = (label: string, x: Summary | undefined): void => {
+    if (x === undefined || off === undefined) return;
+    const tiny = { case: "tiny" as const, target: off.target };
+    paired.push({ label, ratios: pairedRatios(records, x, tiny, "kiln tiny") });
+  };
+  againstTiny("Kiln: 100k routes ÷ 1 route (tiny body)", best(summaries, "routes100k", ["kiln"]));
+  againstTiny("Kiln: access log on ÷ off (tiny body)", on);
   return {
     perCase,
     paired,
