@@ -515,28 +515,21 @@ async function headerNotes(targets: readonly Target[], mode: ReferenceHeaders): 
     // What a probe sends (Node's http client): host and connection only.
     added.set(t.id, addedHeaderNames(seen, ["host", "connection"]));
   }
-  const kiln = [...forwardedHeaderNames].sort().join(",");
-  const out: string[] = [];
   const text = (names: readonly string[]): string => (names.length === 0 ? "none" : names.join(", "));
+  if (mode === "none")
+    return [...added].map(([id, names]) => `Headers ${id} adds on the way to the backend: ${text(names)}.`);
+  const kiln = [...forwardedHeaderNames].sort().join(",");
   for (const [id, names] of added) {
-    const same = names.join(",") === kiln;
-    if (mode === "kiln" && !same) {
+    if (names.join(",") !== kiln) {
       throw new BenchError(
         "KILN_BENCH_HEADERS_DIFFER",
         `${id} adds [${text(names)}] to the backend's request, not Kiln's [${forwardedHeaderNames.join(", ")}]`,
       );
     }
   }
-  const ids = [...added.keys()];
-  if (mode === "kiln") {
-    out.push(
-      `Every proxy (${ids.join(", ")}) hands the backend the same request: the backend saw ${text(forwardedHeaderNames)} added by each (--reference-headers kiln).`,
-    );
-  } else {
-    for (const [id, names] of added)
-      out.push(`Headers ${id} adds on the way to the backend: ${text(names)}.`);
-  }
-  return out;
+  return [
+    `Every proxy (${[...added.keys()].join(", ")}) hands the backend the same request: the backend saw ${text(forwardedHeaderNames)} added by each (--reference-headers kiln).`,
+  ];
 }
 
 function gitCommit(): string {

@@ -184,12 +184,7 @@ export function computeRatios(
     if (kiln !== undefined && ref !== undefined && c !== "accesslog") {
       paired.push({
         label: `${caseTitles[c]}: Kiln ÷ ${ref.target}`,
-        ratios: pairedRatios(
-          records,
-          { case: c, target: kiln.target },
-          { case: c, target: ref.target },
-          ref.target,
-        ),
+        ratios: pairedRatios(records, kiln, ref, ref.target),
       });
     }
     perCase.push({

@@ -5,7 +5,8 @@
 //
 // Counting is done here as router/metrics/counters.ts WorkerCounters.request does, and
 // JavaScript adds the totals into its counters every second and before each /metrics
-// snapshot (take): its work per read depends on the hosts seen, not on the requests. take(dst) layout, f64 little-endian:
+// snapshot (take): its work per read depends on the hosts seen, not on the requests.
+// take(dst) layout, f64 little-endian:
 //   native, retries, latencySum, latencyCount, bytesOut, statusClass[6], latency[buckets + 1],
 //   kinds, upstreamErrors[kinds], hosts; then per host: u32 length, bytes, f64 counts[6].
 #include <cstring>

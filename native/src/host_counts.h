@@ -70,7 +70,6 @@ class HostCounts {
 
   // Hosts with a count since the last Drain.
   size_t counted() const { return counted_; }
-  size_t size() const { return size_; }
 
   // Bytes Drain's hosts take in the take() layout: u32 length, the bytes, six f64 each.
   size_t DrainBytes() const {
