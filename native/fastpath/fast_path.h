@@ -66,6 +66,8 @@ class FastPath final : public ResponseSink {
   };
 
   Exchange* Acquire();
+  /** Back to the pool (its buffers kept unless large); stale callbacks see a new gen. */
+  void Recycle(Exchange* ex);
   Exchange* Active(uint32_t id);
   void Start(Exchange* ex);
   void Fail(Exchange* ex, int kind);

@@ -20,7 +20,7 @@
 
 namespace kiln::fast {
 
-constexpr uint32_t kAbi = 1;
+constexpr uint32_t kAbi = 2;
 
 /** What a request needs of one endpoint, made once per route-table handle. */
 struct Endpoint {
@@ -105,6 +105,12 @@ class Backend {
 
   // Route table (router/proxy/context.ts). Handles are ≥ 0; negative values are SelectError codes.
   virtual double Select(std::string_view host, std::string_view path, double nowMs) = 0;
+  // Cache warming, in request order (each only starts loads; none changes anything):
+  // Prefetch when the request's host is known, PrefetchRoute(its token) a little later,
+  // Select after both; PrefetchCount when the response arrives, before Done.
+  virtual uint64_t Prefetch(std::string_view host) = 0;
+  virtual void PrefetchRoute(uint64_t token) = 0;
+  virtual void PrefetchCount(std::string_view host) = 0;
   virtual EndpointRef EndpointOf(double handle) = 0;
   virtual void Release(double handle) = 0;
   virtual void MarkFailed(double handle, double untilMs) = 0;

@@ -145,6 +145,16 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     return table_->Select(host, path, {}, {}, nowMs);
   }
 
+  uint64_t Prefetch(std::string_view host) override {
+    if (closed_) return 0;
+    byHost_.Prefetch(host);
+    return table_->Prefetch(host);
+  }
+  void PrefetchRoute(uint64_t token) override {
+    if (!closed_) table_->PrefetchRoute(token);
+  }
+  void PrefetchCount(std::string_view host) override { byHost_.Prefetch(host); }
+
   fast::EndpointRef EndpointOf(double handle) override {
     auto it = endpoints_.find(handle);
     if (it != endpoints_.end()) return it->second;

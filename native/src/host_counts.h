@@ -68,6 +68,14 @@ class HostCounts {
     }
   }
 
+  // Starts loading the slot At(host) will probe first (both lines: key and counts), so that a
+  // request's counting at its end finds them cached (called when the request starts).
+  void Prefetch(std::string_view host) const {
+    const Slot* s = &slots_[std::hash<std::string_view>{}(host) & (slots_.size() - 1)];
+    __builtin_prefetch(s, 1);
+    __builtin_prefetch(&s->counts, 1);
+  }
+
   // Hosts with a count since the last Drain.
   size_t counted() const { return counted_; }
 

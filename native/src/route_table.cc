@@ -4,6 +4,7 @@
 #include "route_table.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -108,6 +109,15 @@ Table::Table(uint32_t id) : id_(id), chunks_(new std::atomic<Slot*>[kMaxChunks])
   interned_.SetHash(KeyHash);
   for (uint32_t i = 0; i < kMaxChunks; i++) chunks_[i].store(nullptr, std::memory_order_relaxed);
   for (auto& sh : shards_) sh.buckets.assign(16, nullptr);
+  for (uint32_t i = 0; i < kShards; i++) Hint(i);
+}
+
+void Table::Hint(uint32_t shard) {
+  const Shard& sh = shards_[shard];
+  const auto base = reinterpret_cast<uintptr_t>(sh.buckets.data());
+  const uint64_t bits = static_cast<uint64_t>(std::countr_zero(sh.buckets.size()));
+  // An address above the shift (no x86-64 or arm64 user address is) just turns warming off.
+  hints_[shard].store(base >> kHintShift == 0 ? base | bits << kHintShift : 0, std::memory_order_release);
 }
 
 Table::~Table() {
@@ -258,17 +268,23 @@ void Table::FreeRoute(Route* r) {
   arena_.Free(r, bytes);
 }
 
+// Stores a bucket head (or a nextHost link: a slot pointer names either). PrefetchRoute reads
+// bucket heads without the shard's lock, so writes to them are atomic.
+static void Put(Route** at, Route* v) { std::atomic_ref<Route*>(*at).store(v, std::memory_order_relaxed); }
+
 // Links a new route into its shard (exclusive lock held): a host's routes are ordered by
-// path length, longest first, so the first prefix that matches is the longest.
-static void LinkRoute(Shard& sh, Route* r) {
+// path length, longest first, so the first prefix that matches is the longest. Returns
+// whether the shard's buckets moved.
+static bool LinkRoute(Shard& sh, Route* r) {
   Route** slot = &sh.buckets[(r->hostHash >> 8) & (sh.buckets.size() - 1)];
   while (*slot != nullptr && !((*slot)->hostHash == r->hostHash && (*slot)->host() == r->host())) {
     slot = &(*slot)->nextHost;
   }
   Route* head = *slot;
   if (head == nullptr) {
-    r->nextHost = sh.buckets[(r->hostHash >> 8) & (sh.buckets.size() - 1)];
-    sh.buckets[(r->hostHash >> 8) & (sh.buckets.size() - 1)] = r;
+    Route** bucket = &sh.buckets[(r->hostHash >> 8) & (sh.buckets.size() - 1)];
+    r->nextHost = *bucket;
+    Put(bucket, r);
     sh.hosts++;
     if (sh.hosts > sh.buckets.size()) {
       std::vector<Route*> grown(sh.buckets.size() * 2, nullptr);
@@ -282,20 +298,23 @@ static void LinkRoute(Shard& sh, Route* r) {
         }
       }
       sh.buckets.swap(grown);
+      sh.retired.push_back(std::move(grown));
+      return true;
     }
-    return;
+    return false;
   }
   if (r->pathLen > head->pathLen) {
     r->nextHost = head->nextHost;
     r->nextPath = head;
     head->nextHost = nullptr;
-    *slot = r;
-    return;
+    Put(slot, r);
+    return false;
   }
   Route* p = head;
   while (p->nextPath != nullptr && p->nextPath->pathLen >= r->pathLen) p = p->nextPath;
   r->nextPath = p->nextPath;
   p->nextPath = r;
+  return false;
 }
 
 void Table::UnlinkRoute(Shard& sh, Route* r) {
@@ -307,9 +326,9 @@ void Table::UnlinkRoute(Shard& sh, Route* r) {
   if (head == r) {
     if (r->nextPath != nullptr) {
       r->nextPath->nextHost = r->nextHost;
-      *slot = r->nextPath;
+      Put(slot, r->nextPath);
     } else {
-      *slot = r->nextHost;
+      Put(slot, r->nextHost);
       sh.hosts--;
     }
     return;
@@ -431,7 +450,7 @@ int Table::Register(std::string_view host, std::string_view path, const Endpoint
     }
     s->refs++;
     std::unique_lock<std::shared_mutex> lk(sh.lock);
-    LinkRoute(sh, r);
+    if (LinkRoute(sh, r)) Hint(hash % kShards);
     routes_.fetch_add(1, std::memory_order_relaxed);
     return kAdded;
   }
@@ -608,7 +627,7 @@ void Table::Close() {
         for (Route* h = head; h != nullptr; h = h->nextHost) {
           for (Route* r = h; r != nullptr; r = r->nextPath) all.push_back(r);
         }
-        head = nullptr;
+        Put(&head, nullptr);
       }
       sh.hosts = 0;
     }
@@ -631,6 +650,36 @@ const Route* Table::MatchHost(const Shard& sh, uint32_t hash, std::string_view h
     if (PathMatches(r->path(), path)) return r;
   }
   return nullptr;
+}
+
+Route* const* Table::HintedBucket(uint32_t hash) const {
+  const uint64_t w = hints_[hash % kShards].load(std::memory_order_acquire);
+  if (w == 0) return nullptr;
+  const auto* base = reinterpret_cast<Route* const*>(w & ((uint64_t{1} << kHintShift) - 1));
+  return base + ((hash >> 8) & ((uint64_t{1} << (w >> kHintShift)) - 1));
+}
+
+uint64_t Table::Prefetch(std::string_view rawHost) const {
+  char host[kHostMax];
+  const size_t n = NormaliseHost(rawHost, host);
+  if (n == 0) return 0;
+  const uint32_t hash = HostHash(std::string_view(host, n));
+  __builtin_prefetch(&shards_[hash % kShards].lock, 1);  // the read lock writes it
+  Route* const* bucket = HintedBucket(hash);
+  if (bucket == nullptr) return 0;
+  __builtin_prefetch(bucket);
+  return uint64_t{1} << 32 | hash;
+}
+
+void Table::PrefetchRoute(uint64_t token) const {
+  if (token >> 32 != 1) return;
+  Route* const* bucket = HintedBucket(static_cast<uint32_t>(token));
+  if (bucket == nullptr) return;
+  // The head may be unlinked and freed meanwhile: it is only prefetched, never read.
+  const Route* r = std::atomic_ref<Route*>(*const_cast<Route**>(bucket)).load(std::memory_order_relaxed);
+  if (r == nullptr) return;
+  __builtin_prefetch(r);  // nextHost, and the lookup's hostHash/key in the next line
+  __builtin_prefetch(reinterpret_cast<const char*>(r) + 64);
 }
 
 // Runs fn(route) under the shard's read lock for the route matching the request (exact host,

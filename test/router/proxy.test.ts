@@ -2,7 +2,7 @@
 // backends. Forwarding, request headers, framing, sticky sessions, retries, coded errors,
 // malformed requests, status endpoints and the access log.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { request } from "node:http";
+import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
@@ -908,4 +908,68 @@ t.test("the native request path serves plain requests, with the same request hea
       `kiln_router_route_requests_total{route="${uris[i]}",class="2xx"} ${2 * (i + 1)}\n`,
       `${uris[i]}`,
     );
+});
+
+t.test("requests keep being served while the route table grows and churns under them", async (t) => {
+  // 24,000 new hosts arrive in bursts and half of them leave again while eight keep-alive
+  // clients request them and echo.test: every shard's buckets grow several times under
+  // live lookups (the native path reads a bucket before taking the shard's lock to warm
+  // the cache), and no request may fail other than with a 404 for a host not (yet) there.
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  t.teardown(() => agent.destroy());
+  const get = (host: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port, path: "/g", headers: { host }, agent }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.on("error", reject);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  const total = 24_000;
+  const host = (i: number): string => `g${i}.grow.test`;
+  const publish = (subject: string, from: number, to: number): void => {
+    const uris: string[] = [];
+    for (let i = from; i < to; i++) uris.push(host(i));
+    const msg = { host: "127.0.0.1", port: echo.port, uris, private_instance_id: "grow-0" };
+    rig.bus.publish(subject, new TextEncoder().encode(JSON.stringify(msg)));
+  };
+  let published = 0;
+  let done = false;
+  const statuses = new Map<number, number>();
+  let echoBad = 0;
+  let seed = 7;
+  const client = async (): Promise<void> => {
+    while (!done) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      const i = published === 0 ? 0 : seed % published;
+      const s = await get(host(i));
+      statuses.set(s, (statuses.get(s) ?? 0) + 1);
+      if ((await get("echo.test")) !== 200) echoBad++;
+    }
+  };
+  const clients = Array.from({ length: 8 }, client);
+  for (let from = 0; from < total; from += 2000) {
+    publish("router.register", from, from + 2000);
+    published = from + 2000;
+    await rig.bus.flush();
+    await sleep(100);
+  }
+  for (let from = 0; from < total; from += 4000) {
+    publish("router.unregister", from, from + 2000);
+    await rig.bus.flush();
+    await sleep(100);
+  }
+  await rig.register({ port: echo.port, uris: [host(total - 1)], private_instance_id: "grow-0" });
+  done = true;
+  await Promise.all(clients);
+  const served = statuses.get(200) ?? 0;
+  const others = [...statuses].filter(([s]) => s !== 200 && s !== 404);
+  t.same(others, [], `only 200 and 404 (${served} served, ${statuses.get(404) ?? 0} not there yet or gone)`);
+  t.ok(served > 100, "the new hosts were served while they arrived");
+  t.equal(echoBad, 0, "echo.test was served throughout");
+  t.equal(await get(host(1000)), 404, "an unregistered host is gone");
+  t.equal(await get(host(total - 1)), 200, "a kept host is served");
+  t.equal((await statusGet(rig.router.statusPort, "/health")).status, 200, "the router is healthy");
 });
