@@ -10,6 +10,9 @@
 //   the lock (there is one writer at a time, serialised by writer_) and locks a
 //   shard only to remove what it found. So a reader waits at most for one short
 //   single-route change, never for a burst, a prune or a table rebuild.
+// - One read takes no lock: PrefetchRoute loads a bucket head only to prefetch the route it
+//   names. Bucket heads are therefore written atomically, and outgrown bucket arrays are
+//   kept until the table goes (Shard::retired).
 // - Endpoint records live in a slab of fixed chunks that never move. The hot
 //   counters (generation | in-flight, failed-until) are atomics read and written
 //   without locks from any thread; a record's strings are guarded by one of
