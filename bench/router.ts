@@ -491,7 +491,6 @@ function reproduceArgs(argv: readonly string[]): string[] {
   return out;
 }
 
-/** The checkout's commit; KILN_BENCH_COMMIT names it when running from a copy without .git. */
 /**
  * What each proxy adds to the request on the way to the backend, as the backend saw it. In
  * `kiln` mode a reference that adds a different set is a bench fault: the backend's share of
@@ -532,6 +531,7 @@ async function headerNotes(targets: readonly Target[], mode: ReferenceHeaders): 
   ];
 }
 
+/** The checkout's commit; KILN_BENCH_COMMIT names it when running from a copy without .git. */
 function gitCommit(): string {
   const given = process.env.KILN_BENCH_COMMIT;
   if (given !== undefined && given !== "") return given;

@@ -201,7 +201,6 @@ export async function waitForPort(port: number, proc: Managed | undefined, timeo
   );
 }
 
-/** One GET; resolves with the status code (0 on a connection error). */
 /** GET on 127.0.0.1 with a Host header: status and body text (status 0 on any failure). */
 export function httpGet(
   port: number,
@@ -226,6 +225,7 @@ export function httpGet(
   });
 }
 
+/** One GET; resolves with the status code (0 on a connection error). */
 export async function httpStatus(
   port: number,
   path: string,

@@ -448,7 +448,7 @@ void FastPath::OnData(uint32_t id, std::string_view chunk, bool last) {
   if (last) ex->upstreamActive = false;
   Res* res = ex->res;
   if (res == nullptr) return;
-  backend_->PrefetchCount(ex->host);  // for Done, after the response is written
+  if (last) backend_->PrefetchCount(ex->host);  // for Done, after the last chunk is written
   cEx_ = ex;
   cBody_ = chunk;
   cLast_ = last;
