@@ -11,8 +11,16 @@ const MiB = 1024 * 1024;
 const size = 200 * MiB;
 const piece = Buffer.alloc(256 * 1024, 97);
 
-// stream-js.test.ts runs this file again with the JavaScript upstream client.
-const rig = await startRig(t, ["--threads", "1", "--upstream", process.env.KILN_TEST_UPSTREAM ?? "auto"]);
+// stream-js.test.ts runs this file again with the JavaScript upstream client, and
+// stream-nofast.test.ts with the native client driven from JavaScript (no native request path).
+const rig = await startRig(t, [
+  "--threads",
+  "1",
+  "--upstream",
+  process.env.KILN_TEST_UPSTREAM ?? "auto",
+  "--fast-path",
+  process.env.KILN_TEST_FAST_PATH ?? "on",
+]);
 const port = rig.router.port;
 
 const backend = await startBackend(
@@ -64,14 +72,24 @@ async function peakGrowth(router: RouterProc, run: () => Promise<void>): Promise
 // Warm up pools, JIT and allocator so the baseline is the steady state.
 for (let i = 0; i < 3; i++) await send(port, { host: "big.test", method: "POST", path: "/up", body: piece });
 
-function download(path: string): Promise<{ bytes: number; headers: Record<string, unknown> }> {
+/**
+ * Downloads `path`; with `stallMs`, the reader stops reading for that long once it has 1 MiB,
+ * as a slow client would, while the backend keeps writing as fast as it can.
+ */
+function download(path: string, stallMs = 0): Promise<{ bytes: number; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: "127.0.0.1", port, path, headers: { host: "big.test" }, agent: false },
       (res) => {
         let bytes = 0;
+        let stalled = stallMs === 0;
         res.on("data", (c: Buffer) => {
           bytes += c.length;
+          if (!stalled && bytes >= MiB) {
+            stalled = true;
+            res.pause();
+            setTimeout(() => res.resume(), stallMs);
+          }
         });
         res.on("end", () => resolve({ bytes, headers: res.headers }));
         res.on("error", reject);
@@ -124,6 +142,16 @@ t.test("200 MiB download with Content-Length", async (t) => {
   });
   t.equal(result.bytes, size);
   t.equal(result.headers["content-length"], String(size));
+  t.ok(growth < 64, `router RSS grew ${growth.toFixed(1)} MiB (< 64)`);
+});
+
+t.test("200 MiB download to a reader that stops for 2 s", async (t) => {
+  let result = { bytes: 0, headers: {} as Record<string, unknown> };
+  const growth = await peakGrowth(rig.router, async () => {
+    result = await download("/down", 2000);
+  });
+  t.equal(result.bytes, size);
+  // Without backpressure the router would hold what the backend sends during the stop.
   t.ok(growth < 64, `router RSS grew ${growth.toFixed(1)} MiB (< 64)`);
 });
 
