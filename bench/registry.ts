@@ -20,7 +20,8 @@ import {
 import { type NatsServerHandle, startNatsServer } from "../messaging/nats-server.js";
 import { ROUTER_REGISTER } from "../messaging/subjects.js";
 import { createFallbackTable, createNativeTable } from "../native/table.js";
-import type { RouteTable, RouteUpdate } from "../native/types.js";
+import type { RouteTable, RouteUpdate, TableOptions } from "../native/types.js";
+import { routerDefaults } from "../router/config.js";
 import { RouteRegistry } from "../router/registry/registry.js";
 import { tableSink } from "../router/registry/sink.js";
 import { appendToSection, fmtNum, fmtRate, fmtRatio, mdTable } from "./lib/report.js";
@@ -40,9 +41,11 @@ const count = Number(flags.count ?? 200_000);
 const probes = Number(flags.probes ?? 500);
 
 type Kind = "native" | "fallback";
+/** As the router creates its table. */
+const TABLE: TableOptions = { emptyPoolTimeoutMs: routerDefaults.emptyPoolTimeoutMs };
 const makeTable: Record<Kind, () => RouteTable> = {
-  native: createNativeTable,
-  fallback: createFallbackTable,
+  native: () => createNativeTable(TABLE),
+  fallback: () => createFallbackTable(TABLE),
 };
 const quiet = createLogger("bench", { level: "error" });
 

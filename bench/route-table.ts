@@ -9,7 +9,8 @@ import { parseArgs } from "node:util";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { distPath, projectRoot } from "../kernel/paths.js";
 import { attachTable, createFallbackTable, createNativeTable } from "../native/table.js";
-import type { EndpointSpec, PoolOptions, RouteTable } from "../native/types.js";
+import type { EndpointSpec, PoolOptions, RouteTable, TableOptions } from "../native/types.js";
+import { routerDefaults } from "../router/config.js";
 import { appendToSection, fmtNum, fmtRate, fmtRatio, mdTable } from "./lib/report.js";
 import { interleave, median } from "./lib/stats.js";
 
@@ -21,6 +22,8 @@ const OPTS: PoolOptions = {
   hashBalance: 0,
   maxConnsPerBackend: 0,
 };
+/** As the router creates its table. */
+const TABLE: TableOptions = { emptyPoolTimeoutMs: routerDefaults.emptyPoolTimeoutMs };
 const SCRIPT = distPath("bench/route-table.js");
 
 // ---- the data set: route i of app ⌊i/4⌋, 2 instances per app; 70% exact, 20% path, 10% wildcard ----
@@ -65,7 +68,7 @@ function specOf(app: number, k: number): EndpointSpec {
 }
 
 function makeTable(kind: Kind): RouteTable {
-  return kind === "native" ? createNativeTable() : createFallbackTable();
+  return kind === "native" ? createNativeTable(TABLE) : createFallbackTable(TABLE);
 }
 
 /**
@@ -268,7 +271,7 @@ function churnBatch(
 function applyBatch(table: RouteTable, batch: { uri: string; spec: EndpointSpec; on: boolean }[]): void {
   for (const u of batch) {
     if (u.on) table.register(u.uri, u.spec, OPTS, 0);
-    else table.unregister(u.uri, u.spec);
+    else table.unregister(u.uri, u.spec, 0);
   }
 }
 
@@ -312,7 +315,7 @@ function workerMain(): void {
   let table: RouteTable;
   if (kind === "native") table = attachTable(tableId);
   else {
-    table = createFallbackTable();
+    table = createFallbackTable(TABLE);
     fill(table, routes);
   }
   const { hosts, paths } = sample(routes, 1 << 16, "uniform");

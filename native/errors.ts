@@ -18,6 +18,10 @@ export const NativeCodes = defineCodes("native", {
   KILN_TABLE_NO_LAST_ENDPOINT: {
     summary: "Internal: registerLast() was called in a thread whose last register() did not succeed.",
   },
+  KILN_TABLE_BAD_OPTION: {
+    summary:
+      "A route table option is out of range: emptyPoolTimeoutMs must be a finite number of ms, 0 or more.",
+  },
   KILN_TABLE_UNKNOWN: { summary: "No open native route table has this id; it was closed or never created." },
   KILN_NATIVE_UNAVAILABLE: {
     summary: "The native addon is not loaded (not built, or KILN_NATIVE=0); use the fallback table.",

@@ -1,7 +1,7 @@
 // Route tables: the native one (one per process, shared by every worker thread) and the
 // TypeScript fallback (one per thread). createRouteTable() picks native when the addon loaded.
 import { NativeError } from "./errors.js";
-import { createFallbackTable } from "./fallback/table.js";
+import { createFallbackTable, emptyPoolTimeout } from "./fallback/table.js";
 import {
   decodeExtras,
   LB_NAME,
@@ -18,6 +18,7 @@ import type {
   RegisterResult,
   RouteDump,
   RouteTable,
+  TableOptions,
   TableStats,
 } from "./types.js";
 
@@ -50,7 +51,7 @@ interface NativeTableFns {
   ): RegisterResult;
   /** The next uri of the endpoint given to this thread's last register(). */
   registerLast(host: string, path: string, ...pool: PoolArgs): RegisterResult;
-  unregister(host: string, path: string, key: string, updatedAtNs: bigint): boolean;
+  unregister(host: string, path: string, key: string, updatedAtNs: bigint, nowMs: number): boolean;
   prune(nowMs: number): number;
   select(host: string, path: string, stickyId: string, hashKey: string, nowMs: number): number;
   selectInstance(host: string, path: string, app: string, index: string, nowMs: number): number;
@@ -65,7 +66,7 @@ interface NativeTableFns {
 }
 
 interface RouteTableBinding {
-  createRouteTable(): NativeTableFns;
+  createRouteTable(emptyPoolTimeoutMs: number): NativeTableFns;
   attachRouteTable(id: number): NativeTableFns | undefined;
 }
 
@@ -150,10 +151,10 @@ class NativeRouteTable implements RouteTable {
     return r;
   }
 
-  unregister(uri: string, endpoint: EndpointSpec): boolean {
+  unregister(uri: string, endpoint: EndpointSpec, nowMs: number): boolean {
     const { host, path } = parseRouteUri(uri);
     const ep = prepareEndpoint(endpoint);
-    return this.n.unregister(host, path, ep.key, ep.updatedAtNs);
+    return this.n.unregister(host, path, ep.key, ep.updatedAtNs, nowMs);
   }
 
   endpoint(handle: number): EndpointInfo | null {
@@ -193,7 +194,7 @@ function nativeBinding(): RouteTableBinding | null {
 }
 
 /** A new process-wide native table; throws KILN_NATIVE_UNAVAILABLE when the addon is not loaded. */
-export function createNativeTable(): RouteTable {
+export function createNativeTable(options: TableOptions): RouteTable {
   const b = nativeBinding();
   if (b === null) {
     throw new NativeError(
@@ -201,15 +202,15 @@ export function createNativeTable(): RouteTable {
       "the native addon is not loaded (KILN_NATIVE=0 or not built); run npm run build",
     );
   }
-  return new NativeRouteTable(b.createRouteTable());
+  return new NativeRouteTable(b.createRouteTable(emptyPoolTimeout(options)));
 }
 
 /**
  * The router's table: native when the addon loaded (measured faster under many reader
  * threads, and one copy per process; see bench/RESULTS.md), else the fallback.
  */
-export function createRouteTable(): RouteTable {
-  return nativeBinding() !== null ? createNativeTable() : createFallbackTable();
+export function createRouteTable(options: TableOptions): RouteTable {
+  return nativeBinding() !== null ? createNativeTable(options) : createFallbackTable(options);
 }
 
 /**

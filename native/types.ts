@@ -89,8 +89,19 @@ export interface RouteDump {
 }
 
 export interface TableStats {
+  /** Routes in the table, empty ones kept for the empty-pool timeout included (they answer). */
   routes: number;
   endpoints: number;
+}
+
+/** Options of one table, fixed when it is created. */
+export interface TableOptions {
+  /**
+   * How long a route whose last endpoint went (unregistered or pruned) stays, empty: `select`
+   * answers `NoEndpoints` for it until a registration fills it again or a prune after this
+   * long removes it (gorouter's `empty_pool_timeout`). 0 removes it at once.
+   */
+  emptyPoolTimeoutMs: number;
 }
 
 export interface RouteTable {
@@ -100,9 +111,15 @@ export interface RouteTable {
   readonly id: number;
 
   register(uri: string, endpoint: EndpointSpec, options: PoolOptions, nowMs: number): RegisterResult;
-  /** Removes the endpoint (matched by instance id, else host:port) from the route; returns whether one was removed. */
-  unregister(uri: string, endpoint: EndpointSpec): boolean;
-  /** Removes endpoints not refreshed within their stale threshold; returns how many were removed. */
+  /**
+   * Removes the endpoint (matched by instance id, else host:port) from the route; returns
+   * whether one was removed. A route left empty is kept from `nowMs` (`emptyPoolTimeoutMs`).
+   */
+  unregister(uri: string, endpoint: EndpointSpec, nowMs: number): boolean;
+  /**
+   * Removes endpoints not refreshed within their stale threshold and routes empty for longer
+   * than `emptyPoolTimeoutMs`; returns how many endpoints were removed.
+   */
   prune(nowMs: number): number;
 
   /**

@@ -64,6 +64,13 @@ export interface RouterConfig {
   scheduling: "batch" | "normal";
   /** Registry: prune interval and router.start interval. */
   pruneIntervalMs: number;
+  /**
+   * How long a route whose last endpoint went (unregistered or pruned) is kept, empty,
+   * answering 503 `no_endpoints` instead of 404 (gorouter's empty_pool_timeout with
+   * empty_pool_response_code_503). A registration fills it again; the first prune after
+   * the timeout removes it. 0 removes it at once.
+   */
+  emptyPoolTimeoutMs: number;
   startIntervalSec: number;
 }
 
@@ -94,6 +101,10 @@ export const routerDefaults: RouterConfig = {
   fastPath: "on",
   scheduling: "normal",
   pruneIntervalMs: 30_000,
+  // An app restart (stop, start, health check, register) takes seconds to tens of seconds;
+  // 30 s covers one, the same span a failed endpoint is skipped (failedEndpointSkipMs) and
+  // one prune interval, so a route is gone 30-60 s after its last endpoint.
+  emptyPoolTimeoutMs: 30_000,
   startIntervalSec: 20,
 };
 
@@ -125,6 +136,7 @@ export const routerEnv: Record<keyof RouterConfig, string> = {
   fastPath: "KILN_ROUTER_FAST_PATH",
   scheduling: "KILN_ROUTER_SCHEDULING",
   pruneIntervalMs: "KILN_ROUTER_PRUNE_INTERVAL_MS",
+  emptyPoolTimeoutMs: "KILN_ROUTER_EMPTY_POOL_TIMEOUT_MS",
   startIntervalSec: "KILN_ROUTER_START_INTERVAL_SEC",
 };
 
@@ -156,6 +168,7 @@ const flagOf: Partial<Record<keyof RouterConfig, string>> = {
   fastPath: "fast-path",
   scheduling: "scheduling",
   pruneIntervalMs: "prune-interval-ms",
+  emptyPoolTimeoutMs: "empty-pool-timeout-ms",
   startIntervalSec: "start-interval-sec",
 };
 

@@ -98,7 +98,7 @@ export async function startRouter(
   log: Logger = createLogger("router"),
   signal?: AbortSignal,
 ): Promise<RouterHandle> {
-  const table = createRouteTable();
+  const table = createRouteTable({ emptyPoolTimeoutMs: config.emptyPoolTimeoutMs });
   const workers: WorkerSlot[] = [];
   const metricWaiters = new Map<number, { got: CountersSnapshot[]; want: number; resolve: () => void }>();
   let metricSeq = 0;

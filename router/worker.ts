@@ -87,7 +87,10 @@ try {
 const cfg = init.config;
 // Before any socket exists: every wake-up of this thread is then under the chosen policy.
 const schedulingError = setThreadScheduling(cfg.scheduling);
-const table: RouteTable = init.tableId >= 0 ? attachTable(init.tableId) : createFallbackTable();
+const table: RouteTable =
+  init.tableId >= 0
+    ? attachTable(init.tableId)
+    : createFallbackTable({ emptyPoolTimeoutMs: cfg.emptyPoolTimeoutMs });
 const accessLog = cfg.accessLog === "off" ? null : new AccessLog(cfg.accessLog);
 const ctx = new ProxyContext(cfg, table, accessLog);
 const maxHeaderBytes = cfg.maxHeaderBytes;
@@ -275,7 +278,7 @@ port.on("message", (m: ToWorker) => {
         const u = ups[i] as RouteUpdate;
         try {
           if (u.op === "register") table.register(u.uri, u.endpoint, u.options, m.nowMs);
-          else table.unregister(u.uri, u.endpoint);
+          else table.unregister(u.uri, u.endpoint, m.nowMs);
         } catch {
           // The main thread's table refused the same update and logged it.
         }

@@ -9,6 +9,7 @@ import type {
   RouteDump,
   RouteDumpEndpoint,
   RouteTable,
+  TableOptions,
   TableStats,
 } from "../types.js";
 import { buildMaglev, hashString, SEED_KEY } from "./hash.js";
@@ -69,6 +70,8 @@ interface Route {
   hashHeader: string;
   balance: number;
   maglev: Uint16Array | null;
+  /** When the pool became empty; meaningful only while `members` is empty. */
+  emptySinceMs: number;
 }
 
 let nextFallbackId = -1;
@@ -91,9 +94,22 @@ function nextGen(gen: number): number {
   return g === 0 ? 1 : g;
 }
 
+/** The table's empty-pool timeout, checked (both tables take it through here). */
+export function emptyPoolTimeout(options: TableOptions): number {
+  const ms = options.emptyPoolTimeoutMs;
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw new NativeError(
+      "KILN_TABLE_BAD_OPTION",
+      `emptyPoolTimeoutMs must be a finite number of ms, 0 or more; got ${String(ms)}`,
+    );
+  }
+  return ms;
+}
+
 export class FallbackRouteTable implements RouteTable {
   readonly shared = false;
   readonly id = nextFallbackId--;
+  private readonly emptyPoolTimeoutMs: number;
   private readonly hosts = new Map<string, Route[]>();
   private readonly byKey = new Map<string, Rec>();
   /** Live record per slot, and each slot's generation (kept after the record is freed). */
@@ -102,6 +118,10 @@ export class FallbackRouteTable implements RouteTable {
   private readonly free: number[] = [];
   private routes = 0;
   private closed = false;
+
+  constructor(options: TableOptions) {
+    this.emptyPoolTimeoutMs = emptyPoolTimeout(options);
+  }
 
   private check(): void {
     if (this.closed) throw new NativeError("KILN_TABLE_CLOSED", "the route table was closed");
@@ -216,6 +236,7 @@ export class FallbackRouteTable implements RouteTable {
         hashHeader: opt.hashHeader,
         balance: opt.balance,
         maglev: null,
+        emptySinceMs: 0,
       };
       if (opt.lb === LB_HASH) r.maglev = buildMaglev([rec.key]);
       rec.refs++;
@@ -255,7 +276,7 @@ export class FallbackRouteTable implements RouteTable {
     return result;
   }
 
-  unregister(uri: string, endpoint: EndpointSpec): boolean {
+  unregister(uri: string, endpoint: EndpointSpec, nowMs: number): boolean {
     this.check();
     const { host, path } = parseRouteUri(uri);
     const ep = prepareEndpoint(endpoint);
@@ -267,10 +288,16 @@ export class FallbackRouteTable implements RouteTable {
     const i = r.members.findIndex((m) => m.rec === rec);
     if (i < 0) return false;
     r.members.splice(i, 1);
-    if (r.members.length === 0) this.unlink(r);
+    if (r.members.length === 0) this.emptied(r, nowMs);
     else if (r.lb === LB_HASH) r.maglev = buildMaglev(r.members.map((m) => m.rec.key));
     this.releaseRef(rec);
     return true;
+  }
+
+  /** A route whose last endpoint went: kept, empty, for the empty-pool timeout (503, not 404). */
+  private emptied(r: Route, nowMs: number): void {
+    if (this.emptyPoolTimeoutMs === 0) this.unlink(r);
+    else r.emptySinceMs = nowMs;
   }
 
   private unlink(r: Route): void {
@@ -288,6 +315,10 @@ export class FallbackRouteTable implements RouteTable {
     const released: Rec[] = [];
     for (const list of [...this.hosts.values()]) {
       for (const r of [...list]) {
+        if (r.members.length === 0) {
+          if (nowMs - r.emptySinceMs > this.emptyPoolTimeoutMs) this.unlink(r);
+          continue;
+        }
         let touched = false;
         for (let i = 0; i < r.members.length; ) {
           const m = r.members[i] as Member;
@@ -302,7 +333,7 @@ export class FallbackRouteTable implements RouteTable {
           }
         }
         if (!touched) continue;
-        if (r.members.length === 0) this.unlink(r);
+        if (r.members.length === 0) this.emptied(r, nowMs);
         else if (r.lb === LB_HASH) r.maglev = buildMaglev(r.members.map((m) => m.rec.key));
       }
     }
@@ -518,6 +549,6 @@ function dumpEndpoint(m: Member): RouteDumpEndpoint {
   };
 }
 
-export function createFallbackTable(): RouteTable {
-  return new FallbackRouteTable();
+export function createFallbackTable(options: TableOptions): RouteTable {
+  return new FallbackRouteTable(options);
 }

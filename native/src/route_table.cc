@@ -104,7 +104,10 @@ uint32_t HashBytes(std::string_view s, uint32_t seed) {
   return h;
 }
 
-Table::Table(uint32_t id) : id_(id), chunks_(new std::atomic<Slot*>[kMaxChunks]) {
+Table::Table(uint32_t id, double emptyPoolTimeoutMs)
+    : id_(id),
+      emptyPoolTimeoutMs_(emptyPoolTimeoutMs > 0 ? emptyPoolTimeoutMs : 0),
+      chunks_(new std::atomic<Slot*>[kMaxChunks]) {
   byKey_.SetHash(KeyHash);
   interned_.SetHash(KeyHash);
   for (uint32_t i = 0; i < kMaxChunks; i++) chunks_[i].store(nullptr, std::memory_order_relaxed);
@@ -378,6 +381,9 @@ void Table::RebuildHash(Route* r, std::unique_ptr<uint16_t[]>* out, uint32_t* mO
   }
 }
 
+// When an empty route's pool became empty (see Route); only meaningful while r->count == 0.
+static double EmptySince(const Route* r) { return r->members[0].lastSeenMs; }
+
 void Table::RemoveMemberAt(Shard& /*sh*/, Route* r, uint32_t i) {
   // Order is kept: the Maglev permutation and round-robin both depend on it.
   std::memmove(&r->members[i], &r->members[i + 1], sizeof(Member) * (r->count - i - 1));
@@ -510,7 +516,7 @@ int Table::Register(std::string_view host, std::string_view path, const Endpoint
 }
 
 bool Table::Unregister(std::string_view host, std::string_view path, std::string_view key,
-                       uint64_t updatedAtNs) {
+                       uint64_t updatedAtNs, double nowMs) {
   std::lock_guard<std::mutex> w(writer_);
   if (closed()) return false;
   const uint32_t hash = HostHash(host);
@@ -524,17 +530,21 @@ bool Table::Unregister(std::string_view host, std::string_view path, std::string
   uint32_t i = 0;
   while (i < r->count && r->members[i].slot != slotIdx) i++;
   if (i == r->count) return false;
-  bool gone;
+  bool gone = false;
   {
     std::unique_lock<std::shared_mutex> lk(sh.lock);
     RemoveMemberAt(sh, r, i);
-    gone = r->count == 0;
-    if (gone) UnlinkRoute(sh, r);
+    if (r->count == 0) {
+      // Kept, empty, for the empty-pool timeout (an app restarting answers 503, not 404).
+      gone = emptyPoolTimeoutMs_ == 0;
+      if (gone) UnlinkRoute(sh, r);
+      else r->members[0].lastSeenMs = nowMs;
+    }
   }
   if (gone) {
     routes_.fetch_sub(1, std::memory_order_relaxed);
     FreeRoute(r);
-  } else if (r->hash != nullptr) {
+  } else if (r->count != 0 && r->hash != nullptr) {
     auto* fresh = new HashCfg{Intern(r->hash->header->view()), r->hash->balance, 0, nullptr};
     RebuildHash(r, &fresh->table, &fresh->m);
     HashCfg* old = r->hash;
@@ -554,7 +564,7 @@ uint32_t Table::Prune(double nowMs) {
   if (closed()) return 0;
   uint32_t removed = 0;
   std::vector<Route*> touched;
-  std::vector<Route*> emptied;
+  std::vector<Route*> emptied;  // unlinked, to free
   std::vector<uint32_t> released;
   for (Shard& sh : shards_) {
     touched.clear();
@@ -563,6 +573,7 @@ uint32_t Table::Prune(double nowMs) {
     for (Route* head : sh.buckets) {
       for (; head != nullptr; head = head->nextHost) {
         for (Route* r = head; r != nullptr; r = r->nextPath) {
+          if (r->count == 0 && nowMs - EmptySince(r) > emptyPoolTimeoutMs_) emptied.push_back(r);
           for (uint32_t i = 0; i < r->count; i++) {
             const Slot* s = SlotAt(r->members[i].slot);
             double thr = s->staleSec != 0 ? s->staleSec : kDefaultStaleSec;
@@ -574,9 +585,11 @@ uint32_t Table::Prune(double nowMs) {
         }
       }
     }
-    if (touched.empty()) continue;
+    if (touched.empty() && emptied.empty()) continue;
     {
       std::unique_lock<std::shared_mutex> lk(sh.lock);
+      // Routes empty for longer than the empty-pool timeout.
+      for (Route* r : emptied) UnlinkRoute(sh, r);
       for (Route* r : touched) {
         for (uint32_t i = 0; i < r->count;) {
           const Slot* s = SlotAt(r->members[i].slot);
@@ -589,9 +602,11 @@ uint32_t Table::Prune(double nowMs) {
             i++;
           }
         }
-        if (r->count == 0) {
+        if (r->count == 0 && emptyPoolTimeoutMs_ == 0) {
           UnlinkRoute(sh, r);
           emptied.push_back(r);
+        } else if (r->count == 0) {
+          r->members[0].lastSeenMs = nowMs;  // kept, empty, from now (EmptySince)
         }
       }
     }

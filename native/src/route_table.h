@@ -13,6 +13,9 @@
 // - One read takes no lock: PrefetchRoute loads a bucket head only to prefetch the route it
 //   names. Bucket heads are therefore written atomically, and outgrown bucket arrays are
 //   kept until the table goes (Shard::retired).
+// - A route whose last endpoint goes stays linked, empty (count 0), for the table's empty-pool
+//   timeout (gorouter's empty_pool_timeout): readers answer kNoEndpoints for it and read
+//   none of its members; the prune pass unlinks and frees it once the timeout has passed.
 // - Endpoint records live in a slab of fixed chunks that never move. The hot
 //   counters (generation | in-flight, failed-until) are atomics read and written
 //   without locks from any thread; a record's strings are guarded by one of
@@ -101,7 +104,9 @@ struct HashCfg {
 
 /**
  * One registered host[/path] with its pool, allocated with its key bytes right after it
- * (77 bytes + key: a typical route is one 112-byte arena cell).
+ * (77 bytes + key: a typical route is one 112-byte arena cell). While the pool is empty
+ * (count 0) members[0].lastSeenMs holds when it became empty (EmptySince): the slot is free
+ * then, and a field of its own would push a typical route into the next cell.
  */
 struct Route {
   Route* nextHost;  // bucket chain (heads of a host's path list only)
@@ -227,7 +232,9 @@ class Table {
   static constexpr uint32_t kChunkBits = 14;  // 16k slots: a 2 MB huge-page region
   static constexpr uint32_t kMaxChunks = uint32_t{1} << (kSlotBits - kChunkBits);
 
-  explicit Table(uint32_t id);
+  // emptyPoolTimeoutMs: how long a route whose last endpoint went stays, empty, answering
+  // kNoEndpoints (0: removed at once).
+  Table(uint32_t id, double emptyPoolTimeoutMs);
   ~Table();
   Table(const Table&) = delete;
   Table& operator=(const Table&) = delete;
@@ -238,7 +245,8 @@ class Table {
   // Writers (any thread; serialised). host/path are already normalised (lowercase, no port/query).
   int Register(std::string_view host, std::string_view path, const EndpointInput& ep, const PoolInput& opt,
                double nowMs);
-  bool Unregister(std::string_view host, std::string_view path, std::string_view key, uint64_t updatedAtNs);
+  bool Unregister(std::string_view host, std::string_view path, std::string_view key, uint64_t updatedAtNs,
+                  double nowMs);
   uint32_t Prune(double nowMs);
   void Close();
 
@@ -292,6 +300,7 @@ class Table {
   void FreeRoute(Route* r);
 
   const uint32_t id_;
+  const double emptyPoolTimeoutMs_;
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> routes_{0};
   std::atomic<uint64_t> endpoints_{0};

@@ -219,14 +219,15 @@ napi_value RegisterLast(napi_env env, napi_callback_info info) {
   return RegisterUri(env, b, a[0], a[1], &a[2]);
 }
 
-// unregister(host, path, key, updatedAtNs) -> boolean
+// unregister(host, path, key, updatedAtNs, nowMs) -> boolean
 napi_value Unregister(napi_env env, napi_callback_info info) {
-  napi_value a[4];
+  napi_value a[5];
   Table* t = Args(env, info, a);
   if (t == nullptr) return nullptr;
   Str host(env, a[0]), path(env, a[1]), key(env, a[2]);
   napi_value out;
-  napi_get_boolean(env, t->Unregister(host.view(), path.view(), key.view(), BigU64(env, a[3])), &out);
+  napi_get_boolean(env, t->Unregister(host.view(), path.view(), key.view(), BigU64(env, a[3]), Num(env, a[4])),
+                   &out);
   return out;
 }
 
@@ -408,13 +409,18 @@ napi_value Bind(napi_env env, const TablePtr& t) {
   return obj;
 }
 
-napi_value CreateRouteTable(napi_env env, napi_callback_info /*info*/) {
+// createRouteTable(emptyPoolTimeoutMs) -> the new table's functions.
+napi_value CreateRouteTable(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  napi_get_cb_info(env, info, &argc, &arg, nullptr, nullptr);
+  const double emptyPoolTimeoutMs = argc < 1 ? 0 : Num(env, arg);
   Registry& reg = TheRegistry();
   TablePtr t;
   {
     std::lock_guard<std::mutex> g(reg.lock);
     uint32_t id = reg.nextId++;
-    t = std::make_shared<Table>(id);
+    t = std::make_shared<Table>(id, emptyPoolTimeoutMs);
     reg.tables.emplace(id, t);
   }
   return Bind(env, t);

@@ -16,7 +16,7 @@ export function tableSink(
         const u = updates[i] as RouteUpdate;
         try {
           if (u.op === "register") table.register(u.uri, u.endpoint, u.options, nowMs);
-          else table.unregister(u.uri, u.endpoint);
+          else table.unregister(u.uri, u.endpoint, nowMs);
         } catch (err) {
           onReject?.(u, err);
         }

@@ -5,7 +5,7 @@
 import t, { type Test } from "tap";
 import { binding } from "../../native/index.js";
 import { createFallbackTable, createNativeTable } from "../../native/table.js";
-import type { LoadBalancing, RouteDump, RouteTable } from "../../native/types.js";
+import { type LoadBalancing, type RouteDump, type RouteTable, SelectError } from "../../native/types.js";
 import { ep, opts } from "./suite.js";
 
 function mulberry32(seed: number): () => number {
@@ -68,13 +68,14 @@ function route(dump: RouteDump[], name: string): RouteDump | undefined {
   return dump.find((r) => r.route === name);
 }
 
-function run(seed: number, ops: number, tt: Test): void {
+function run(seed: number, ops: number, emptyPoolTimeoutMs: number, tt: Test): void {
   const rnd = mulberry32(seed);
   const pickOf = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
-  const native = createNativeTable();
-  const fallback = createFallbackTable();
+  const native = createNativeTable({ emptyPoolTimeoutMs });
+  const fallback = createFallbackTable({ emptyPoolTimeoutMs });
   let now = 1_000_000;
   let mismatches = 0;
+  let noEndpoints = 0;
   const fail = (what: string, a: unknown, b: unknown): void => {
     if (mismatches++ < 5) tt.fail(`seed ${seed}: ${what}`, { native: a, fallback: b });
   };
@@ -99,8 +100,8 @@ function run(seed: number, ops: number, tt: Test): void {
       const b = fallback.register(uri, spec, o, now);
       if (a !== b) fail(`register ${uri} ${id}`, a, b);
     } else if (r < 0.55) {
-      const a = native.unregister(uri, spec);
-      const b = fallback.unregister(uri, spec);
+      const a = native.unregister(uri, spec, now);
+      const b = fallback.unregister(uri, spec, now);
       if (a !== b) fail(`unregister ${uri} ${id}`, a, b);
     } else if (r < 0.6) {
       now += Math.floor(rnd() * 20_000);
@@ -144,6 +145,7 @@ function run(seed: number, ops: number, tt: Test): void {
       const hb = fallback.select(host, path, sticky, key, now);
       const a = keyOf(native, ha);
       const b = keyOf(fallback, hb);
+      if (ha === SelectError.NoEndpoints) noEndpoints++;
       const header = native.hashHeader(host, path);
       if (header !== fallback.hashHeader(host, path)) fail(`hashHeader ${host}${path}`, header, "");
       const stuck = sticky !== "" && (a === sticky || b === sticky);
@@ -176,6 +178,7 @@ function run(seed: number, ops: number, tt: Test): void {
     }
   }
   tt.equal(mismatches, 0, `seed ${seed}: ${ops} operations agree`);
+  if (emptyPoolTimeoutMs > 0) tt.ok(noEndpoints > 0, `${noEndpoints} selects met an emptied route`);
   native.close();
   fallback.close();
 }
@@ -183,7 +186,16 @@ function run(seed: number, ops: number, tt: Test): void {
 if (binding === null) {
   t.fail("the native addon is not built; run node scripts/setup.mjs --build");
 } else {
-  for (const seed of [1, 2, 3, 42, 20261125]) {
-    t.test(`seed ${seed}`, async (tt) => run(seed, 10_000, tt));
+  // Emptied routes go at once, or stay for an empty-pool timeout shorter than the prune steps.
+  for (const [seed, emptyPoolTimeoutMs] of [
+    [1, 0],
+    [2, 0],
+    [3, 10_000],
+    [42, 10_000],
+    [20261125, 30_000],
+  ] as const) {
+    t.test(`seed ${seed}, empty-pool timeout ${emptyPoolTimeoutMs} ms`, async (tt) =>
+      run(seed, 10_000, emptyPoolTimeoutMs, tt),
+    );
   }
 }

@@ -14,11 +14,15 @@ t.test("the addon loads in the main thread", async (tt) => {
   tt.not(binding, null, "build/Release/kiln_native.node is built");
   tt.equal(implementation, "native");
   tt.equal(binding?.addonInfo().abi, ADDON_ABI);
-  tt.equal(createRouteTable().shared, true, "createRouteTable defaults to the native table");
+  tt.equal(
+    createRouteTable({ emptyPoolTimeoutMs: 0 }).shared,
+    true,
+    "createRouteTable defaults to the native table",
+  );
 });
 
 t.test("the addon loads in a worker thread and attaches to the same table", async (tt) => {
-  const table = createNativeTable();
+  const table = createNativeTable({ emptyPoolTimeoutMs: 0 });
   tt.teardown(() => table.close());
   table.register("w.test", { ...endpointSpec(), instanceId: "w-0" }, poolOptions(), 0);
   const code = `

@@ -1,6 +1,6 @@
 // The route table behaviour suite, run unchanged against the native table and the fallback.
 import type { Test } from "tap";
-import type { EndpointSpec, PoolOptions, RouteTable } from "../../native/types.js";
+import type { EndpointSpec, PoolOptions, RouteTable, TableOptions } from "../../native/types.js";
 import { RegisterResult, SelectError } from "../../native/types.js";
 
 export const T0 = 1_000_000;
@@ -37,9 +37,10 @@ function pick(table: RouteTable, host: string, path = "/", sticky = "", key = ""
   return info === null ? "stale" : info.instanceId;
 }
 
-export function routeTableSuite(t: Test, factory: () => RouteTable): void {
-  const fresh = (tt: Test): RouteTable => {
-    const table = factory();
+/** The tests below: an empty-pool timeout of 0 (an emptied route goes at once) unless they say. */
+export function routeTableSuite(t: Test, factory: (options: TableOptions) => RouteTable): void {
+  const fresh = (tt: Test, emptyPoolTimeoutMs = 0): RouteTable => {
+    const table = factory({ emptyPoolTimeoutMs });
     tt.teardown(() => table.close());
     return table;
   };
@@ -147,7 +148,7 @@ export function routeTableSuite(t: Test, factory: () => RouteTable): void {
     for (let k = 0; k < keys; k++) before.push(pick(table, "h.com", "/", "", `key-${k}`));
     const perEndpoint = ids.map((id) => before.filter((x) => x === id).length);
     for (const n of perEndpoint) tt.ok(n > keys / 5 / 1.3 && n < (keys / 5) * 1.3, `share ${n}`);
-    table.unregister("h.com", ep("c"));
+    table.unregister("h.com", ep("c"), T0);
     let moved = 0;
     let movedFromSurvivors = 0;
     for (let k = 0; k < keys; k++) {
@@ -284,7 +285,7 @@ export function routeTableSuite(t: Test, factory: () => RouteTable): void {
       RegisterResult.IgnoredStale,
     );
     tt.equal(table.endpoint(h)?.port, 1000);
-    tt.equal(table.unregister("o.com", ep("a", 1000, { updatedAtNs: 100n })), false);
+    tt.equal(table.unregister("o.com", ep("a", 1000, { updatedAtNs: 100n }), T0), false);
     tt.equal(
       table.register("o.com", ep("a", 1001, { updatedAtNs: 300n }), opts(), T0),
       RegisterResult.Updated,
@@ -297,22 +298,127 @@ export function routeTableSuite(t: Test, factory: () => RouteTable): void {
     tt.equal(table.dump()[0]?.endpoints[0]?.updatedAtNs, "300");
   });
 
-  t.test("unregister removes the endpoint; an empty pool removes the route", async (tt) => {
-    const table = fresh(tt);
-    table.register("u.com", ep("a"), opts(), T0);
-    table.register("u.com", ep("", 9000), opts(), T0);
-    const h = table.select("u.com", "/", "a", "", T0);
-    tt.equal(table.unregister("u.com", ep("a")), true);
-    tt.equal(table.unregister("u.com", ep("a")), false);
-    tt.equal(table.endpoint(h), null);
-    tt.equal(table.inFlight(h), 0);
-    table.release(h);
-    table.markFailed(h, T0 + 1000);
-    tt.equal(pick(table, "u.com"), "", "keyed by host:port without an instance id");
-    tt.equal(table.unregister("u.com", ep("", 9000)), true);
-    tt.equal(pick(table, "u.com"), SelectError.NoRoute);
+  t.test(
+    "unregister removes the endpoint; with an empty-pool timeout of 0 an empty pool removes the route",
+    async (tt) => {
+      const table = fresh(tt);
+      table.register("u.com", ep("a"), opts(), T0);
+      table.register("u.com", ep("", 9000), opts(), T0);
+      const h = table.select("u.com", "/", "a", "", T0);
+      tt.equal(table.unregister("u.com", ep("a"), T0), true);
+      tt.equal(table.unregister("u.com", ep("a"), T0), false);
+      tt.equal(table.endpoint(h), null);
+      tt.equal(table.inFlight(h), 0);
+      table.release(h);
+      table.markFailed(h, T0 + 1000);
+      tt.equal(pick(table, "u.com"), "", "keyed by host:port without an instance id");
+      tt.equal(table.unregister("u.com", ep("", 9000), T0), true);
+      tt.equal(pick(table, "u.com"), SelectError.NoRoute);
+      tt.same(table.stats(), { routes: 0, endpoints: 0 });
+      tt.equal(table.unregister("never.com", ep("a"), T0), false);
+    },
+  );
+
+  t.test(
+    "timeout 0: a route emptied by prune goes at once, a path falls back to the host's root",
+    async (tt) => {
+      const table = fresh(tt, 0);
+      table.register("z.com", ep("root", 1), opts(), T0);
+      table.register("z.com/api", ep("api", 2, { staleThresholdSec: 10 }), opts(), T0 + 5000);
+      tt.equal(table.unregister("z.com", ep("root", 1), T0), true);
+      tt.equal(pick(table, "z.com", "/"), SelectError.NoRoute);
+      tt.same(table.stats(), { routes: 1, endpoints: 1 });
+      table.register("z.com", ep("root", 1), opts(), T0);
+      tt.equal(table.prune(T0 + 15_001), 1);
+      tt.equal(pick(table, "z.com", "/api/x"), "root", "the path route went; the host's root serves");
+      tt.same(
+        table.dump().map((d) => d.route),
+        ["z.com"],
+      );
+    },
+  );
+
+  t.test(
+    "empty-pool timeout: the route of a last unregistered endpoint is kept, answering NoEndpoints",
+    async (tt) => {
+      const table = fresh(tt, 30_000);
+      table.register("e.com", ep("a", 1), opts(), T0);
+      table.register("e.com/api", ep("api", 2), opts(), T0);
+      table.register("*.w.com", ep("wild", 3), opts(), T0);
+      table.register("x.w.com", ep("x", 4), opts(), T0);
+      table.register("h.com", ep("h", 5), opts({ loadBalancing: "hash", hashHeader: "x-k" }), T0);
+      tt.equal(table.unregister("e.com", ep("a", 1), T0 + 1000), true);
+      tt.equal(table.unregister("e.com", ep("a", 1), T0 + 1000), false, "nothing left to remove");
+      tt.equal(pick(table, "e.com"), SelectError.NoEndpoints);
+      tt.equal(table.selectInstance("e.com", "/", "app-1", "0", T0), SelectError.NoEndpoints);
+      tt.same(table.stats(), { routes: 5, endpoints: 4 }, "the empty route is counted: it answers");
+      tt.same(table.dump().find((d) => d.route === "e.com")?.endpoints, [], "dumped with no endpoints");
+      // An emptied path route answers for its paths instead of the host's root (as gorouter).
+      tt.equal(table.unregister("e.com/api", ep("api", 2), T0 + 1000), true);
+      tt.equal(pick(table, "e.com", "/api/x"), SelectError.NoEndpoints);
+      table.register("e.com", ep("a", 1), opts(), T0 + 2000);
+      tt.equal(pick(table, "e.com", "/api/x"), SelectError.NoEndpoints, "not the host's root");
+      tt.equal(pick(table, "e.com", "/other"), "a");
+      // An emptied exact host answers instead of the wildcard above it.
+      tt.equal(table.unregister("x.w.com", ep("x", 4), T0 + 1000), true);
+      tt.equal(pick(table, "x.w.com"), SelectError.NoEndpoints);
+      tt.equal(pick(table, "y.w.com"), "wild");
+      // An emptied hash route: no endpoints with or without a key, its header still named.
+      tt.equal(table.unregister("h.com", ep("h", 5), T0 + 1000), true);
+      tt.equal(table.select("h.com", "/", "", "", T0), SelectError.NoEndpoints);
+      tt.equal(table.select("h.com", "/", "", "k1", T0), SelectError.NoEndpoints);
+      tt.equal(table.hashHeader("h.com", "/"), "x-k");
+      // A registration fills an empty route again, with its options.
+      tt.equal(
+        table.register("h.com", ep("h2", 6), opts({ loadBalancing: "hash", hashHeader: "x-k" }), T0),
+        RegisterResult.Added,
+      );
+      tt.equal(pick(table, "h.com", "/", "", "k1"), "h2");
+      tt.equal(
+        table.register("e.com/api", ep("api", 2), opts({ loadBalancing: "least-connection" }), T0),
+        RegisterResult.Added,
+      );
+      tt.equal(pick(table, "e.com", "/api/x"), "api");
+      tt.equal(table.dump().find((d) => d.route === "e.com/api")?.options.loadBalancing, "least-connection");
+      tt.same(table.stats(), { routes: 5, endpoints: 4 }, "x.w.com stays empty");
+    },
+  );
+
+  t.test("empty-pool timeout: prune removes a route once it has been empty longer", async (tt) => {
+    const table = fresh(tt, 30_000);
+    table.register("p.com", ep("a", 1), opts(), T0);
+    table.unregister("p.com", ep("a", 1), T0);
+    tt.equal(table.prune(T0 + 30_000), 0);
+    tt.equal(pick(table, "p.com"), SelectError.NoEndpoints, "exactly at the timeout it is kept");
+    tt.equal(table.prune(T0 + 30_001), 0, "prune counts endpoints; an empty route has none");
+    tt.equal(pick(table, "p.com"), SelectError.NoRoute);
     tt.same(table.stats(), { routes: 0, endpoints: 0 });
-    tt.equal(table.unregister("never.com", ep("a")), false);
+    // Emptied by prune: kept from that prune on.
+    table.register("s.com", ep("s", 2, { staleThresholdSec: 10 }), opts(), T0);
+    tt.equal(table.prune(T0 + 10_001), 1);
+    tt.equal(pick(table, "s.com"), SelectError.NoEndpoints);
+    tt.equal(table.prune(T0 + 40_001), 0);
+    tt.equal(pick(table, "s.com"), SelectError.NoEndpoints);
+    table.prune(T0 + 40_002);
+    tt.equal(pick(table, "s.com"), SelectError.NoRoute);
+    // A refill and a new emptying restart the clock.
+    table.register("r.com", ep("r", 3), opts(), T0);
+    table.unregister("r.com", ep("r", 3), T0);
+    table.register("r.com", ep("r", 3), opts(), T0 + 20_000);
+    table.prune(T0 + 30_001);
+    tt.equal(pick(table, "r.com"), "r");
+    table.unregister("r.com", ep("r", 3), T0 + 25_000);
+    table.prune(T0 + 55_000);
+    tt.equal(pick(table, "r.com"), SelectError.NoEndpoints);
+    table.prune(T0 + 55_001);
+    tt.equal(pick(table, "r.com"), SelectError.NoRoute);
+    tt.same(table.dump(), []);
+  });
+
+  t.test("a bad empty-pool timeout is refused with a coded error", async (tt) => {
+    for (const ms of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      tt.throws(() => factory({ emptyPoolTimeoutMs: ms }), { code: "KILN_TABLE_BAD_OPTION" }, String(ms));
+    }
   });
 
   t.test("an endpoint on several routes is one record", async (tt) => {
@@ -325,7 +431,7 @@ export function routeTableSuite(t: Test, factory: () => RouteTable): void {
     tt.equal(table.inFlight(hx), 2, "in-flight counted per endpoint across routes");
     table.release(hx);
     table.release(hy);
-    table.unregister("x.com", ep("a"));
+    table.unregister("x.com", ep("a"), T0);
     tt.same(table.stats(), { routes: 2, endpoints: 1 });
   });
 
@@ -425,7 +531,7 @@ export function routeTableSuite(t: Test, factory: () => RouteTable): void {
   });
 
   t.test("a closed table throws", async (tt) => {
-    const table = factory();
+    const table = factory({ emptyPoolTimeoutMs: 0 });
     table.register("c.com", ep("a"), opts(), T0);
     table.close();
     table.close();

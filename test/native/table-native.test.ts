@@ -7,6 +7,6 @@ import { routeTableSuite } from "./suite.js";
 if (binding === null) {
   t.fail("the native addon is not built; run node scripts/setup.mjs --build");
 } else {
-  t.equal(createNativeTable().shared, true);
+  t.equal(createNativeTable({ emptyPoolTimeoutMs: 0 }).shared, true);
   routeTableSuite(t, createNativeTable);
 }

@@ -25,7 +25,8 @@ t.test(
   "4 workers read while the main thread churns",
   { skip: binding === null && "addon not built" },
   async (tt) => {
-    const table = createNativeTable();
+    // Emptied routes stay 1000 updates (the clock below) and are freed by the prunes, under the readers.
+    const table = createNativeTable({ emptyPoolTimeoutMs: 1000 });
     tt.teardown(() => table.close());
     const lbs = ["round-robin", "least-connection", "hash"] as const;
     for (let r = 0; r < ROUTES; r++) {
@@ -57,7 +58,7 @@ t.test(
       const r = seed % ROUTES;
       const k = (seed >>> 16) % 4;
       const uri = `r${r}.threads.test${k === 3 ? "/x" : ""}`;
-      if ((seed >>> 20) % 3 === 0) table.unregister(uri, spec(r, k));
+      if ((seed >>> 20) % 3 === 0) table.unregister(uri, spec(r, k), i);
       else table.register(uri, spec(r, k), opts({ loadBalancing: lbs[i % 3], hashHeader: "x-k" }), i);
       if (i % 20_000 === 0) table.prune(i);
       // Let the workers run between bursts, as the registry applies batches.

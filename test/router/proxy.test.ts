@@ -508,6 +508,80 @@ t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => 
   t.equal((await first).body, "late");
 });
 
+t.test("a route whose last endpoint went answers 503 no_endpoints until one registers", async (t) => {
+  const a = await startBackend(t, (_q, res) => res.end("empty-A"));
+  const api = await startBackend(t, (_q, res) => res.end("empty-api"));
+  await rig.register({ port: a.port, uris: ["empty.test"], private_instance_id: "empty-A" });
+  await rig.register({ port: api.port, uris: ["empty.test/api"], private_instance_id: "empty-api" });
+  t.equal((await send(port, { host: "empty.test", path: "/api/x" })).body, "empty-api");
+  await rig.unregister({ port: a.port, uris: ["empty.test"], private_instance_id: "empty-A" });
+  await rig.unregister({ port: api.port, uris: ["empty.test/api"], private_instance_id: "empty-api" });
+  // Twice each: the first request may take the native path, the second the cached JS one.
+  for (const path of ["/", "/", "/api/x", "/api/x"]) {
+    const r = await send(port, { host: "empty.test", path });
+    t.equal(r.status, 503, path);
+    t.equal(r.headers["x-kiln-router-error"], "no_endpoints", path);
+    t.match(r.body, /KILN_ROUTER_NO_ENDPOINTS/);
+  }
+  const routes = JSON.parse((await statusGet(rig.router.statusPort, "/routes")).body) as {
+    route: string;
+    endpoints: unknown[];
+  }[];
+  t.same(
+    routes
+      .filter((r) => r.route.startsWith("empty.test"))
+      .map((r) => `${r.route} ${r.endpoints.length}`)
+      .sort(),
+    ["empty.test 0", "empty.test/api 0"],
+    "kept in /routes with no endpoints",
+  );
+  await rig.register({ port: a.port, uris: ["empty.test"], private_instance_id: "empty-A" });
+  const back = await send(port, { host: "empty.test" });
+  t.equal(back.status, 200, "a registration fills the route again");
+  t.equal(back.body, "empty-A");
+  t.equal(
+    (await send(port, { host: "empty.test", path: "/api/x" })).status,
+    503,
+    "the empty path route answers, not the host's root (as gorouter)",
+  );
+});
+
+t.test("an empty route goes after the empty-pool timeout: 503, then 404", async (t) => {
+  const short = await startRig(t, [
+    "--upstream",
+    upstream,
+    "--fast-path",
+    fastPath,
+    "--threads",
+    "2",
+    "--empty-pool-timeout-ms",
+    "800",
+    "--prune-interval-ms",
+    "100",
+  ]);
+  const b = await startBackend(t, (_q, res) => res.end("brief"));
+  await short.register({ port: b.port, uris: ["brief.test"], private_instance_id: "brief-0" });
+  t.equal((await send(short.router.port, { host: "brief.test" })).body, "brief");
+  await short.unregister({ port: b.port, uris: ["brief.test"], private_instance_id: "brief-0" });
+  const first = await send(short.router.port, { host: "brief.test" });
+  t.equal(first.status, 503);
+  t.equal(first.headers["x-kiln-router-error"], "no_endpoints");
+  let last = first;
+  for (let i = 0; i < 100 && last.status !== 404; i++) {
+    await sleep(20);
+    last = await send(short.router.port, { host: "brief.test" });
+  }
+  t.equal(last.status, 404, "removed by a prune once empty for longer than the timeout");
+  t.equal(last.headers["x-kiln-router-error"], "unknown_route");
+  const routes = JSON.parse((await statusGet(short.router.statusPort, "/routes")).body) as {
+    route: string;
+  }[];
+  t.notOk(
+    routes.some((r) => r.route === "brief.test"),
+    "gone from /routes",
+  );
+});
+
 t.test(
   "a backend that stops mid-body, a client that leaves mid-body: the router keeps serving",
   async (t) => {
@@ -914,7 +988,8 @@ t.test("requests keep being served while the route table grows and churns under 
   // 24,000 new hosts arrive in bursts and half of them leave again while eight keep-alive
   // clients request them and echo.test: every shard's buckets grow several times under
   // live lookups (the native path reads a bucket before taking the shard's lock to warm
-  // the cache), and no request may fail other than with a 404 for a host not (yet) there.
+  // the cache), and no request may fail other than with a 404 for a host not there yet or a
+  // 503 for one whose endpoint left (kept, empty, for the empty-pool timeout).
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
   t.teardown(() => agent.destroy());
   const get = (host: string): Promise<number> =>
@@ -965,11 +1040,15 @@ t.test("requests keep being served while the route table grows and churns under 
   done = true;
   await Promise.all(clients);
   const served = statuses.get(200) ?? 0;
-  const others = [...statuses].filter(([s]) => s !== 200 && s !== 404);
-  t.same(others, [], `only 200 and 404 (${served} served, ${statuses.get(404) ?? 0} not there yet or gone)`);
+  const others = [...statuses].filter(([s]) => s !== 200 && s !== 404 && s !== 503);
+  t.same(
+    others,
+    [],
+    `only 200, 404 and 503 (${served} served, ${statuses.get(404) ?? 0} not there yet, ${statuses.get(503) ?? 0} emptied)`,
+  );
   t.ok(served > 100, "the new hosts were served while they arrived");
   t.equal(echoBad, 0, "echo.test was served throughout");
-  t.equal(await get(host(1000)), 404, "an unregistered host is gone");
+  t.equal(await get(host(1000)), 503, "an unregistered host is kept, empty (the empty-pool timeout)");
   t.equal(await get(host(total - 1)), 200, "a kept host is served");
   t.equal((await statusGet(rig.router.statusPort, "/health")).status, 200, "the router is healthy");
 });

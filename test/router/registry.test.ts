@@ -53,7 +53,8 @@ async function rig(
     });
   const routerNc = await asComponent("router");
   const deaNc = await asComponent("dea");
-  const table = createRouteTable();
+  // Emptied routes go at once: these tests watch the registry, not the empty-pool timeout.
+  const table = createRouteTable({ emptyPoolTimeoutMs: 0 });
   const registry = new RouteRegistry({
     nc: routerNc,
     sink: tableSink(table),
@@ -130,7 +131,7 @@ t.test("router.start is published on boot and router.greet is answered", async (
   const nats = await startNatsServer({ dataDir, port: 0 });
   const admin = await connect({ servers: nats.url, ...nats.credentials("admin") });
   const routerNc = await connect({ servers: nats.url, ...nats.credentials("router") });
-  const table = createRouteTable();
+  const table = createRouteTable({ emptyPoolTimeoutMs: 0 });
   const sub = admin.subscribe(ROUTER_START, { max: 1 });
   await admin.flush();
   const registry = new RouteRegistry({

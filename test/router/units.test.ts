@@ -63,6 +63,10 @@ t.test("config: defaults, environment, flags, bad values", async (t) => {
   t.throws(() => parseRouterArgs(["--bogus", "1"]), { code: "KILN_ROUTER_CONFIG" });
   t.throws(() => routerConfig({}, { KILN_ROUTER_DRAIN_TIMEOUT_MS: "soon" }), { code: "KILN_ROUTER_CONFIG" });
   t.equal(routerDefaults.maxAttempts, 3);
+  t.equal(d.emptyPoolTimeoutMs, 30_000);
+  t.equal(routerConfig({}, { KILN_ROUTER_EMPTY_POOL_TIMEOUT_MS: "0" }).emptyPoolTimeoutMs, 0);
+  t.same(parseRouterArgs(["--empty-pool-timeout-ms", "300"]), { emptyPoolTimeoutMs: 300 });
+  t.throws(() => parseRouterArgs(["--empty-pool-timeout-ms", "-1"]), { code: "KILN_ROUTER_CONFIG" });
 });
 
 t.test("error codes and the failure table", async (t) => {

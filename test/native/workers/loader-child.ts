@@ -2,7 +2,7 @@
 import { implementation } from "../../../native/index.js";
 import { attachTable, createRouteTable } from "../../../native/table.js";
 
-const table = createRouteTable();
+const table = createRouteTable({ emptyPoolTimeoutMs: 0 });
 let attach = "";
 try {
   attachTable(table.id);
