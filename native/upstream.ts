@@ -27,6 +27,13 @@ export const UpstreamError = {
   POOL_FULL: 9,
   BAD_ADDRESS: 10,
   CLOSED: 11,
+  /**
+   * A pooled connection closed before any response byte and before any streamed body byte,
+   * and the request could not be resent: it may have reached the backend, and it is not
+   * idempotent or has a body (RFC 9110 §9.2.2). An idempotent request without a body is
+   * resent once on a new connection instead.
+   */
+  STALE_CONNECTION: 12,
 } as const;
 export type UpstreamErrorCode = (typeof UpstreamError)[keyof typeof UpstreamError];
 
@@ -52,6 +59,7 @@ export const upstreamErrors: readonly (UpstreamErrorInfo | undefined)[] = [
   { name: "POOL_FULL", retriable: false, status: 503 },
   { name: "BAD_ADDRESS", retriable: true, status: 502 },
   { name: "CLOSED", retriable: false, status: 503 },
+  { name: "STALE_CONNECTION", retriable: false, status: 502 },
 ];
 
 /** Flags of `request`. */

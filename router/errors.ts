@@ -103,7 +103,10 @@ export const Upstream = {
   ConnectRefused: 0,
   ConnectTimeout: 1,
   ConnectError: 2,
-  /** A reused keep-alive connection closed before answering; nothing of the request was lost. */
+  /**
+   * A reused keep-alive connection closed before answering and before any body byte went:
+   * most often the backend's idle timeout, but the request may have reached the application.
+   */
   StaleConnection: 3,
   /** Closed or reset after the request was sent and before a response head. */
   BackendClosed: 4,
@@ -121,6 +124,11 @@ export interface FailureClass {
   cause: string;
   /** Another endpoint may be tried (only while no request body byte has left the router). */
   retriable: boolean;
+  /**
+   * The request may have reached the backend: it is tried again only when that is harmless,
+   * an idempotent method with no body (RFC 9110 §9.2.2, as Go's http.Transport does).
+   */
+  idempotentOnly: boolean;
   /** The endpoint is skipped by the balancer for failedEndpointSkipMs. */
   markFailed: boolean;
   /** What the client gets when it cannot be retried and no response has started. */
@@ -135,42 +143,49 @@ export const failureClasses: readonly FailureClass[] = [
   {
     cause: "connect_refused",
     retriable: true,
+    idempotentOnly: false,
     markFailed: true,
     refusal: badGateway("connect_refused", "backend refused the connection"),
   },
   {
     cause: "connect_timeout",
     retriable: true,
+    idempotentOnly: false,
     markFailed: true,
     refusal: badGateway("connect_timeout", "backend did not accept the connection in time"),
   },
   {
     cause: "connect_error",
     retriable: true,
+    idempotentOnly: false,
     markFailed: true,
     refusal: badGateway("connect_error", "backend could not be reached"),
   },
   {
     cause: "stale_connection",
     retriable: true,
+    idempotentOnly: true,
     markFailed: false,
     refusal: badGateway("stale_connection", "backend closed an idle connection"),
   },
   {
     cause: "backend_closed",
     retriable: false,
+    idempotentOnly: false,
     markFailed: false,
     refusal: badGateway("backend_closed", "backend closed the connection without answering"),
   },
   {
     cause: "bad_response",
     retriable: false,
+    idempotentOnly: false,
     markFailed: false,
     refusal: badGateway("bad_response", "backend sent a malformed response"),
   },
   {
     cause: "response_timeout",
     retriable: false,
+    idempotentOnly: false,
     markFailed: false,
     refusal: refusal(
       "KILN_ROUTER_TIMEOUT",
@@ -182,16 +197,37 @@ export const failureClasses: readonly FailureClass[] = [
   {
     cause: "body_interrupted",
     retriable: false,
+    idempotentOnly: false,
     markFailed: false,
     refusal: badGateway("body_interrupted", "backend stopped in the middle of its response"),
   },
   {
     cause: "client_aborted",
     retriable: false,
+    idempotentOnly: false,
     markFailed: false,
     refusal: badGateway("client_aborted", "client went away"),
   },
 ];
+
+/**
+ * Whether a request may be sent again after it could have reached the backend: an idempotent
+ * method (RFC 9110 §9.2.2; methods are case-sensitive) and no body.
+ */
+export function replaySafe(method: string, hasBody: boolean): boolean {
+  if (hasBody) return false;
+  switch (method) {
+    case "GET":
+    case "HEAD":
+    case "OPTIONS":
+    case "TRACE":
+    case "PUT":
+    case "DELETE":
+      return true;
+    default:
+      return false;
+  }
+}
 
 /** Maps a socket error code seen while connecting to its failure. */
 export function classifyConnectError(errno: string | undefined): Upstream {

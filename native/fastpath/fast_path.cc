@@ -294,6 +294,7 @@ bool FastPath::Handle(Res* res, uWS::HttpRequest* req) {
   std::string_view method = req->getCaseSensitiveMethod();
   ex->method.assign(method);
   ex->isHead = method == "HEAD";
+  ex->replaySafe = upstream::IdempotentMethod(method);
   std::string_view target = req->getFullUrl();
   ex->target.assign(target);
   ex->path.assign(url);
@@ -543,7 +544,7 @@ void FastPath::Fail(Exchange* ex, int kind) {
   if (ex->res == nullptr || ex->finished) return;
   double now = WallMs();
   if (fc.markFailed && ex->handle >= 0) backend_->MarkFailed(ex->handle, now + cfg_.failedEndpointSkipMs);
-  if (fc.retriable && ex->attempts < cfg_.maxAttempts) {
+  if (fc.retriable && (!fc.idempotentOnly || ex->replaySafe) && ex->attempts < cfg_.maxAttempts) {
     ex->attempts++;
     backend_->Retried();
     double failed = ex->handle;

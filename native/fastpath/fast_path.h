@@ -57,6 +57,7 @@ class FastPath final : public ResponseSink {
     double bytesOut = 0;
     int64_t total = -1;
     bool isHead = false;
+    bool replaySafe = false;  // an idempotent method (no request on this path has a body)
     bool responded = false;
     bool finished = false;
     bool upstreamPaused = false;

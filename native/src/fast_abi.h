@@ -20,7 +20,7 @@
 
 namespace kiln::fast {
 
-constexpr uint32_t kAbi = 2;
+constexpr uint32_t kAbi = 3;
 
 /** What a request needs of one endpoint, made once per route-table handle. */
 struct Endpoint {
@@ -45,6 +45,8 @@ struct Refusal {
 /** router/errors.ts failureClasses, indexed by failure kind. */
 struct FailureClass {
   bool retriable = false;
+  /** Retried only for a request that may run twice: idempotent, no body (all on this path). */
+  bool idempotentOnly = false;
   bool markFailed = false;
   Refusal refusal;
 };

@@ -102,6 +102,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
         Napi::Object c = a.Get(i).ToObject();
         fast::FailureClass fc;
         fc.retriable = c.Get("retriable").ToBoolean().Value();
+        fc.idempotentOnly = c.Get("idempotentOnly").ToBoolean().Value();
         fc.markFailed = c.Get("markFailed").ToBoolean().Value();
         fc.refusal.status = c.Get("status").ToString().Utf8Value();
         fc.refusal.cause = c.Get("cause").ToString().Utf8Value();

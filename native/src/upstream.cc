@@ -49,6 +49,7 @@ enum Code : int32_t {
   kPoolFull = 9,              // maxConnections to this backend reached
   kBadAddress = 10,           // host is not an IP address
   kClosed = 11,               // the Upstream was closed
+  kStaleConnection = 12,      // a pooled connection closed with the request on it, not safe to resend
 };
 
 using upstream::kReqChunked;
@@ -130,7 +131,7 @@ struct Conn {
   bool keepAlive = false;
   size_t queued = 0;
   std::string pendingOut;  // request bytes written before the connection is up
-  std::string replay;      // a whole request on a reused connection, resent once if it was stale
+  std::string replay;      // an idempotent bodiless request on a reused connection, resent once if stale
   Mode mode = Mode::kHead;
   uint64_t remaining = 0;
   ChunkedDecoder chunked;
@@ -212,11 +213,11 @@ class Core {
       c = NewConn(pool);
     }
     Attach(c, id, flags);
-    c->replayable = c->reused && c->reqDone;
-    if (c->replayable) {
-      c->replay.assign(head, headLen);
-      if (bodyLen > 0) c->replay.append(body, bodyLen);
-    }
+    // Bytes written to a pooled connection may reach the application even when the backend
+    // closes it unanswered, so only what may run twice is kept to resend (RFC 9110 §9.2.2).
+    c->replayable = c->reused && c->reqDone && bodyLen == 0 && (flags & kReqChunked) == 0 &&
+                    upstream::IdempotentMethod(upstream::HeadMethod(head, headLen));
+    if (c->replayable) c->replay.assign(head, headLen);
     uv_buf_t bufs[2] = {uv_buf_init(const_cast<char*>(head), static_cast<unsigned>(headLen)),
                         uv_buf_init(const_cast<char*>(body), static_cast<unsigned>(bodyLen))};
     if (bodyLen > 0 && (flags & kReqChunked) != 0) {
@@ -651,9 +652,14 @@ class Core {
       return;
     }
     if (!c->sawResponseByte) {
-      // A reused connection the backend closed while it was idle: resend once on a new one.
-      if (c->reused && c->replayable && !c->retried) {
-        Retry(c);
+      if (c->reused && !c->bodyStreamed) {
+        // A pooled connection the backend closed as the request arrived (its idle timeout):
+        // resent once on a new connection when that is safe, else reported as stale.
+        if (c->replayable && !c->retried) {
+          Retry(c);
+          return;
+        }
+        Fail(c, kStaleConnection);
         return;
       }
       Fail(c, onWrite && !c->bodyStreamed ? kSendFailed : kClosedBeforeResponse);

@@ -3,7 +3,7 @@
 // as the worker parsed it, the router's own error answer, and the one way a request ends
 // (endpoint released, counters, access log line).
 
-import type { Refusal } from "../errors.js";
+import { type Refusal, replaySafe } from "../errors.js";
 import type { HttpResponse } from "../uws.js";
 import type { EndpointEntry, ProxyContext } from "./context.js";
 
@@ -25,6 +25,8 @@ export abstract class ExchangeBase {
   protected readonly stickyId: string;
   protected readonly hashKey: string;
   protected readonly pinned: boolean;
+  /** An idempotent request without a body: it may go again after a stale pooled connection. */
+  protected readonly replaySafe: boolean;
   protected readonly requestId: string;
   protected readonly startMs: number;
   protected readonly startHr: number;
@@ -70,6 +72,7 @@ export abstract class ExchangeBase {
     this.stickyId = stickyId;
     this.hashKey = hashKey;
     this.pinned = pinned;
+    this.replaySafe = replaySafe(method, reqBody !== ReqBody.None);
     this.requestId = requestId;
     this.startMs = startMs;
     this.startHr = startHr;

@@ -499,7 +499,13 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
     const now = Date.now();
     if (fc.markFailed && this.handle >= 0)
       ctx.table.markFailed(this.handle, now + ctx.cfg.failedEndpointSkipMs);
-    if (fc.retriable && this.bodySent === 0 && !this.pinned && this.attempts < ctx.cfg.maxAttempts) {
+    if (
+      fc.retriable &&
+      (!fc.idempotentOnly || this.replaySafe) &&
+      this.bodySent === 0 &&
+      !this.pinned &&
+      this.attempts < ctx.cfg.maxAttempts
+    ) {
       this.attempts++;
       ctx.counters.retries++;
       const failed = this.handle;

@@ -70,6 +70,7 @@ export class FastPath {
       kindOfCode: kindOf,
       classes: failureClasses.map((fc) => ({
         retriable: fc.retriable,
+        idempotentOnly: fc.idempotentOnly,
         markFailed: fc.markFailed,
         status: fc.refusal.status,
         cause: fc.refusal.cause,

@@ -31,6 +31,7 @@ kindOf[UpstreamError.CONNECT_REFUSED] = Upstream.ConnectRefused;
 kindOf[UpstreamError.CONNECT_TIMEOUT] = Upstream.ConnectTimeout;
 kindOf[UpstreamError.CONNECT_FAILED] = Upstream.ConnectError;
 kindOf[UpstreamError.SEND_FAILED] = Upstream.StaleConnection;
+kindOf[UpstreamError.STALE_CONNECTION] = Upstream.StaleConnection;
 kindOf[UpstreamError.CLOSED_BEFORE_RESPONSE] = Upstream.BackendClosed;
 kindOf[UpstreamError.RESPONSE_TIMEOUT] = Upstream.ResponseTimeout;
 kindOf[UpstreamError.BAD_RESPONSE] = Upstream.BadResponse;
@@ -383,6 +384,7 @@ export class NativeExchange extends ExchangeBase {
       ctx.table.markFailed(this.handle, now + ctx.cfg.failedEndpointSkipMs);
     if (
       fc.retriable &&
+      (!fc.idempotentOnly || this.replaySafe) &&
       (!this.bodyStarted || this.replay !== null) &&
       !this.pinned &&
       this.attempts < ctx.cfg.maxAttempts

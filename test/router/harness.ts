@@ -3,7 +3,7 @@
 // publishing gorouter JSON on router.register. Everything stops in t.teardown.
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import type { IncomingMessage } from "node:http";
+import type { Agent, IncomingMessage } from "node:http";
 import { createServer, type IncomingHttpHeaders, request, type Server, type ServerResponse } from "node:http";
 import { connect as netConnect } from "node:net";
 import { kilnBin } from "../../kernel/paths.js";
@@ -200,7 +200,8 @@ export interface SendOptions {
   method?: string;
   headers?: Record<string, string | string[]>;
   body?: string | Buffer;
-  agent?: false;
+  /** A keep-alive agent keeps the requests on one connection, so on one router worker. */
+  agent?: false | Agent;
 }
 
 /** One HTTP request with a chosen Host header; resolves with status, headers and body. */
@@ -213,7 +214,7 @@ export function send(port: number, o: SendOptions): Promise<Reply> {
         method: o.method ?? "GET",
         path: o.path ?? "/",
         headers: { ...(o.host === undefined ? {} : { host: o.host }), ...o.headers },
-        agent: false,
+        agent: o.agent ?? false,
       },
       (res: IncomingMessage) => {
         const chunks: Buffer[] = [];

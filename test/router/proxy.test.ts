@@ -905,6 +905,60 @@ t.test(
   },
 );
 
+t.test(
+  "a pooled connection dropped under a request: sent again only when idempotent and without a body",
+  async (t) => {
+    let n = 0;
+    /**
+     * A backend that answers the first request on each connection (keep-alive) and drops the
+     * connection unanswered once it has read the next one, as a keep-alive timeout firing just
+     * as a request arrives does. The same request goes twice over one client connection (one
+     * router worker, the same upstream pool): the second finds the pooled connection.
+     */
+    const dropSecond = async (method: string, body?: string) => {
+      const seen: string[] = [];
+      const backend = await startRawBackend(t, (s) => {
+        let requests = 0;
+        s.setEncoding("latin1");
+        s.on("data", (d: string) => {
+          for (const m of d.matchAll(/^([A-Z]+) (\S+) HTTP\/1\.1\r\n/gm)) {
+            seen.push(`${m[1]} ${m[2]}`);
+            if (++requests === 1) s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            else {
+              s.destroy();
+              return;
+            }
+          }
+        });
+      });
+      const host = `drop${++n}.test`;
+      await rig.register({ port: backend, uris: [host], private_instance_id: `drop-${n}` });
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      t.teardown(() => agent.destroy());
+      const first = await send(port, { host, method, path: "/first", body, agent });
+      t.equal(first.status, 200, `${method}: the first request is answered`);
+      const r = await send(port, { host, method, path: "/second", body, agent });
+      await sleep(50);
+      return { r, seen };
+    };
+
+    const get = await dropSecond("GET");
+    t.equal(get.r.status, 200, "a GET is sent again on a new connection: the client sees 200");
+    t.same(get.seen, ["GET /first", "GET /second", "GET /second"]);
+
+    const post = await dropSecond("POST");
+    t.equal(post.r.status, 502, "a POST without a body is not sent again");
+    t.equal(post.r.headers["x-kiln-router-error"], "stale_connection");
+    t.same(post.seen, ["POST /first", "POST /second"], "the backend saw it once");
+
+    const withBody = await dropSecond("POST", "x".repeat(100));
+    t.equal(withBody.r.status, 502, "nor a POST with a small body");
+    // Its body had gone out: the backend closed on a request it received.
+    t.equal(withBody.r.headers["x-kiln-router-error"], "backend_closed");
+    t.same(withBody.seen, ["POST /first", "POST /second"], "the backend saw it once");
+  },
+);
+
 t.test("hash balancing: the same header value reaches the same endpoint", async (t) => {
   const a = await startBackend(t, (_q, res) => res.end("h-A"));
   const b = await startBackend(t, (_q, res) => res.end("h-B"));

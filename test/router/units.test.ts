@@ -5,7 +5,7 @@ import { allCodes } from "../../kernel/errors.js";
 import { SelectError } from "../../native/types.js";
 import { millis } from "../../router/access-log.js";
 import { parseRouterArgs, routerConfig, routerDefaults } from "../../router/config.js";
-import { failureClasses, Refusals, RouterCodes, Upstream } from "../../router/errors.js";
+import { failureClasses, Refusals, RouterCodes, replaySafe, Upstream } from "../../router/errors.js";
 import { addressText } from "../../router/handlers/client-address.js";
 import {
   parseAppInstance,
@@ -79,6 +79,13 @@ t.test("error codes and the failure table", async (t) => {
   t.equal(causes.size, failureClasses.length, "causes are unique");
   for (const f of failureClasses)
     if (f.markFailed) t.ok(f.retriable, `${f.cause}: marked endpoints are retried`);
+  for (const f of failureClasses)
+    if (f.idempotentOnly) t.ok(f.retriable, `${f.cause}: retried only for idempotent requests`);
+  t.ok(failureClasses[Upstream.StaleConnection]?.idempotentOnly, "a stale connection may have delivered it");
+  t.notOk(failureClasses[Upstream.ConnectRefused]?.idempotentOnly, "nothing was sent: any method");
+  for (const m of ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]) t.ok(replaySafe(m, false), m);
+  for (const m of ["POST", "PATCH", "CONNECT", "get", "LOCK"]) t.notOk(replaySafe(m, false), m);
+  t.notOk(replaySafe("PUT", true), "a request with a body is never sent twice");
   t.equal(failureClasses[Upstream.ResponseTimeout]?.refusal.status, "504 Gateway Timeout");
   t.equal(failureClasses[Upstream.ConnectRefused]?.refusal.status, "502 Bad Gateway");
   t.equal(refusalFor(SelectError.NoRoute, Refusals).cause, "unknown_route");
