@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
 import { guardChildren } from "../helpers/children.js";
+import { freePort } from "../helpers/ports.js";
 import { rawExchange, send, sleep, startBackend, startRawBackend, startRig, statusGet } from "./harness.js";
 
 guardChildren(t);
@@ -42,6 +43,8 @@ const listening = rig.router.logs.find((l) => l.event === "router_listening");
 t.comment(
   `upstream client: ${String(listening?.upstream)}, native request path: ${String(listening?.fastPath)}`,
 );
+/** Requests without a body, cookie or pinning go the native way in this setup. */
+const nativePath = fastPath === "on" && listening?.upstream === "native";
 
 const echo = await startBackend(t);
 await rig.register({
@@ -782,6 +785,64 @@ t.test("retries: a dead endpoint is retried on another, never once the body bega
     before,
     "the body was never sent to another endpoint",
   );
+});
+
+/** Connect-refused failures, retries and native-path requests so far, from /metrics. */
+async function retryCounts(): Promise<{ refused: number; retries: number; native: number }> {
+  const m = (await statusGet(rig.router.statusPort, "/metrics")).body;
+  const count = (re: RegExp): number => Number(re.exec(m)?.[1]);
+  return {
+    refused: count(/^kiln_router_upstream_errors_total\{cause="connect_refused"\} (\d+)$/m),
+    retries: count(/^kiln_router_retries_total (\d+)$/m),
+    native: count(/^kiln_router_native_requests_total (\d+)$/m),
+  };
+}
+
+/** Ports with nothing listening, all different. */
+async function deadPorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}
+
+t.test("retries on the plain request path: a dead endpoint is tried once, then skipped", async (t) => {
+  const live = await startBackend(t, (_q, res) => res.end("live"));
+  const [dead] = await deadPorts(1);
+  await rig.register({ port: live.port, uris: ["skip.test"], private_instance_id: "skip-live" });
+  await rig.register({ port: dead as number, uris: ["skip.test"], private_instance_id: "skip-dead" });
+  const before = await retryCounts();
+  // No cookie, no body: in the default setup the native request path takes these.
+  for (let i = 0; i < 10; i++) {
+    const r = await send(port, { host: "skip.test" });
+    t.equal(r.status, 200, `request ${i}: 200`);
+    t.equal(r.body, "live");
+  }
+  const after = await retryCounts();
+  t.equal(after.refused - before.refused, 1, "one connect failure: then the endpoint is skipped for 30 s");
+  t.equal(after.retries - before.retries, 1, "one retry");
+  if (nativePath) t.equal(after.native - before.native, 10, "all ten went the native way");
+});
+
+t.test("retries stop at 3 attempts, also when every endpoint is being skipped", async (t) => {
+  const ports = await deadPorts(4);
+  for (const [i, p] of ports.entries())
+    await rig.register({ port: p, uris: ["cap.test"], private_instance_id: `cap-${i}` });
+  let last = await retryCounts();
+  const attempt = async (what: string): Promise<void> => {
+    const r = await send(port, { host: "cap.test" });
+    t.equal(r.status, 502, what);
+    t.equal(r.headers["x-kiln-router-error"], "connect_refused");
+    const now = await retryCounts();
+    t.equal(now.refused - last.refused, 3, `${what}: 3 connect attempts, not 4`);
+    t.equal(now.retries - last.retries, 2, `${what}: 2 retries`);
+    if (nativePath) t.equal(now.native - last.native, 1, `${what} went the native way`);
+    last = now;
+  };
+  await attempt("the first request");
+  // The balancer offers the one endpoint not yet skipped, then, all being skipped, one anyway
+  // (like gorouter), a different one each time: the cap still ends it.
+  await attempt("the second request");
+  await attempt("a request with every endpoint skipped");
 });
 
 t.test("malformed requests get 400/431, and the router keeps serving", async (t) => {
