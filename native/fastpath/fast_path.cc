@@ -546,12 +546,12 @@ void FastPath::Fail(Exchange* ex, int kind) {
   if (fc.markFailed && ex->handle >= 0) backend_->MarkFailed(ex->handle, now + cfg_.failedEndpointSkipMs);
   if (fc.retriable && (!fc.idempotentOnly || ex->replaySafe) && ex->attempts < cfg_.maxAttempts) {
     ex->attempts++;
-    backend_->Retried();
     double failed = ex->handle;
     if (failed >= 0) backend_->Release(failed);
     // Like gorouter, the sticky instance is asked for on the first attempt only.
     ex->handle = backend_->Select(ex->host, ex->path, now);
     if (ex->handle >= 0 && !(ex->handle == failed && fc.markFailed)) {
+      backend_->Retried();  // counted only when another attempt goes out
       Start(ex);
       return;
     }

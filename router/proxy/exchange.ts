@@ -507,7 +507,6 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
       this.attempts < ctx.cfg.maxAttempts
     ) {
       this.attempts++;
-      ctx.counters.retries++;
       const failed = this.handle;
       if (failed >= 0) ctx.table.release(failed);
       // Like gorouter, the sticky instance is asked for on the first attempt only.
@@ -518,6 +517,7 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
         return;
       }
       if (this.handle >= 0) {
+        ctx.counters.retries++; // counted only when another attempt goes out
         this.headBuf = null;
         this.connect();
         return;

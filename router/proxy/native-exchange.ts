@@ -390,12 +390,12 @@ export class NativeExchange extends ExchangeBase {
       this.attempts < ctx.cfg.maxAttempts
     ) {
       this.attempts++;
-      ctx.counters.retries++;
       const failed = this.handle;
       if (failed >= 0) ctx.table.release(failed);
       // Like gorouter, the sticky instance is asked for on the first attempt only.
       this.handle = ctx.table.select(this.host, this.path, "", this.hashKey, now);
       if (this.handle >= 0 && !(this.handle === failed && fc.markFailed)) {
+        ctx.counters.retries++; // counted only when another attempt goes out
         this.start();
         return;
       }

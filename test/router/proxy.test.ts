@@ -845,6 +845,22 @@ t.test("retries stop at 3 attempts, also when every endpoint is being skipped", 
   await attempt("a request with every endpoint skipped");
 });
 
+t.test("a route whose one endpoint is dead: 502 after one attempt, and no retry counted", async (t) => {
+  const [dead] = await deadPorts(1);
+  await rig.register({ port: dead as number, uris: ["lone.test"], private_instance_id: "lone-0" });
+  let last = await retryCounts();
+  for (const what of ["the first request", "a request while it is skipped"]) {
+    const r = await send(port, { host: "lone.test" });
+    t.equal(r.status, 502, what);
+    t.equal(r.headers["x-kiln-router-error"], "connect_refused");
+    const now = await retryCounts();
+    t.equal(now.refused - last.refused, 1, `${what}: one connect attempt`);
+    // The balancer can only offer the endpoint that just failed: nothing is tried again.
+    t.equal(now.retries - last.retries, 0, `${what}: no retry`);
+    last = now;
+  }
+});
+
 t.test("malformed requests get 400/431, and the router keeps serving", async (t) => {
   const seenBefore = echo.seen.length;
   // uWS answers a head over the router's --max-header-bytes (32 KiB) itself, in one read or many.
