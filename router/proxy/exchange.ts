@@ -23,6 +23,7 @@ import {
   type ChunkSink,
   HEAD_INCOMPLETE,
   HEAD_MALFORMED,
+  listedByConnection,
   parseResponseHead,
   ResponseHead,
 } from "./response-head.js";
@@ -273,6 +274,7 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
     const values = h.values;
     for (let i = 0; i < names.length; i++) {
       const l = lower[i] as string;
+      if (listedByConnection(h, l)) continue;
       switch (l) {
         case "connection":
         case "keep-alive":

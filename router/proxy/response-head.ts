@@ -16,6 +16,11 @@ export class ResponseHead {
   chunked = false;
   /** The backend will close the connection after this response. */
   close = false;
+  /**
+   * Lower-cased names the Connection header lists besides close and keep-alive: hop-by-hop
+   * headers of the backend's hop that are not forwarded (RFC 9110 7.6.1). Usually empty.
+   */
+  connectionNames: string[] = [];
 
   reset(): void {
     this.status = 0;
@@ -26,6 +31,7 @@ export class ResponseHead {
     this.contentLength = -1;
     this.chunked = false;
     this.close = false;
+    this.connectionNames.length = 0;
   }
 }
 
@@ -43,6 +49,28 @@ function isDigits(s: string): boolean {
     if (c < 48 || c > 57) return false;
   }
   return true;
+}
+
+/**
+ * Reads a lower-cased Connection value with more than one token (or an unusual one): sets
+ * `out.close`, records the other names, and returns whether keep-alive was asked for.
+ */
+function readConnection(v: string, out: ResponseHead): boolean {
+  let keepAlive = false;
+  const tokens = v.split(",");
+  for (let i = 0; i < tokens.length; i++) {
+    const n = (tokens[i] as string).trim();
+    if (n === "close") out.close = true;
+    else if (n === "keep-alive") keepAlive = true;
+    else if (n !== "") out.connectionNames.push(n);
+  }
+  return keepAlive;
+}
+
+/** Whether the response header `lower` (a lower-cased name) is one the Connection header listed. */
+export function listedByConnection(head: ResponseHead, lower: string): boolean {
+  const names = head.connectionNames;
+  return names.length !== 0 && names.includes(lower);
 }
 
 /**
@@ -99,8 +127,9 @@ export function parseResponseHead(buf: Buffer, out: ResponseHead): number {
       if (!out.chunked) out.close = true;
     } else if (lower.length === 10 && lower === "connection") {
       const v = value.toLowerCase();
-      if (v.includes("close")) out.close = true;
-      else if (v.includes("keep-alive")) keepAliveAsked = true;
+      if (v === "keep-alive") keepAliveAsked = true;
+      else if (v === "close") out.close = true;
+      else if (readConnection(v, out)) keepAliveAsked = true;
     }
     pos = eol + 2;
   }

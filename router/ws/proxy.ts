@@ -15,7 +15,13 @@ import {
 } from "../handlers/request-headers.js";
 import type { ProxyContext } from "../proxy/context.js";
 import { refusalFor } from "../proxy/exchange.js";
-import { HEAD_INCOMPLETE, HEAD_MALFORMED, parseResponseHead, ResponseHead } from "../proxy/response-head.js";
+import {
+  HEAD_INCOMPLETE,
+  HEAD_MALFORMED,
+  listedByConnection,
+  parseResponseHead,
+  ResponseHead,
+} from "../proxy/response-head.js";
 import type {
   HttpRequest,
   HttpResponse,
@@ -31,6 +37,18 @@ export interface WsData {
 }
 
 const maxHead = 64 * 1024;
+/** Response headers a refused upgrade's answer does not carry: hop-by-hop, framing, uWS's own Date. */
+const relayedHopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "content-length",
+  "te",
+  "trailer",
+  "upgrade",
+  "date",
+]);
 /** Client-to-backend bytes queued on a backend socket before the client is closed. */
 const maxBackendQueue = 8 * 1024 * 1024;
 
@@ -180,8 +198,7 @@ class Tunnel implements FrameSink {
         res.writeStatus(head.statusLine);
         for (let i = 0; i < head.names.length; i++) {
           const l = head.lower[i] as string;
-          if (l === "content-length" || l === "transfer-encoding" || l === "connection" || l === "date")
-            continue;
+          if (relayedHopByHop.has(l) || listedByConnection(head, l)) continue;
           res.writeHeader(head.names[i] as string, head.values[i] as string);
         }
         res.end(head.contentLength >= 0 ? body.subarray(0, head.contentLength) : body, true);

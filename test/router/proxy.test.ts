@@ -105,6 +105,22 @@ t.test("forwards a request and rewrites the request headers", async (t) => {
   for (const hop of ["x-hop", "keep-alive", "te"]) t.notOk(hop in seen.headers, `${hop} is not forwarded`);
   t.notOk("keep-alive" in r.headers, "no hop-by-hop header comes back");
 
+  // The backend names a header of its own hop in Connection (RFC 9110 7.6.1).
+  const hop = await startRawBackend(t, (s) =>
+    s.once("data", () =>
+      s.end(
+        "HTTP/1.1 200 OK\r\nConnection: close, x-private\r\nX-Private: 1\r\nX-Public: 2\r\n" +
+          "Content-Length: 2\r\n\r\nok",
+      ),
+    ),
+  );
+  await rig.register({ port: hop, uris: ["hop.test"], private_instance_id: "hop-0" });
+  const h = await send(port, { host: "hop.test" });
+  t.equal(h.status, 200);
+  t.equal(h.body, "ok");
+  t.notOk("x-private" in h.headers, "a header the backend's Connection lists is not forwarded");
+  t.equal(h.headers["x-public"], "2", "the others are");
+
   const r2 = await send(port, {
     host: "echo.test",
     headers: { "x-vcap-request-id": "not-a-uuid", traceparent: "garbage", "x-forwarded-proto": "https" },

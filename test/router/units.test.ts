@@ -127,6 +127,13 @@ t.test("response head parser", async (t) => {
   parseResponseHead(Buffer.from("HTTP/1.1 204\r\nConnection: close\r\n\r\n"), h);
   t.equal(h.statusLine, "204");
   t.equal(h.close, true);
+  t.same(h.connectionNames, []);
+  parseResponseHead(Buffer.from("HTTP/1.0 200 OK\r\nConnection: Keep-Alive, X-Private ,x-b\r\n\r\n"), h);
+  t.equal(h.close, false, "keep-alive among other Connection names");
+  t.same(h.connectionNames, ["x-private", "x-b"], "the other names, lower-cased");
+  parseResponseHead(Buffer.from("HTTP/1.1 200 OK\r\nConnection: x-a, CLOSE\r\n\r\n"), h);
+  t.equal(h.close, true);
+  t.same(h.connectionNames, ["x-a"], "reset per head");
 });
 
 t.test("chunked decoder, split at every byte", async (t) => {

@@ -5,7 +5,7 @@ import t from "tap";
 import { loadUws } from "../../router/uws.js";
 import { encodeClose, encodeFrame, FrameReader, type FrameSink, Op } from "../../router/ws/frames.js";
 import { guardChildren } from "../helpers/children.js";
-import { sleep, startRig } from "./harness.js";
+import { sleep, startRawBackend, startRig } from "./harness.js";
 
 guardChildren(t);
 
@@ -158,5 +158,23 @@ t.test("upgrade to an unknown host: 404 with X-Kiln-Router-Error", async (t) => 
   const c = await open("nowhere.test");
   t.match(c.head, /^HTTP\/1\.1 404 /);
   t.match(c.head, /X-Kiln-Router-Error: unknown_route/);
+  c.sock.destroy();
+});
+
+t.test("a refused upgrade is relayed without the backend's hop-by-hop headers", async (t) => {
+  const refuser = await startRawBackend(t, (s) =>
+    s.once("data", () =>
+      s.end(
+        "HTTP/1.1 403 Forbidden\r\nConnection: close, x-private\r\nX-Private: 1\r\n" +
+          "Keep-Alive: timeout=5\r\nX-Public: 2\r\nContent-Length: 4\r\n\r\nnope",
+      ),
+    ),
+  );
+  await rig.register({ port: refuser, uris: ["wsrefuse.test"], private_instance_id: "wsr-0" });
+  const c = await open("wsrefuse.test");
+  t.match(c.head, /^HTTP\/1\.1 403 /);
+  t.match(c.head, /\r\nX-Public: 2\r\n/i, "the backend's own headers come back");
+  t.notMatch(c.head, /x-private/i, "a header its Connection lists does not");
+  t.notMatch(c.head, /keep-alive/i, "nor Keep-Alive");
   c.sock.destroy();
 });
