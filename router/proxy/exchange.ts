@@ -75,6 +75,10 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
   private attempts = 1;
   private headWritten = false;
   private phase = P_CONNECTING;
+  /** Date.now() by which the response head must be in; 0 until the whole request has gone. */
+  private headDeadline = 0;
+  /** The socket timer was set to what was left of headDeadline (the head came in pieces). */
+  private headTimerCut = false;
   // Response.
   private readonly head = new ResponseHead();
   private headBuf: Buffer | null = null;
@@ -139,14 +143,41 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
       for (let i = 0; i < pending.length; i++) this.writeBody(sock, pending[i] as Buffer);
       sock.uncork();
     }
+    this.headTimerCut = false;
     if (this.reqEnded) {
       if (this.reqBody === ReqBody.Chunked) sock.write(CHUNK_END);
-      sock.setTimeout(this.ctx.cfg.responseHeaderTimeoutMs);
-    } else sock.setTimeout(this.ctx.cfg.idleTimeoutMs);
+      this.startHeadTimer(sock);
+    } else {
+      this.headDeadline = 0;
+      sock.setTimeout(this.ctx.cfg.idleTimeoutMs);
+    }
     if (this.clientPaused && this.res !== null && sock.writableLength === 0) {
       this.clientPaused = false;
       this.res.resume();
     }
+  }
+
+  /** The whole request has gone: the response head is due within the response timeout from now. */
+  private startHeadTimer(sock: UpConn["socket"]): void {
+    const ms = this.ctx.cfg.responseHeaderTimeoutMs;
+    this.headDeadline = Date.now() + ms;
+    sock.setTimeout(ms);
+  }
+
+  /**
+   * Part of the head (or a 1xx answer) arrived. The socket's timer counts inactivity and has
+   * just restarted, so it is cut to what is left of the deadline: a backend trickling its
+   * head a byte at a time still gets its 504 on time, as on the native client.
+   */
+  private holdHeadDeadline(): void {
+    if (this.headDeadline === 0) return;
+    const left = this.headDeadline - Date.now();
+    if (left <= 0) {
+      this.fail(Upstream.ResponseTimeout);
+      return;
+    }
+    this.headTimerCut = true;
+    (this.conn as UpConn).socket.setTimeout(left);
   }
 
   private writeBody(sock: UpConn["socket"], chunk: Buffer): void {
@@ -185,7 +216,7 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
       const conn = this.conn;
       if (this.headWritten && conn !== null) {
         if (this.reqBody === ReqBody.Chunked) conn.socket.write(CHUNK_END);
-        if (this.phase === P_SENT) conn.socket.setTimeout(this.ctx.cfg.responseHeaderTimeoutMs);
+        if (this.phase === P_SENT) this.startHeadTimer(conn.socket);
       }
     }
   }
@@ -223,7 +254,10 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
         const n = parseResponseHead(buf, this.head);
         if (n === HEAD_INCOMPLETE) {
           if (buf.length > maxResponseHead) this.fail(Upstream.BadResponse);
-          else this.headBuf = buf;
+          else {
+            this.headBuf = buf;
+            this.holdHeadDeadline();
+          }
           return;
         }
         if (n === HEAD_MALFORMED || n > maxResponseHead) {
@@ -238,9 +272,15 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
           return;
         }
         // 1xx interim answers (100 Continue, 103 Early Hints): uWS already told the client to go on.
-        if (buf.length === 0) return;
+        if (buf.length === 0) {
+          this.holdHeadDeadline();
+          return;
+        }
       }
       this.startResponse();
+      // The body's inactivity timer must not inherit what was left of the head's deadline.
+      if (this.headTimerCut && (this.phase as number) === P_BODY)
+        (this.conn as UpConn).socket.setTimeout(this.ctx.cfg.idleTimeoutMs);
       if ((this.phase as number) !== P_BODY || buf.length === 0) {
         if (buf.length > 0) this.keepConn = false;
         return;

@@ -68,6 +68,8 @@ class Tunnel implements FrameSink {
   private opened = false;
   private connected = false;
   private errno: string | undefined = undefined;
+  /** Date.now() by which the backend's answer to the upgrade must be in (set once it is sent). */
+  private headDeadline = 0;
   private readonly host: string;
   private readonly startHr = performance.now();
 
@@ -95,6 +97,7 @@ class Tunnel implements FrameSink {
     s.setTimeout(ctx.cfg.connectTimeoutMs);
     s.on("connect", () => {
       this.connected = true;
+      this.headDeadline = Date.now() + ctx.cfg.responseHeaderTimeoutMs;
       s.setTimeout(ctx.cfg.responseHeaderTimeoutMs);
       s.write(head);
     });
@@ -160,7 +163,14 @@ class Tunnel implements FrameSink {
           Upstream.BadResponse,
           (failureClasses[Upstream.BadResponse] as (typeof failureClasses)[number]).refusal,
         );
-      else this.headBuf = buf;
+      else {
+        this.headBuf = buf;
+        // The socket's timer counts inactivity: cut it to what is left of the deadline, so
+        // a backend trickling its answer still times out (as plain requests do).
+        const left = this.headDeadline - Date.now();
+        if (left > 0) this.sock.setTimeout(left);
+        else this.onTimeout();
+      }
       return;
     }
     if (n === HEAD_MALFORMED) {

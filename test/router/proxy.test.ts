@@ -601,6 +601,32 @@ t.test("an empty route goes after the empty-pool timeout: 503, then 404", async 
   );
 });
 
+t.test("a backend trickling its response head gets 504 once the response timeout is up", async (t) => {
+  // One header byte every 100 ms, forever: never silent for long, never done.
+  const trickle = await startRawBackend(t, (s) =>
+    s.once("data", () => {
+      s.write("HTTP/1.1 200 OK\r\nX-Trickle: ");
+      const timer = setInterval(() => s.write("a"), 100);
+      s.on("close", () => clearInterval(timer));
+    }),
+  );
+  await rig.register({ port: trickle, uris: ["trickle.test"], private_instance_id: "tr-0" });
+  const t0 = Date.now();
+  const r = await Promise.race([
+    send(port, { host: "trickle.test" }).catch(() => null),
+    sleep(6000).then(() => null),
+  ]);
+  const ms = Date.now() - t0;
+  if (r === null) {
+    t.fail(`no answer after ${ms} ms`);
+    return;
+  }
+  t.equal(r.status, 504);
+  t.equal(r.headers["x-kiln-router-error"], "response_timeout");
+  // The router runs with --response-timeout-ms 1500.
+  t.ok(ms >= 1400 && ms < 2500, `answered after ${ms} ms, about the response timeout`);
+});
+
 t.test(
   "a backend that stops mid-body, a client that leaves mid-body: the router keeps serving",
   async (t) => {

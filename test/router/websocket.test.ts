@@ -9,7 +9,7 @@ import { sleep, startRawBackend, startRig } from "./harness.js";
 
 guardChildren(t);
 
-const rig = await startRig(t, ["--threads", "2"]);
+const rig = await startRig(t, ["--threads", "2", "--response-timeout-ms", "1500"]);
 const port = rig.router.port;
 
 const uWS = loadUws();
@@ -178,3 +178,29 @@ t.test("a refused upgrade is relayed without the backend's hop-by-hop headers", 
   t.notMatch(c.head, /keep-alive/i, "nor Keep-Alive");
   c.sock.destroy();
 });
+
+t.test(
+  "a backend trickling its answer to the upgrade gets 504 once the response timeout is up",
+  async (t) => {
+    // One header byte every 100 ms, forever: never silent for long, never done.
+    const trickle = await startRawBackend(t, (s) =>
+      s.once("data", () => {
+        s.write("HTTP/1.1 101 Switching Protocols\r\nX-Trickle: ");
+        const timer = setInterval(() => s.write("a"), 100);
+        s.on("close", () => clearInterval(timer));
+      }),
+    );
+    await rig.register({ port: trickle, uris: ["wstrickle.test"], private_instance_id: "wst-0" });
+    const t0 = Date.now();
+    const c = await Promise.race([open("wstrickle.test"), sleep(6000).then(() => null)]);
+    const ms = Date.now() - t0;
+    if (c === null) {
+      t.fail(`no answer after ${ms} ms`);
+      return;
+    }
+    t.match(c.head, /^HTTP\/1\.1 504 /);
+    t.match(c.head, /X-Kiln-Router-Error: response_timeout/);
+    t.ok(ms >= 1400 && ms < 2500, `answered after ${ms} ms, about the response timeout (1500 ms)`);
+    c.sock.destroy();
+  },
+);
