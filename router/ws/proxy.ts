@@ -380,13 +380,11 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         handle = ctx.table.select(host, url, sticky, "", now);
         if (handle === SelectError.NeedHashKey) {
           const name = ctx.table.hashHeader(host, url);
-          handle = ctx.table.select(
-            host,
-            url,
-            sticky,
-            name === "" ? "" : req.getHeader(name.toLowerCase()),
-            now,
-          );
+          let hashKey = name === "" ? "" : req.getHeader(name.toLowerCase());
+          // Without the hash header the client address is the key, as for plain requests
+          // (router/worker.ts): one client keeps reaching one instance.
+          if (hashKey === "") hashKey = clientAddress(res);
+          handle = ctx.table.select(host, url, sticky, hashKey, now);
         }
       }
       if (handle < 0) {

@@ -204,3 +204,28 @@ t.test(
     c.sock.destroy();
   },
 );
+
+t.test(
+  "an upgrade on a hash-balanced route without the hash header hashes on the client address",
+  async (t) => {
+    // The same backend app on a second port: two endpoints, told apart by X-CF-InstanceID.
+    const secondPort = await new Promise<number>((resolve, reject) =>
+      app.listen("127.0.0.1", 0, (ls) =>
+        ls === false ? reject(new Error("listen")) : resolve(uWS.us_socket_local_port(ls)),
+      ),
+    );
+    const options = { loadbalancing: "hash", hash_header: "X-User" };
+    await rig.register({ port: backendPort, uris: ["wshash.test"], private_instance_id: "wsh-A", options });
+    await rig.register({ port: secondPort, uris: ["wshash.test"], private_instance_id: "wsh-B", options });
+    const reached = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const c = await open("wshash.test");
+      t.match(c.head, /^HTTP\/1\.1 101 /, "upgraded, not refused for want of a hash key");
+      reached.add(upgradeHeaders.at(-1)?.["x-cf-instanceid"] ?? "");
+      c.sock.write(encodeClose(1000, Buffer.alloc(0)));
+      await c.next();
+      c.sock.destroy();
+    }
+    t.equal(reached.size, 1, `one client, one endpoint (${[...reached].join(",")})`);
+  },
+);
