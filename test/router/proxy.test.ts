@@ -755,6 +755,43 @@ t.test(
   },
 );
 
+t.test("sticky sessions follow the configured cookie list (--sticky-cookies)", async (t) => {
+  const own = await startRig(t, [
+    "--upstream",
+    upstream,
+    "--fast-path",
+    fastPath,
+    "--threads",
+    "1",
+    "--sticky-cookies",
+    "SESSION,PHPSESSID",
+  ]);
+  const session = await startBackend(t, (_q, res) => {
+    res.setHeader("set-cookie", "SESSION=abc; Path=/x");
+    res.end("session");
+  });
+  const java = await startBackend(t, (_q, res) => {
+    res.setHeader("set-cookie", "JSESSIONID=s1; Path=/y");
+    res.end("java");
+  });
+  await own.register({ port: session.port, uris: ["session.test"], private_instance_id: "ses-0" });
+  await own.register({ port: java.port, uris: ["java.test"], private_instance_id: "jav-0" });
+  const s = await send(own.router.port, { host: "session.test" });
+  t.equal(s.body, "session");
+  t.same(
+    s.headers["set-cookie"],
+    ["SESSION=abc; Path=/x", "__VCAP_ID__=ses-0; Path=/x"],
+    "a listed cookie gets __VCAP_ID__ with its Path",
+  );
+  const j = await send(own.router.port, { host: "java.test" });
+  t.equal(j.body, "java");
+  t.same(
+    j.headers["set-cookie"],
+    ["JSESSIONID=s1; Path=/y"],
+    "JSESSIONID is not on the list: no __VCAP_ID__",
+  );
+});
+
 t.test("retries: a dead endpoint is retried on another, never once the body began", async (t) => {
   const good = await startBackend(t, (req, res, body) => res.end(`good ${req.method} ${body.length}`));
   await rig.register({ port: good.port, uris: ["retry.test"], private_instance_id: "r-good" });
