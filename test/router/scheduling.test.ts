@@ -1,7 +1,9 @@
-// Worker threads run under the configured Linux scheduling policy: the kernel's own view
-// (/proc/<pid>/task/<tid>/stat, field 41) is checked, not what the router says of itself.
+// Worker threads: one per core unless --threads says otherwise, run under the configured
+// Linux scheduling policy: the kernel's own view (/proc/<pid>/task/<tid>/stat, field 41)
+// is checked, not what the router says of itself.
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import t from "tap";
 import { kilnBin } from "../../kernel/paths.js";
 import { guardChildren } from "../helpers/children.js";
@@ -42,6 +44,13 @@ t.test(
     );
   },
 );
+
+t.test("without --threads the router runs one worker thread per core", async (t) => {
+  const nats = await startTestNats(t);
+  const r = await startRouterProc(t, nats, [], { KILN_ROUTER_THREADS: "" });
+  const listening = r.logs.find((l) => l.event === "router_listening");
+  t.equal(listening?.threads, availableParallelism(), "router_listening reports os.availableParallelism()");
+});
 
 t.test("by default every thread stays SCHED_OTHER", { skip: !linux && "Linux only" }, async (t) => {
   const nats = await startTestNats(t);
