@@ -13,7 +13,7 @@ import {
   stickyIdFrom,
   traceparentFor,
 } from "../handlers/request-headers.js";
-import type { ProxyContext } from "../proxy/context.js";
+import type { EndpointEntry, ProxyContext } from "../proxy/context.js";
 import { refusalFor } from "../proxy/exchange.js";
 import {
   HEAD_INCOMPLETE,
@@ -52,13 +52,27 @@ const relayedHopByHop = new Set([
 /** Client-to-backend bytes queued on a backend socket before the client is closed. */
 const maxBackendQueue = 8 * 1024 * 1024;
 
+/** What a tunnel needs to pick another endpoint when one cannot be reached. */
+interface Target {
+  host: string;
+  url: string;
+  /** The key a hash-balanced route was asked with ("" for other routes). */
+  hashKey: string;
+  /** X-CF-APP-INSTANCE named the instance: no other one will do. */
+  pinned: boolean;
+  /** The upgrade request head up to the endpoint's own X-CF-* headers. */
+  headBase: string;
+}
+
 class Tunnel implements FrameSink {
   private readonly ctx: ProxyContext;
   private res: HttpResponse | null;
   private readonly context: us_socket_context_t;
   private readonly key: string;
   private handle: number;
-  private readonly sock: Socket;
+  private sock: Socket;
+  private readonly target: Target;
+  private attempts = 1;
   private headBuf: Buffer | null = null;
   private early: Buffer | null = null;
   private ws: WebSocket<WsData> | null = null;
@@ -79,34 +93,70 @@ class Tunnel implements FrameSink {
     context: us_socket_context_t,
     key: string,
     handle: number,
-    host: string,
-    port: number,
-    backendHost: string,
-    head: string,
+    ep: EndpointEntry,
+    target: Target,
   ) {
     this.ctx = ctx;
     this.res = res;
     this.context = context;
     this.key = key;
     this.handle = handle;
-    this.host = host;
+    this.target = target;
+    this.host = target.host;
     this.reader = new FrameReader(ctx.cfg.wsMaxMessageBytes);
     ctx.requestStarted();
-    const s = connect({ host: backendHost, port, noDelay: true });
-    this.sock = s;
+    this.sock = this.dial(ep);
+  }
+
+  /** Connects to `ep` and sends it the upgrade; events of a socket given up on are ignored. */
+  private dial(ep: EndpointEntry): Socket {
+    const ctx = this.ctx;
+    const head = `${this.target.headBase}${ep.headerBlock}\r\n`;
+    const s = connect({ host: ep.info.host, port: ep.info.port, noDelay: true });
     s.setTimeout(ctx.cfg.connectTimeoutMs);
     s.on("connect", () => {
+      if (s !== this.sock) return;
       this.connected = true;
       this.headDeadline = Date.now() + ctx.cfg.responseHeaderTimeoutMs;
       s.setTimeout(ctx.cfg.responseHeaderTimeoutMs);
       s.write(head);
     });
-    s.on("data", (d: Buffer) => this.onData(d));
-    s.on("timeout", () => this.onTimeout());
-    s.on("error", (err: Error & { code?: string }) => {
-      this.errno = err.code;
+    s.on("data", (d: Buffer) => {
+      if (s === this.sock) this.onData(d);
     });
-    s.on("close", () => this.onBackendClose());
+    s.on("timeout", () => {
+      if (s === this.sock) this.onTimeout();
+    });
+    s.on("error", (err: Error & { code?: string }) => {
+      if (s === this.sock) this.errno = err.code;
+    });
+    s.on("close", () => {
+      if (s === this.sock) this.onBackendClose();
+    });
+    return s;
+  }
+
+  /**
+   * After a connect failure (nothing sent), another endpoint while attempts remain, as for
+   * plain requests; true when one is being tried.
+   */
+  private retry(kind: number): boolean {
+    const ctx = this.ctx;
+    const fc = failureClasses[kind];
+    if (fc === undefined || !fc.retriable || this.connected || this.target.pinned) return false;
+    if (this.res === null || this.attempts >= ctx.cfg.maxAttempts) return false;
+    const failed = this.handle;
+    ctx.table.release(failed);
+    const t = this.target;
+    this.handle = ctx.table.select(t.host, t.url, "", t.hashKey, Date.now());
+    // When every endpoint failed the balancer still offers one; the one that just failed is not tried again.
+    const ep = this.handle >= 0 && this.handle !== failed ? ctx.endpoint(this.handle) : null;
+    if (ep === null) return false;
+    this.attempts++;
+    ctx.counters.retries++;
+    this.errno = undefined;
+    this.sock = this.dial(ep);
+    return true;
   }
 
   readonly onAborted = (): void => {
@@ -133,6 +183,7 @@ class Tunnel implements FrameSink {
     )
       this.ctx.table.markFailed(this.handle, Date.now() + this.ctx.cfg.failedEndpointSkipMs);
     this.sock.destroy();
+    if (this.retry(kind)) return;
     const res = this.res;
     if (res === null) return;
     this.res = null;
@@ -368,6 +419,7 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         return;
       }
       let handle: number;
+      let hashKey = "";
       if (s.appInstance !== "") {
         const t = parseAppInstance(s.appInstance);
         if (t === null) {
@@ -380,7 +432,7 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         handle = ctx.table.select(host, url, sticky, "", now);
         if (handle === SelectError.NeedHashKey) {
           const name = ctx.table.hashHeader(host, url);
-          let hashKey = name === "" ? "" : req.getHeader(name.toLowerCase());
+          hashKey = name === "" ? "" : req.getHeader(name.toLowerCase());
           // Without the hash header the client address is the key, as for plain requests
           // (router/worker.ts): one client keeps reaching one instance.
           if (hashKey === "") hashKey = clientAddress(res);
@@ -401,13 +453,19 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
       const addr = clientAddress(res);
       // Extensions are not negotiated: uWS frames the client side without compression.
       const forwarded = s.head.replace(/^sec-websocket-extensions: .*\r\n/m, "");
-      const head =
+      const headBase =
         `GET ${target} HTTP/1.1\r\n${forwarded}connection: Upgrade\r\nupgrade: websocket\r\n` +
         `x-forwarded-for: ${s.xff === "" ? addr : `${s.xff}, ${addr}`}\r\n` +
         `x-forwarded-proto: ${s.xfp === "" ? ctx.cfg.forwardedProto : s.xfp}\r\n` +
         `x-request-start: ${now}\r\nx-vcap-request-id: ${requestId}\r\n` +
-        `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n${ep.headerBlock}\r\n`;
-      const tunnel = new Tunnel(ctx, res, context, key, handle, host, ep.info.port, ep.info.host, head);
+        `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n`;
+      const tunnel = new Tunnel(ctx, res, context, key, handle, ep, {
+        host,
+        url,
+        hashKey,
+        pinned: s.appInstance !== "",
+        headBase,
+      });
       res.onAborted(tunnel.onAborted);
     },
     open(ws: WebSocket<WsData>): void {

@@ -59,12 +59,12 @@ interface Client {
   next(): Promise<{ kind: "msg" | "close"; data: Buffer; binary: boolean; code: number }>;
 }
 
-async function open(host: string): Promise<Client> {
+async function open(host: string, extraHeaders = ""): Promise<Client> {
   const sock = connect(port, "127.0.0.1");
   await new Promise<void>((r) => sock.once("connect", () => r()));
   sock.write(
     `GET /chat?room=1 HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`,
   );
   const queue: Awaited<ReturnType<Client["next"]>>[] = [];
   const waiters: ((v: Awaited<ReturnType<Client["next"]>>) => void)[] = [];
@@ -229,3 +229,36 @@ t.test(
     t.equal(reached.size, 1, `one client, one endpoint (${[...reached].join(",")})`);
   },
 );
+
+t.test("an upgrade whose endpoint cannot be reached goes to another, with that one's headers", async (t) => {
+  const { freePort } = await import("../helpers/ports.js");
+  const dead = await freePort();
+  await rig.register({ port: dead, uris: ["wsretry.test"], app: "app-wsr", private_instance_id: "wsr-dead" });
+  await rig.register({
+    port: backendPort,
+    uris: ["wsretry.test"],
+    app: "app-wsr",
+    private_instance_id: "wsr-live",
+  });
+  // The sticky cookie sends the first attempt to the dead endpoint.
+  const c = await open("wsretry.test", "Cookie: __VCAP_ID__=wsr-dead\r\n");
+  t.match(c.head, /^HTTP\/1\.1 101 /, "upgraded on the second endpoint");
+  t.equal(
+    upgradeHeaders.at(-1)?.["x-cf-instanceid"],
+    "wsr-live",
+    "the upgrade carries the live endpoint's X-CF-InstanceID",
+  );
+  c.sock.write(encodeFrame(Op.Text, Buffer.from("again")));
+  const m = await c.next();
+  t.equal(m.data.toString(), "again");
+  c.sock.destroy();
+
+  // Every endpoint dead: 502 after the attempts run out.
+  const [d1, d2] = [await freePort(), await freePort()];
+  await rig.register({ port: d1, uris: ["wsdead.test"], private_instance_id: "wsd-1" });
+  await rig.register({ port: d2, uris: ["wsdead.test"], private_instance_id: "wsd-2" });
+  const refused = await open("wsdead.test");
+  t.match(refused.head, /^HTTP\/1\.1 502 /);
+  t.match(refused.head, /X-Kiln-Router-Error: connect_refused/i);
+  refused.sock.destroy();
+});
