@@ -1,5 +1,7 @@
 // The access log: one line per request (time, host, method, path, status, bytes,
 // duration, backend, request id), buffered per worker and written in large pieces.
+// Memory is the one buffer: when the target stops taking bytes (a stdout pipe nobody
+// reads), what does not fit is dropped and counted, and serving goes on.
 import { closeSync, openSync, writeSync } from "node:fs";
 import type { AccessLogTarget } from "./config.js";
 
@@ -28,6 +30,10 @@ export class AccessLog {
   private lastMs = -1;
   /** "<ISO time to the ms>Z " of lastMs: many lines share a millisecond under load. */
   private stampText = "";
+  /** Lines dropped because the target would not take them (kiln_router_access_log_dropped_lines_total). */
+  dropped = 0;
+  /** The last write left bytes behind: only the timer tries again, not every new line. */
+  private stalled = false;
 
   constructor(target: Exclude<AccessLogTarget, "off">) {
     if (target === "stdout") {
@@ -64,13 +70,25 @@ export class AccessLog {
     const text = `${this.stampText}${host || "-"} "${method} ${path}" ${status} ${bytes} ${millis(durationMs)}ms backend=${backend || "-"} request_id=${requestId || "-"}\n`;
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     if (this.pos + text.length * 3 > bufferBytes) {
-      this.flush();
+      if (!this.stalled) this.flush();
       if (text.length * 3 > bufferBytes) {
-        this.writeAll(Buffer.from(text));
+        if (this.pos === 0) {
+          const data = Buffer.from(text);
+          if (this.write(data) < data.length) this.dropped++;
+        } else this.dropped++;
+        return;
+      }
+      if (this.pos + text.length * 3 > bufferBytes) {
+        // The target is not taking bytes: the buffer is kept for when it does.
+        this.dropped++;
         return;
       }
     }
     this.pos += this.out.write(text, this.pos, "utf8");
+    this.armTimer();
+  }
+
+  private armTimer(): void {
     if (this.timer === null) {
       this.timer = setTimeout(this.flushBound, flushEveryMs);
       this.timer.unref();
@@ -79,30 +97,49 @@ export class AccessLog {
 
   private readonly flushBound = (): void => this.flush();
 
+  /** Writes what the buffer holds; what the target will not take now waits for the next flush. */
   flush(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.pos === 0) return;
     const n = this.pos;
-    this.pos = 0;
-    this.writeAll(this.out.subarray(0, n));
+    if (n === 0) return;
+    const written = this.write(this.out.subarray(0, n));
+    this.stalled = written < n;
+    if (!this.stalled) {
+      this.pos = 0;
+      return;
+    }
+    this.out.copy(this.out, 0, written, n);
+    this.pos = n - written;
+    // Tried again a timer later, never in a loop: a reader that stalls costs no CPU.
+    this.armTimer();
   }
 
-  private writeAll(data: Buffer): void {
+  /**
+   * Writes `data` as far as the target takes it without blocking; returns the bytes written.
+   * A stdout pipe is non-blocking (EAGAIN when full); a broken target counts as written, so
+   * it never stops the router.
+   */
+  private write(data: Buffer): number {
     let off = 0;
     while (off < data.length) {
       try {
         off += writeSync(this.fd, data, off);
       } catch (err) {
-        if ((err as { code?: string }).code !== "EAGAIN") return; // a broken log target never stops the router
+        return (err as { code?: string }).code === "EAGAIN" ? off : data.length;
       }
     }
+    return off;
   }
 
   close(): void {
     this.flush();
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     if (this.ownFd) closeSync(this.fd);
   }
 }

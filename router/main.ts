@@ -121,6 +121,11 @@ export async function startRouter(
   // uWebSockets.js reads its request-head limit once, when a worker first loads it: larger
   // heads are answered 431 by uWS itself (router/uws.ts).
   process.env.UWS_HTTP_MAX_HEADERS_SIZE = String(config.maxHeaderBytes);
+  // Workers write access log lines to fd 1 themselves and count on it being non-blocking
+  // (router/access-log.ts): a reader that stalls must cost dropped lines, not a worker
+  // blocked in write(). Opening process.stdout has libuv set O_NONBLOCK on a pipe or socket
+  // there (a Worker whose stdout is piped to ours opens it too; this does not rely on that).
+  if (config.accessLog === "stdout") void process.stdout;
   const workerFile = compiledSibling(import.meta.url, "worker.js");
   const spawn = (index: number, port: number): Promise<{ slot: WorkerSlot; port: number }> =>
     new Promise((resolve, reject) => {

@@ -299,6 +299,7 @@ port.on("message", (m: ToWorker) => {
       fast?.read();
       const snapshot = ctx.counters.snapshot();
       snapshot.inFlight = inFlight();
+      snapshot.accessLogDropped = accessLog === null ? 0 : accessLog.dropped;
       post({ type: "metrics", seq: m.seq, index: init.index, snapshot });
       return;
     }

@@ -25,6 +25,8 @@ export interface CountersSnapshot {
   wsOpen: number;
   wsTotal: number;
   bytesOut: number;
+  /** Access log lines dropped because the log target would not take them (router/access-log.ts). */
+  accessLogDropped: number;
 }
 
 export class WorkerCounters {
@@ -88,6 +90,7 @@ export class WorkerCounters {
       wsOpen: this.wsOpen,
       wsTotal: this.wsTotal,
       bytesOut: this.bytesOut,
+      accessLogDropped: 0,
     };
   }
 }

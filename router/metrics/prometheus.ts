@@ -33,6 +33,7 @@ export function sumSnapshots(list: readonly CountersSnapshot[]): CountersSnapsho
     wsOpen: 0,
     wsTotal: 0,
     bytesOut: 0,
+    accessLogDropped: 0,
   };
   const add = (a: number[], b: number[]): void => {
     for (let i = 0; i < a.length; i++) a[i] = (a[i] as number) + (b[i] ?? 0);
@@ -55,6 +56,7 @@ export function sumSnapshots(list: readonly CountersSnapshot[]): CountersSnapsho
     out.wsOpen += s.wsOpen;
     out.wsTotal += s.wsTotal;
     out.bytesOut += s.bytesOut;
+    out.accessLogDropped += s.accessLogDropped;
   }
   return out;
 }
@@ -103,6 +105,11 @@ export function renderMetrics(s: CountersSnapshot, g: RouterGauges): string {
   L.push(`kiln_router_websockets_total ${s.wsTotal}`);
   L.push("# TYPE kiln_router_response_bytes_total counter");
   L.push(`kiln_router_response_bytes_total ${s.bytesOut}`);
+  L.push(
+    "# HELP kiln_router_access_log_dropped_lines_total Access log lines dropped while the log target took no bytes.",
+  );
+  L.push("# TYPE kiln_router_access_log_dropped_lines_total counter");
+  L.push(`kiln_router_access_log_dropped_lines_total ${s.accessLogDropped}`);
   L.push("# HELP kiln_router_routes Routes in the table.");
   L.push("# TYPE kiln_router_routes gauge");
   L.push(`kiln_router_routes ${g.routes}`);

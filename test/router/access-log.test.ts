@@ -1,0 +1,73 @@
+// The access log on standard output when nobody reads it: the router keeps serving, does not
+// spin on the full pipe, counts the lines it drops, and writes again once the reader is back.
+import { readFileSync } from "node:fs";
+import t from "tap";
+import { guardChildren } from "../helpers/children.js";
+import { type Reply, send, sleep, startBackend, startRig, statusGet } from "./harness.js";
+
+guardChildren(t);
+
+/** CPU seconds (user + system, all threads) the process has used; Linux clock ticks are 1/100 s. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[14 - 3]) + Number(f[15 - 3])) / 100;
+}
+
+/** A request that gives up after `ms` (null) instead of waiting on a stuck router. */
+function sendWithin(port: number, path: string, ms: number): Promise<Reply | null> {
+  return Promise.race([send(port, { host: "log.test", path }).catch(() => null), sleep(ms).then(() => null)]);
+}
+
+async function droppedLines(statusPort: number): Promise<number> {
+  const m = /kiln_router_access_log_dropped_lines_total (\d+)/.exec(
+    (await statusGet(statusPort, "/metrics")).body,
+  );
+  return m === null ? -1 : Number(m[1]);
+}
+
+t.test(
+  "a stalled stdout reader: the router keeps serving without spinning, drops and counts lines",
+  { skip: process.platform !== "linux" && "reads /proc" },
+  async (t) => {
+    // The JavaScript request path writes the lines (the native one has its own writer).
+    const rig = await startRig(t, ["--threads", "1", "--fast-path", "off", "--access-log", "stdout"]);
+    const pid = rig.router.child.pid ?? 0;
+    const b = await startBackend(t, (_q, res) => res.end("ok"));
+    await rig.register({ port: b.port, uris: ["log.test"], private_instance_id: "log-0" });
+
+    rig.router.child.stdout?.pause();
+    // ~4 KiB lines: the socket buffers and the log's own 128 KiB fill after ~100 of them.
+    const long = `/${"p".repeat(4000)}`;
+    let served = 0;
+    for (let round = 0; round < 40; round++) {
+      const rs = await Promise.all(Array.from({ length: 10 }, () => sendWithin(rig.router.port, long, 3000)));
+      served += rs.filter((r) => r?.status === 200).length;
+      if (served < (round + 1) * 10) break;
+    }
+    t.equal(served, 400, "every request is answered while nobody reads the log");
+    const dropped = await droppedLines(rig.router.statusPort);
+    t.ok(dropped > 0, `lines that did not fit were dropped and counted (${dropped})`);
+
+    // Still stalled: two seconds of it cost next to no CPU.
+    const before = cpuSeconds(pid);
+    await sleep(2000);
+    const used = cpuSeconds(pid) - before;
+    t.ok(used < 0.3, `${used.toFixed(2)} s of CPU in 2 s of a stalled reader`);
+
+    // The reader is back: what was held goes out, and new lines follow.
+    rig.router.child.stdout?.resume();
+    const rid = "3b2f6c1e-9a4d-4c8e-b7f0-5d6e7f8a9b0c";
+    const last = await send(rig.router.port, {
+      host: "log.test",
+      path: "/after",
+      headers: { "x-vcap-request-id": rid },
+    });
+    t.equal(last.status, 200);
+    for (let i = 0; i < 60 && !rig.router.stdout().includes(rid); i++) await sleep(50);
+    t.match(
+      rig.router.stdout(),
+      new RegExp(`log\\.test "GET /after" 200 2 [\\d.]+ms .*request_id=${rid}\\n`),
+    );
+  },
+);
