@@ -299,7 +299,8 @@ port.on("message", (m: ToWorker) => {
       fast?.read();
       const snapshot = ctx.counters.snapshot();
       snapshot.inFlight = inFlight();
-      snapshot.accessLogDropped = accessLog === null ? 0 : accessLog.dropped;
+      snapshot.accessLogDropped =
+        (accessLog === null ? 0 : accessLog.dropped) + (fast === null ? 0 : fast.accessLogDropped());
       post({ type: "metrics", seq: m.seq, index: init.index, snapshot });
       return;
     }

@@ -1,7 +1,6 @@
 // See access_log.h; each piece names its twin in router/access-log.ts.
 #include "access_log.h"
 
-#include <poll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +14,8 @@ namespace kiln {
 namespace {
 
 constexpr size_t kFlushAt = 64 * 1024;
+// What is held while the target takes nothing: router/access-log.ts keeps one 128 KiB buffer.
+constexpr size_t kMaxHeld = 128 * 1024;
 
 void AppendInt(std::string* out, int64_t v) {
   char d[24];
@@ -63,6 +64,7 @@ void AccessLogWriter::Line(double startMs, std::string_view host, std::string_vi
     stampLen_ = n > 0 ? static_cast<size_t>(n) : 0;
   }
   std::string& b = buf_;
+  const size_t before = b.size();
   b.append(stamp_, stampLen_);
   b.append(host.empty() ? std::string_view("-") : host).append(" \"");
   b.append(method).push_back(' ');
@@ -74,6 +76,14 @@ void AccessLogWriter::Line(double startMs, std::string_view host, std::string_vi
   AppendMillis(&b, durationMs);
   b.append("ms backend=").append(backend.empty() ? std::string_view("-") : backend);
   b.append(" request_id=").append(requestId.empty() ? std::string_view("-") : requestId).push_back('\n');
+  if (stalled_) {
+    // The target is not taking bytes: hold up to kMaxHeld for when it does, drop the rest.
+    if (b.size() > kMaxHeld) {
+      b.resize(before);
+      dropped_++;
+    }
+    return;
+  }
   if (b.size() >= kFlushAt) Flush();
 }
 
@@ -83,16 +93,20 @@ void AccessLogWriter::Flush() {
     ssize_t n = write(fd_, buf_.data() + off, buf_.size() - off);
     if (n > 0) {
       off += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EAGAIN) {
-      pollfd p{fd_, POLLOUT, 0};
-      poll(&p, 1, 100);
     } else if (n < 0 && errno == EINTR) {
       continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // Never wait: this thread serves requests. The rest goes out on a later flush
+      // (router/proxy/fast.ts calls flushLog every 250 ms, take() every second).
+      buf_.erase(0, off);
+      stalled_ = true;
+      return;
     } else {
       break;
     }
   }
   buf_.clear();
+  stalled_ = false;
 }
 
 }  // namespace kiln

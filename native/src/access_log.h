@@ -22,12 +22,21 @@ class AccessLogWriter {
   bool on() const { return fd_ >= 0; }
   void Line(double startMs, std::string_view host, std::string_view method, std::string_view target, int status,
             double bytes, double durationMs, std::string_view backend, std::string_view requestId);
-  /** Writes what is buffered (a broken log target never stops the router: errors drop it). */
+  /**
+   * Writes what is buffered without ever waiting: what the target does not take now (a
+   * stdout pipe nobody reads) stays for the next flush, and while it is held new lines
+   * beyond kMaxHeld are dropped and counted. A broken target never stops the router:
+   * errors drop the buffer.
+   */
   void Flush();
+  /** Lines dropped because the target would not take them (kiln_router_access_log_dropped_lines_total). */
+  double dropped() const { return dropped_; }
 
  private:
   int fd_;
   std::string buf_;
+  bool stalled_ = false;  // the last flush left bytes behind: only the next flush tries again
+  double dropped_ = 0;
   int64_t lastMs_ = -1;
   int64_t lastSecond_ = INT64_MIN;
   char secondText_[24] = {0};

@@ -47,6 +47,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
                            InstanceMethod<&FastBackend::InFlight>("inFlight"),
                            InstanceMethod<&FastBackend::Invalidate>("invalidate"),
                            InstanceMethod<&FastBackend::FlushLog>("flushLog"),
+                           InstanceMethod<&FastBackend::AccessLogDropped>("accessLogDropped"),
                            InstanceMethod<&FastBackend::Close>("close"),
                        });
   }
@@ -283,6 +284,11 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   Napi::Value FlushLog(const Napi::CallbackInfo& info) {
     if (log_) log_->Flush();
     return info.Env().Undefined();
+  }
+
+  // Access log lines dropped so far because the target would not take them (access_log.h).
+  Napi::Value AccessLogDropped(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), log_ ? log_->dropped() : 0);
   }
 
   // Closes the upstream client (after the uWS app has closed: no request comes in any more).

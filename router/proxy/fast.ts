@@ -22,6 +22,8 @@ interface FastBackend {
   invalidate(): void;
   /** Writes the access log lines buffered on the native side. */
   flushLog(): void;
+  /** Access log lines the native side dropped because the target would not take them. */
+  accessLogDropped(): number;
   /** Closes its upstream connections; call after the uWS app has closed. */
   close(): void;
 }
@@ -94,6 +96,11 @@ export class FastPath {
 
   inFlight(): number {
     return this.backend.inFlight();
+  }
+
+  /** Access log lines this worker's native path dropped (the target would not take them). */
+  accessLogDropped(): number {
+    return this.backend.accessLogDropped();
   }
 
   invalidate(): void {

@@ -26,48 +26,56 @@ async function droppedLines(statusPort: number): Promise<number> {
   return m === null ? -1 : Number(m[1]);
 }
 
-t.test(
-  "a stalled stdout reader: the router keeps serving without spinning, drops and counts lines",
-  { skip: process.platform !== "linux" && "reads /proc" },
-  async (t) => {
-    // The JavaScript request path writes the lines (the native one has its own writer).
-    const rig = await startRig(t, ["--threads", "1", "--fast-path", "off", "--access-log", "stdout"]);
-    const pid = rig.router.child.pid ?? 0;
-    const b = await startBackend(t, (_q, res) => res.end("ok"));
-    await rig.register({ port: b.port, uris: ["log.test"], private_instance_id: "log-0" });
+// The native request path (on) and the JavaScript one (off) each have their own writer.
+for (const fastPath of ["on", "off"]) {
+  t.test(
+    `a stalled stdout reader: the router keeps serving without spinning, drops and counts lines (--fast-path ${fastPath})`,
+    { skip: process.platform !== "linux" && "reads /proc" },
+    async (t) => {
+      const rig = await startRig(t, ["--threads", "1", "--fast-path", fastPath, "--access-log", "stdout"]);
+      const pid = rig.router.child.pid ?? 0;
+      const b = await startBackend(t, (_q, res) => res.end("ok"));
+      await rig.register({ port: b.port, uris: ["log.test"], private_instance_id: "log-0" });
 
-    rig.router.child.stdout?.pause();
-    // ~4 KiB lines: the socket buffers and the log's own 128 KiB fill after ~100 of them.
-    const long = `/${"p".repeat(4000)}`;
-    let served = 0;
-    for (let round = 0; round < 40; round++) {
-      const rs = await Promise.all(Array.from({ length: 10 }, () => sendWithin(rig.router.port, long, 3000)));
-      served += rs.filter((r) => r?.status === 200).length;
-      if (served < (round + 1) * 10) break;
-    }
-    t.equal(served, 400, "every request is answered while nobody reads the log");
-    const dropped = await droppedLines(rig.router.statusPort);
-    t.ok(dropped > 0, `lines that did not fit were dropped and counted (${dropped})`);
+      rig.router.child.stdout?.pause();
+      // ~4 KiB lines: the socket buffers and the log's own 128 KiB fill after ~100 of them.
+      const long = `/${"p".repeat(4000)}`;
+      let served = 0;
+      for (let round = 0; round < 40; round++) {
+        const rs = await Promise.all(
+          Array.from({ length: 10 }, () => sendWithin(rig.router.port, long, 3000)),
+        );
+        served += rs.filter((r) => r?.status === 200).length;
+        if (served < (round + 1) * 10) break;
+      }
+      t.equal(served, 400, "every request is answered while nobody reads the log");
+      const dropped = await droppedLines(rig.router.statusPort);
+      const native = /kiln_router_native_requests_total (\d+)/.exec(
+        (await statusGet(rig.router.statusPort, "/metrics")).body,
+      );
+      t.equal(Number(native?.[1]) > 0, fastPath === "on", `the native path served them: ${fastPath}`);
+      t.ok(dropped > 0, `lines that did not fit were dropped and counted (${dropped})`);
 
-    // Still stalled: two seconds of it cost next to no CPU.
-    const before = cpuSeconds(pid);
-    await sleep(2000);
-    const used = cpuSeconds(pid) - before;
-    t.ok(used < 0.3, `${used.toFixed(2)} s of CPU in 2 s of a stalled reader`);
+      // Still stalled: two seconds of it cost next to no CPU.
+      const before = cpuSeconds(pid);
+      await sleep(2000);
+      const used = cpuSeconds(pid) - before;
+      t.ok(used < 0.3, `${used.toFixed(2)} s of CPU in 2 s of a stalled reader`);
 
-    // The reader is back: what was held goes out, and new lines follow.
-    rig.router.child.stdout?.resume();
-    const rid = "3b2f6c1e-9a4d-4c8e-b7f0-5d6e7f8a9b0c";
-    const last = await send(rig.router.port, {
-      host: "log.test",
-      path: "/after",
-      headers: { "x-vcap-request-id": rid },
-    });
-    t.equal(last.status, 200);
-    for (let i = 0; i < 60 && !rig.router.stdout().includes(rid); i++) await sleep(50);
-    t.match(
-      rig.router.stdout(),
-      new RegExp(`log\\.test "GET /after" 200 2 [\\d.]+ms .*request_id=${rid}\\n`),
-    );
-  },
-);
+      // The reader is back: what was held goes out, and new lines follow.
+      rig.router.child.stdout?.resume();
+      const rid = "3b2f6c1e-9a4d-4c8e-b7f0-5d6e7f8a9b0c";
+      const last = await send(rig.router.port, {
+        host: "log.test",
+        path: "/after",
+        headers: { "x-vcap-request-id": rid },
+      });
+      t.equal(last.status, 200);
+      for (let i = 0; i < 60 && !rig.router.stdout().includes(rid); i++) await sleep(50);
+      t.match(
+        rig.router.stdout(),
+        new RegExp(`log\\.test "GET /after" 200 2 [\\d.]+ms .*request_id=${rid}\\n`),
+      );
+    },
+  );
+}
