@@ -16,6 +16,8 @@ import {
 import type { EndpointEntry, ProxyContext } from "../proxy/context.js";
 import { refusalFor } from "../proxy/exchange.js";
 import {
+  CHUNKED_MORE,
+  ChunkedDecoder,
   HEAD_INCOMPLETE,
   HEAD_MALFORMED,
   listedByConnection,
@@ -251,6 +253,10 @@ class Tunnel implements FrameSink {
   }
 
   private relayRefusal(res: HttpResponse, head: ResponseHead, rest: Buffer): void {
+    if (head.chunked) {
+      this.relayChunkedRefusal(res, head, rest);
+      return;
+    }
     let body = rest;
     const finish = (): void => {
       this.res = null;
@@ -266,11 +272,9 @@ class Tunnel implements FrameSink {
       });
       this.done(head.status);
     };
-    if (head.contentLength < 0 || body.length >= head.contentLength) {
-      if (head.contentLength >= 0 || head.chunked) {
-        finish();
-        return;
-      }
+    if (head.contentLength >= 0 && body.length >= head.contentLength) {
+      finish();
+      return;
     }
     this.sock.removeAllListeners("data");
     this.sock.on("data", (d: Buffer) => {
@@ -281,6 +285,49 @@ class Tunnel implements FrameSink {
     this.sock.on("close", () => {
       if (this.res !== null) finish();
     });
+  }
+
+  /**
+   * A refusal with a chunked body: decoded (up to maxHead bytes, the rest cut) and relayed
+   * with its length, since its Transfer-Encoding is hop-by-hop and not passed on.
+   */
+  private relayChunkedRefusal(res: HttpResponse, head: ResponseHead, rest: Buffer): void {
+    const pieces: Buffer[] = [];
+    let size = 0;
+    const decoder = new ChunkedDecoder();
+    const sink = {
+      onBodyPiece: (piece: Buffer): void => {
+        if (size >= maxHead) return;
+        const keep = piece.subarray(0, maxHead - size);
+        pieces.push(Buffer.from(keep));
+        size += keep.length;
+      },
+    };
+    const finish = (): void => {
+      if (this.res === null) return;
+      this.res = null;
+      this.sock.destroy();
+      res.cork(() => {
+        res.writeStatus(head.statusLine);
+        for (let i = 0; i < head.names.length; i++) {
+          const l = head.lower[i] as string;
+          if (relayedHopByHop.has(l) || listedByConnection(head, l)) continue;
+          res.writeHeader(head.names[i] as string, head.values[i] as string);
+        }
+        res.end(Buffer.concat(pieces, size), true);
+      });
+      this.done(head.status);
+    };
+    const feed = (d: Buffer): void => {
+      const n = decoder.decode(d, 0, sink);
+      // The end of the body, a framing error or enough of it: what there is goes out.
+      if (n !== CHUNKED_MORE || size >= maxHead) finish();
+    };
+    this.sock.removeAllListeners("data");
+    this.sock.on("data", feed);
+    this.sock.removeAllListeners("close");
+    this.sock.on("close", finish);
+    if (rest.length > 0) feed(rest);
   }
 
   /** uWS opened the client side. */

@@ -5,7 +5,7 @@ import t from "tap";
 import { loadUws } from "../../router/uws.js";
 import { encodeClose, encodeFrame, FrameReader, type FrameSink, Op } from "../../router/ws/frames.js";
 import { guardChildren } from "../helpers/children.js";
-import { sleep, startRawBackend, startRig } from "./harness.js";
+import { rawExchange, sleep, startRawBackend, startRig } from "./harness.js";
 
 guardChildren(t);
 
@@ -177,6 +177,29 @@ t.test("a refused upgrade is relayed without the backend's hop-by-hop headers", 
   t.notMatch(c.head, /x-private/i, "a header its Connection lists does not");
   t.notMatch(c.head, /keep-alive/i, "nor Keep-Alive");
   c.sock.destroy();
+});
+
+t.test("a refused upgrade with a chunked body is relayed decoded, with its length", async (t) => {
+  const refuser = await startRawBackend(t, (s) =>
+    s.once("data", () => {
+      s.write("HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\nX-Public: 3\r\n\r\n5\r\nlog i");
+      setTimeout(() => s.end("\r\n6\r\nn firs\r\n1\r\nt\r\n0\r\n\r\n"), 50);
+    }),
+  );
+  await rig.register({ port: refuser, uris: ["wschunk.test"], private_instance_id: "wsc-0" });
+  const { text } = await rawExchange(
+    port,
+    "GET /chat HTTP/1.1\r\nHost: wschunk.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    1000,
+  );
+  const end = text.indexOf("\r\n\r\n");
+  const head = text.slice(0, end + 2);
+  t.match(head, /^HTTP\/1\.1 401 /);
+  t.match(head, /\r\nX-Public: 3\r\n/i);
+  t.notMatch(head, /transfer-encoding/i, "the backend's framing is not passed on");
+  t.match(head, /\r\nContent-Length: 12\r\n/i);
+  t.equal(text.slice(end + 4), "log in first", "the body, decoded");
 });
 
 t.test(
