@@ -258,20 +258,8 @@ class Tunnel implements FrameSink {
       return;
     }
     let body = rest;
-    const finish = (): void => {
-      this.res = null;
-      this.sock.destroy();
-      res.cork(() => {
-        res.writeStatus(head.statusLine);
-        for (let i = 0; i < head.names.length; i++) {
-          const l = head.lower[i] as string;
-          if (relayedHopByHop.has(l) || listedByConnection(head, l)) continue;
-          res.writeHeader(head.names[i] as string, head.values[i] as string);
-        }
-        res.end(head.contentLength >= 0 ? body.subarray(0, head.contentLength) : body, true);
-      });
-      this.done(head.status);
-    };
+    const finish = (): void =>
+      this.sendRefusal(res, head, head.contentLength >= 0 ? body.subarray(0, head.contentLength) : body);
     if (head.contentLength >= 0 && body.length >= head.contentLength) {
       finish();
       return;
@@ -285,6 +273,22 @@ class Tunnel implements FrameSink {
     this.sock.on("close", () => {
       if (this.res !== null) finish();
     });
+  }
+
+  /** Sends the backend's refusal of the upgrade with `body`, without its hop-by-hop headers. */
+  private sendRefusal(res: HttpResponse, head: ResponseHead, body: Buffer): void {
+    this.res = null;
+    this.sock.destroy();
+    res.cork(() => {
+      res.writeStatus(head.statusLine);
+      for (let i = 0; i < head.names.length; i++) {
+        const l = head.lower[i] as string;
+        if (relayedHopByHop.has(l) || listedByConnection(head, l)) continue;
+        res.writeHeader(head.names[i] as string, head.values[i] as string);
+      }
+      res.end(body, true);
+    });
+    this.done(head.status);
   }
 
   /**
@@ -304,19 +308,7 @@ class Tunnel implements FrameSink {
       },
     };
     const finish = (): void => {
-      if (this.res === null) return;
-      this.res = null;
-      this.sock.destroy();
-      res.cork(() => {
-        res.writeStatus(head.statusLine);
-        for (let i = 0; i < head.names.length; i++) {
-          const l = head.lower[i] as string;
-          if (relayedHopByHop.has(l) || listedByConnection(head, l)) continue;
-          res.writeHeader(head.names[i] as string, head.values[i] as string);
-        }
-        res.end(Buffer.concat(pieces, size), true);
-      });
-      this.done(head.status);
+      if (this.res !== null) this.sendRefusal(res, head, Buffer.concat(pieces, size));
     };
     const feed = (d: Buffer): void => {
       const n = decoder.decode(d, 0, sink);

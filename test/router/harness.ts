@@ -317,6 +317,11 @@ export async function startBackend(
   return { server, port, seen };
 }
 
+/** A raw TCP backend that answers the first request of each connection with `response`, then closes. */
+export function startCannedBackend(t: Teardownable, response: string): Promise<number> {
+  return startRawBackend(t, (s) => s.once("data", () => s.end(response)));
+}
+
 /** A raw TCP backend that answers each connection with `onConnection`. */
 export async function startRawBackend(
   t: Teardownable,

@@ -8,7 +8,16 @@ import { join } from "node:path";
 import t, { type Test } from "tap";
 import { guardChildren } from "../helpers/children.js";
 import { freePort } from "../helpers/ports.js";
-import { rawExchange, send, sleep, startBackend, startRawBackend, startRig, statusGet } from "./harness.js";
+import {
+  rawExchange,
+  send,
+  sleep,
+  startBackend,
+  startCannedBackend,
+  startRawBackend,
+  startRig,
+  statusGet,
+} from "./harness.js";
 
 guardChildren(t);
 
@@ -106,13 +115,10 @@ t.test("forwards a request and rewrites the request headers", async (t) => {
   t.notOk("keep-alive" in r.headers, "no hop-by-hop header comes back");
 
   // The backend names a header of its own hop in Connection (RFC 9110 7.6.1).
-  const hop = await startRawBackend(t, (s) =>
-    s.once("data", () =>
-      s.end(
-        "HTTP/1.1 200 OK\r\nConnection: close, x-private\r\nX-Private: 1\r\nX-Public: 2\r\n" +
-          "Content-Length: 2\r\n\r\nok",
-      ),
-    ),
+  const hop = await startCannedBackend(
+    t,
+    "HTTP/1.1 200 OK\r\nConnection: close, x-private\r\nX-Private: 1\r\nX-Public: 2\r\n" +
+      "Content-Length: 2\r\n\r\nok",
   );
   await rig.register({ port: hop, uris: ["hop.test"], private_instance_id: "hop-0" });
   const h = await send(port, { host: "hop.test" });
@@ -464,18 +470,15 @@ t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => 
   t.equal(nf.headers["x-kiln-router-error"], "unknown_route");
   t.match(nf.body, /KILN_ROUTER_NO_ROUTE/);
 
-  const garbage = await startRawBackend(t, (s) =>
-    s.once("data", () => s.end("garbage that is not http\r\n\r\n")),
-  );
+  const garbage = await startCannedBackend(t, "garbage that is not http\r\n\r\n");
   await rig.register({ port: garbage, uris: ["garbage.test"], private_instance_id: "g-0" });
   const g = await send(port, { host: "garbage.test" });
   t.equal(g.status, 502);
   t.equal(g.headers["x-kiln-router-error"], "bad_response");
 
-  const hugeHead = await startRawBackend(t, (s) =>
-    s.once("data", () =>
-      s.end(`HTTP/1.1 200 OK\r\nX-Huge: ${"h".repeat(80 * 1024)}\r\nContent-Length: 0\r\n\r\n`),
-    ),
+  const hugeHead = await startCannedBackend(
+    t,
+    `HTTP/1.1 200 OK\r\nX-Huge: ${"h".repeat(80 * 1024)}\r\nContent-Length: 0\r\n\r\n`,
   );
   await rig.register({ port: hugeHead, uris: ["hugehead.test"], private_instance_id: "hh-0" });
   const hh = await send(port, { host: "hugehead.test" });

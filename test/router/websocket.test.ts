@@ -5,7 +5,7 @@ import t from "tap";
 import { loadUws } from "../../router/uws.js";
 import { encodeClose, encodeFrame, FrameReader, type FrameSink, Op } from "../../router/ws/frames.js";
 import { guardChildren } from "../helpers/children.js";
-import { rawExchange, sleep, startRawBackend, startRig } from "./harness.js";
+import { rawExchange, sleep, startCannedBackend, startRawBackend, startRig } from "./harness.js";
 
 guardChildren(t);
 
@@ -162,13 +162,10 @@ t.test("upgrade to an unknown host: 404 with X-Kiln-Router-Error", async (t) => 
 });
 
 t.test("a refused upgrade is relayed without the backend's hop-by-hop headers", async (t) => {
-  const refuser = await startRawBackend(t, (s) =>
-    s.once("data", () =>
-      s.end(
-        "HTTP/1.1 403 Forbidden\r\nConnection: close, x-private\r\nX-Private: 1\r\n" +
-          "Keep-Alive: timeout=5\r\nX-Public: 2\r\nContent-Length: 4\r\n\r\nnope",
-      ),
-    ),
+  const refuser = await startCannedBackend(
+    t,
+    "HTTP/1.1 403 Forbidden\r\nConnection: close, x-private\r\nX-Private: 1\r\n" +
+      "Keep-Alive: timeout=5\r\nX-Public: 2\r\nContent-Length: 4\r\n\r\nnope",
   );
   await rig.register({ port: refuser, uris: ["wsrefuse.test"], private_instance_id: "wsr-0" });
   const c = await open("wsrefuse.test");
