@@ -322,6 +322,20 @@ export function startCannedBackend(t: Teardownable, response: string): Promise<n
   return startRawBackend(t, (s) => s.once("data", () => s.end(response)));
 }
 
+/**
+ * A raw TCP backend that answers each request with `start` and then one more byte ("a") every
+ * 100 ms, forever: never silent for long, never done (a response timeout must be a deadline).
+ */
+export function startTricklingBackend(t: Teardownable, start: string): Promise<number> {
+  return startRawBackend(t, (s) =>
+    s.once("data", () => {
+      s.write(start);
+      const timer = setInterval(() => s.write("a"), 100);
+      s.on("close", () => clearInterval(timer));
+    }),
+  );
+}
+
 /** A raw TCP backend that answers each connection with `onConnection`. */
 export async function startRawBackend(
   t: Teardownable,

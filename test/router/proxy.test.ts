@@ -16,6 +16,7 @@ import {
   startCannedBackend,
   startRawBackend,
   startRig,
+  startTricklingBackend,
   statusGet,
 } from "./harness.js";
 
@@ -29,13 +30,12 @@ const accessLog = join(logDir, "access.log");
 // proxy-nofast.test.ts with the native upstream client but no native request path.
 const upstream = process.env.KILN_TEST_UPSTREAM ?? "auto";
 const fastPath = process.env.KILN_TEST_FAST_PATH ?? "on";
+/** The setup's own flags (upstream client, native request path), for every router here. */
+const setupArgs = ["--upstream", upstream, "--fast-path", fastPath];
 const rig = await startRig(
   t,
   [
-    "--upstream",
-    upstream,
-    "--fast-path",
-    fastPath,
+    ...setupArgs,
     "--threads",
     "2",
     "--response-timeout-ms",
@@ -570,10 +570,7 @@ t.test("a route whose last endpoint went answers 503 no_endpoints until one regi
 
 t.test("an empty route goes after the empty-pool timeout: 503, then 404", async (t) => {
   const short = await startRig(t, [
-    "--upstream",
-    upstream,
-    "--fast-path",
-    fastPath,
+    ...setupArgs,
     "--threads",
     "2",
     "--empty-pool-timeout-ms",
@@ -606,13 +603,7 @@ t.test("an empty route goes after the empty-pool timeout: 503, then 404", async 
 
 t.test("a backend trickling its response head gets 504 once the response timeout is up", async (t) => {
   // One header byte every 100 ms, forever: never silent for long, never done.
-  const trickle = await startRawBackend(t, (s) =>
-    s.once("data", () => {
-      s.write("HTTP/1.1 200 OK\r\nX-Trickle: ");
-      const timer = setInterval(() => s.write("a"), 100);
-      s.on("close", () => clearInterval(timer));
-    }),
-  );
+  const trickle = await startTricklingBackend(t, "HTTP/1.1 200 OK\r\nX-Trickle: ");
   await rig.register({ port: trickle, uris: ["trickle.test"], private_instance_id: "tr-0" });
   const t0 = Date.now();
   const r = await Promise.race([
@@ -759,16 +750,7 @@ t.test(
 );
 
 t.test("sticky sessions follow the configured cookie list (--sticky-cookies)", async (t) => {
-  const own = await startRig(t, [
-    "--upstream",
-    upstream,
-    "--fast-path",
-    fastPath,
-    "--threads",
-    "1",
-    "--sticky-cookies",
-    "SESSION,PHPSESSID",
-  ]);
+  const own = await startRig(t, [...setupArgs, "--threads", "1", "--sticky-cookies", "SESSION,PHPSESSID"]);
   const session = await startBackend(t, (_q, res) => {
     res.setHeader("set-cookie", "SESSION=abc; Path=/x");
     res.end("session");

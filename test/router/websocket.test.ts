@@ -5,7 +5,14 @@ import t from "tap";
 import { loadUws } from "../../router/uws.js";
 import { encodeClose, encodeFrame, FrameReader, type FrameSink, Op } from "../../router/ws/frames.js";
 import { guardChildren } from "../helpers/children.js";
-import { rawExchange, sleep, startCannedBackend, startRawBackend, startRig } from "./harness.js";
+import {
+  rawExchange,
+  sleep,
+  startCannedBackend,
+  startRawBackend,
+  startRig,
+  startTricklingBackend,
+} from "./harness.js";
 
 guardChildren(t);
 
@@ -203,13 +210,7 @@ t.test(
   "a backend trickling its answer to the upgrade gets 504 once the response timeout is up",
   async (t) => {
     // One header byte every 100 ms, forever: never silent for long, never done.
-    const trickle = await startRawBackend(t, (s) =>
-      s.once("data", () => {
-        s.write("HTTP/1.1 101 Switching Protocols\r\nX-Trickle: ");
-        const timer = setInterval(() => s.write("a"), 100);
-        s.on("close", () => clearInterval(timer));
-      }),
-    );
+    const trickle = await startTricklingBackend(t, "HTTP/1.1 101 Switching Protocols\r\nX-Trickle: ");
     await rig.register({ port: trickle, uris: ["wstrickle.test"], private_instance_id: "wst-0" });
     const t0 = Date.now();
     const c = await Promise.race([open("wstrickle.test"), sleep(6000).then(() => null)]);
