@@ -77,8 +77,6 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
   private phase = P_CONNECTING;
   /** Date.now() by which the response head must be in; 0 until the whole request has gone. */
   private headDeadline = 0;
-  /** The socket timer was set to what was left of headDeadline (the head came in pieces). */
-  private headTimerCut = false;
   // Response.
   private readonly head = new ResponseHead();
   private headBuf: Buffer | null = null;
@@ -143,7 +141,6 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
       for (let i = 0; i < pending.length; i++) this.writeBody(sock, pending[i] as Buffer);
       sock.uncork();
     }
-    this.headTimerCut = false;
     if (this.reqEnded) {
       if (this.reqBody === ReqBody.Chunked) sock.write(CHUNK_END);
       this.startHeadTimer(sock);
@@ -176,7 +173,6 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
       this.fail(Upstream.ResponseTimeout);
       return;
     }
-    this.headTimerCut = true;
     (this.conn as UpConn).socket.setTimeout(left);
   }
 
@@ -278,15 +274,14 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
         }
       }
       this.startResponse();
-      // The body's inactivity timer must not inherit what was left of the head's deadline.
-      if (this.headTimerCut && (this.phase as number) === P_BODY)
+      // The body's inactivity timer is the idle timeout, not the head's (a stream may pause
+      // longer than that); a body that is all here already needs none.
+      if ((this.phase as number) === P_BODY && !this.fitsInOne(buf))
         (this.conn as UpConn).socket.setTimeout(this.ctx.cfg.idleTimeoutMs);
       if ((this.phase as number) !== P_BODY || buf.length === 0) {
         if (buf.length > 0) this.keepConn = false;
         return;
       }
-      if (this.mode !== M_CLOSE && !this.fitsInOne(buf))
-        (this.conn as UpConn).socket.setTimeout(this.ctx.cfg.idleTimeoutMs);
     } else if (this.phase !== P_BODY) {
       this.keepConn = false;
       return;

@@ -601,6 +601,35 @@ t.test("an empty route goes after the empty-pool timeout: 503, then 404", async 
   );
 });
 
+t.test("a body may pause longer than the response timeout (the idle timeout applies to it)", async (t) => {
+  // Heads sent alone, then 2 s of silence (the rig's response timeout is 1.5 s), then the body:
+  // as a server-sent event stream or a long poll does.
+  const paused = await startRawBackend(t, (s) =>
+    s.once("data", (d: Buffer) => {
+      const chunked = d.toString("latin1").startsWith("GET /chunked");
+      const close = d.toString("latin1").startsWith("GET /close");
+      s.write(
+        chunked
+          ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+          : close
+            ? "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+            : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+      );
+      setTimeout(() => {
+        if (chunked) s.end("5\r\nafter\r\n0\r\n\r\n");
+        else s.end("after");
+      }, 2000);
+    }),
+  );
+  await rig.register({ port: paused, uris: ["paused.test"], private_instance_id: "pa-0" });
+  const paths = ["/length", "/chunked", "/close"];
+  const rs = await Promise.all(paths.map((path) => send(port, { host: "paused.test", path })));
+  for (const [i, r] of rs.entries()) {
+    t.equal(r.status, 200, paths[i] as string);
+    t.equal(r.body, "after", `${paths[i]}: the whole body after the pause`);
+  }
+});
+
 t.test("a backend trickling its response head gets 504 once the response timeout is up", async (t) => {
   // One header byte every 100 ms, forever: never silent for long, never done.
   const trickle = await startTricklingBackend(t, "HTTP/1.1 200 OK\r\nX-Trickle: ");
