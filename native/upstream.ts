@@ -51,7 +51,9 @@ export const upstreamErrors: readonly (UpstreamErrorInfo | undefined)[] = [
   { name: "CONNECT_REFUSED", retriable: true, status: 502 },
   { name: "CONNECT_TIMEOUT", retriable: true, status: 502 },
   { name: "CONNECT_FAILED", retriable: true, status: 502 },
-  { name: "SEND_FAILED", retriable: true, status: 502 },
+  // A write failed on a new connection: part of the request may have gone out, so, like a
+  // stale pooled connection, the router sends it again only when idempotent and bodiless.
+  { name: "SEND_FAILED", retriable: false, status: 502 },
   { name: "CLOSED_BEFORE_RESPONSE", retriable: false, status: 502 },
   { name: "RESPONSE_TIMEOUT", retriable: false, status: 504 },
   { name: "BAD_RESPONSE", retriable: false, status: 502 },
