@@ -2,7 +2,7 @@
 // duration, backend, request id), buffered per worker and written in large pieces.
 // Memory is the one buffer: when the target stops taking bytes (a stdout pipe nobody
 // reads), what does not fit is dropped and counted, and serving goes on.
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, writeSync } from "node:fs";
 import type { AccessLogTarget } from "./config.js";
 
 /** Lines are encoded straight into this buffer (no string kept across requests). */
@@ -35,6 +35,9 @@ export class AccessLog {
   /** The last write left bytes behind: only the timer tries again, not every new line. */
   private stalled = false;
 
+  /** The target is a pipe or socket: written in whole lines of at most pipeAtomicBytes. */
+  private readonly pipe: boolean;
+
   constructor(target: Exclude<AccessLogTarget, "off">) {
     if (target === "stdout") {
       this.fd = 1;
@@ -43,6 +46,14 @@ export class AccessLog {
       this.fd = openSync(target.file, "a");
       this.ownFd = true;
     }
+    let pipe = false;
+    try {
+      const st = fstatSync(this.fd);
+      pipe = st.isFIFO() || st.isSocket();
+    } catch {
+      // an unusable target is handled where it is written
+    }
+    this.pipe = pipe;
   }
 
   /** Appends one line; `status` 0 means the client went away first. */
@@ -125,8 +136,9 @@ export class AccessLog {
   private write(data: Buffer): number {
     let off = 0;
     while (off < data.length) {
+      const end = this.pipe ? pipePieceEnd(data, off) : data.length;
       try {
-        off += writeSync(this.fd, data, off);
+        off += writeSync(this.fd, data, off, end - off);
       } catch (err) {
         return (err as { code?: string }).code === "EAGAIN" ? off : data.length;
       }
@@ -142,4 +154,19 @@ export class AccessLog {
     }
     if (this.ownFd) closeSync(this.fd);
   }
+}
+
+/**
+ * A write of at most PIPE_BUF bytes to a pipe goes in whole or not at all (POSIX), so other
+ * workers writing the same pipe cannot land inside a line. The end of the next piece from
+ * `off`: whole lines up to 4096 bytes, or one longer line on its own.
+ */
+const pipeAtomicBytes = 4096;
+export function pipePieceEnd(data: Buffer, off: number): number {
+  const limit = off + pipeAtomicBytes;
+  if (limit >= data.length) return data.length;
+  const nl = data.lastIndexOf(10, limit - 1);
+  if (nl >= off) return nl + 1;
+  const next = data.indexOf(10, limit);
+  return next < 0 ? data.length : next + 1;
 }

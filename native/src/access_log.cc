@@ -1,6 +1,7 @@
 // See access_log.h; each piece names its twin in router/access-log.ts.
 #include "access_log.h"
 
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,7 +43,25 @@ void AppendMillis(std::string* out, double ms) {
   AppendInt(out, frac);
 }
 
+// router/access-log.ts pipePieceEnd: a write of at most PIPE_BUF bytes to a pipe goes in
+// whole or not at all, so other workers writing the same pipe cannot land inside a line. The
+// end of the next piece from `off`: whole lines up to 4096 bytes, or one longer line alone.
+constexpr size_t kPipeAtomic = 4096;
+size_t PipePieceEnd(const std::string& data, size_t off) {
+  const size_t limit = off + kPipeAtomic;
+  if (limit >= data.size()) return data.size();
+  const size_t nl = data.rfind('\n', limit - 1);
+  if (nl != std::string::npos && nl >= off) return nl + 1;
+  const size_t next = data.find('\n', limit);
+  return next == std::string::npos ? data.size() : next + 1;
+}
+
 }  // namespace
+
+AccessLogWriter::AccessLogWriter(int fd) : fd_(fd) {
+  struct stat st;
+  if (fd_ >= 0 && fstat(fd_, &st) == 0) pipe_ = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+}
 
 void AccessLogWriter::Line(double startMs, std::string_view host, std::string_view method, std::string_view target,
                            int status, double bytes, double durationMs, std::string_view backend,
@@ -90,7 +109,8 @@ void AccessLogWriter::Line(double startMs, std::string_view host, std::string_vi
 void AccessLogWriter::Flush() {
   size_t off = 0;
   while (off < buf_.size()) {
-    ssize_t n = write(fd_, buf_.data() + off, buf_.size() - off);
+    const size_t end = pipe_ ? PipePieceEnd(buf_, off) : buf_.size();
+    ssize_t n = write(fd_, buf_.data() + off, end - off);
     if (n > 0) {
       off += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {

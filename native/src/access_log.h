@@ -14,7 +14,7 @@ namespace kiln {
 class AccessLogWriter {
  public:
   /** `fd` < 0: no log. The descriptor is not owned (router/access-log.ts closes it). */
-  explicit AccessLogWriter(int fd) : fd_(fd) {}
+  explicit AccessLogWriter(int fd);
   ~AccessLogWriter() { Flush(); }
   AccessLogWriter(const AccessLogWriter&) = delete;
   AccessLogWriter& operator=(const AccessLogWriter&) = delete;
@@ -34,6 +34,7 @@ class AccessLogWriter {
 
  private:
   int fd_;
+  bool pipe_ = false;  // a pipe or socket: written in whole lines of at most PIPE_BUF bytes
   std::string buf_;
   bool stalled_ = false;  // the last flush left bytes behind: only the next flush tries again
   double dropped_ = 0;

@@ -79,3 +79,46 @@ for (const fastPath of ["on", "off"]) {
     },
   );
 }
+
+t.test(
+  "two workers writing one stdout pipe whose reader keeps stalling: each request is logged whole once, or counted as dropped",
+  { skip: process.platform !== "linux" && "reads /proc" },
+  async (t) => {
+    const rig = await startRig(t, ["--threads", "2", "--access-log", "stdout"]);
+    const b = await startBackend(t, (_q, res) => res.end("ok"));
+    await rig.register({ port: b.port, uris: ["log.test"], private_instance_id: "log-0" });
+    // The reader stops for 200 ms out of every 300: the pipe fills and writes go in part.
+    const out = rig.router.child.stdout;
+    const flicker = setInterval(() => {
+      out?.pause();
+      setTimeout(() => out?.resume(), 200);
+    }, 300);
+    t.teardown(() => clearInterval(flicker));
+    // ~2 KiB lines from many connections, so both workers log and their writes are large.
+    const path = `/${"q".repeat(2000)}`;
+    let answered = 0;
+    for (let round = 0; round < 30; round++) {
+      const rs = await Promise.all(Array.from({ length: 40 }, () => sendWithin(rig.router.port, path, 5000)));
+      answered += rs.filter((r) => r?.status === 200).length;
+    }
+    clearInterval(flicker);
+    out?.resume();
+    t.equal(answered, 1200);
+    await sleep(1500); // the 250 ms flushes
+    const dropped = await droppedLines(rig.router.statusPort);
+    const lines = rig.router
+      .stdout()
+      .split("\n")
+      .filter((l) => l.includes("log.test"));
+    const whole = new RegExp(
+      `^\\S+Z log\\.test "GET ${path}" 200 2 [\\d.]+ms backend=\\S+ request_id=[0-9a-f-]{36}$`,
+    );
+    const torn = lines.filter((l) => !whole.test(l));
+    t.same(torn.slice(0, 3), [], `no line is torn or mixed with another (${torn.length} of ${lines.length})`);
+    t.equal(
+      lines.length + dropped,
+      1200,
+      `each request logged once or counted as dropped (${dropped} dropped)`,
+    );
+  },
+);

@@ -3,7 +3,7 @@
 import t from "tap";
 import { allCodes } from "../../kernel/errors.js";
 import { SelectError } from "../../native/types.js";
-import { millis } from "../../router/access-log.js";
+import { millis, pipePieceEnd } from "../../router/access-log.js";
 import { parseRouterArgs, routerConfig, routerDefaults } from "../../router/config.js";
 import { failureClasses, Refusals, RouterCodes, replaySafe, Upstream } from "../../router/errors.js";
 import { addressText } from "../../router/handlers/client-address.js";
@@ -226,6 +226,20 @@ t.test("WebSocket frames: masked out, read back (all length encodings, fragments
   r.push(close, sink);
   t.equal(closeCode, 4001);
 });
+
+t.test(
+  "access log pieces for a pipe: whole lines, at most 4096 bytes unless one line is longer",
+  async (t) => {
+    const line = (n: number): string => `${"x".repeat(n - 1)}\n`;
+    const buf = Buffer.from(line(1000) + line(3000) + line(200) + line(9000) + line(10));
+    const ends: number[] = [];
+    for (let off = 0; off < buf.length; off = pipePieceEnd(buf, off)) ends.push(pipePieceEnd(buf, off));
+    // 1000 + 3000 fit in one piece, 200 alone (a 9000-byte line follows), the long line on its own, then the rest.
+    t.same(ends, [4000, 4200, 13200, 13210]);
+    for (const [i, e] of ends.entries()) t.equal(buf[e - 1], 10, `piece ${i} ends at a line end`);
+    t.equal(pipePieceEnd(Buffer.from("short\n"), 0), 6, "less than 4096 bytes: all of it");
+  },
+);
 
 t.test("access log duration text and client address text", async (t) => {
   for (const v of [0, 0.0004, 0.0005, 0.0015, 0.723456, 1, 2.5, 12.0499, 999.9996, 3333.3339, 86400000.25]) {
