@@ -7,12 +7,18 @@ import { startNatsServer } from "../../messaging/nats-server.js";
 import { intFlag, parseFlags } from "../args.js";
 import type { Command } from "../command.js";
 
-/** Resolves on the first SIGINT or SIGTERM. */
+/**
+ * The first SIGINT or SIGTERM. Later ones are ignored while the stop runs (it has its own
+ * time limits): Ctrl-C under `npm start` reaches the kernel twice, from the terminal and from
+ * npm forwarding it, and the default action would end the process before it stopped what it
+ * started. The listeners do not keep the process alive.
+ */
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    let first: NodeJS.Signals | null = null;
     const on = (sig: NodeJS.Signals) => {
-      process.off("SIGINT", on);
-      process.off("SIGTERM", on);
+      if (first !== null) return;
+      first = sig;
       resolve(sig);
     };
     process.on("SIGINT", on);

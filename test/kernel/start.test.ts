@@ -1,5 +1,7 @@
 // `npm start` as a user runs it: the kernel comes up, says where NATS listens, and
-// SIGINT or SIGTERM stops every process it started within 5 seconds.
+// SIGINT or SIGTERM stops every process it started within 5 seconds, also when Ctrl-C in a
+// terminal sends SIGINT to the whole process group (the kernel gets it from the terminal and
+// again from npm, which forwards it).
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,8 +22,14 @@ function alive(pid: number): boolean {
   }
 }
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  t.test(`npm start comes up and ${signal} stops everything within 5 s`, async (t) => {
+const cases = [
+  { signal: "SIGINT", group: false },
+  { signal: "SIGTERM", group: false },
+  { signal: "SIGINT", group: true },
+] as const;
+for (const { signal, group } of cases) {
+  const to = group ? "the process group, as Ctrl-C does" : "npm";
+  t.test(`npm start comes up and ${signal} to ${to} stops everything within 5 s`, async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), "kiln-start-"));
     t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
     const env = {
@@ -35,6 +43,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       cwd: projectRoot,
       env,
       stdio: ["ignore", "pipe", "pipe"],
+      detached: group, // leads its own process group, as a terminal's foreground job does
     });
     let out = "";
     let err = "";
@@ -70,7 +79,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     );
 
     const sentAt = Date.now();
-    npm.kill(signal);
+    if (group) process.kill(-(npm.pid as number), signal);
+    else npm.kill(signal);
     const code = await exited;
     const took = Date.now() - sentAt;
     t.ok(took < 5000, `npm start exited ${took} ms after ${signal}`);
