@@ -13,6 +13,7 @@ import { type Refusal, Refusals } from "./errors.js";
 import { clientAddress } from "./handlers/client-address.js";
 import {
   collectHeader,
+  hashKeyFor,
   parseAppInstance,
   requestIdFor,
   scan,
@@ -174,11 +175,7 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
     stickyId = stickyIdFrom(s.cookie);
     handle = table.select(host, url, stickyId, "", now);
     if (handle === SelectError.NeedHashKey) {
-      const name = table.hashHeader(host, url);
-      hashKey = name === "" ? "" : req.getHeader(name.toLowerCase());
-      // A request without the hash header is still served: it hashes on the client
-      // address instead, so one client keeps landing on one instance.
-      if (hashKey === "") hashKey = clientAddress(res);
+      hashKey = hashKeyFor(table, host, url, req, res);
       handle = table.select(host, url, stickyId, hashKey, now);
     }
   }

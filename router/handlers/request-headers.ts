@@ -2,6 +2,9 @@
 // hop-by-hop headers dropped (RFC 9110 7.6.1), X-Forwarded-*, X-Vcap-Request-Id,
 // traceparent and the X-CF-* headers replaced, framing facts checked for smuggling.
 import { randomBytes, randomUUID } from "node:crypto";
+import type { RouteTable } from "../../native/types.js";
+import type { HttpRequest, HttpResponse } from "../uws.js";
+import { clientAddress } from "./client-address.js";
 
 /**
  * Scratch state of the request being read. One per thread: uWS calls the handler and
@@ -150,6 +153,22 @@ export function traceparentFor(given: string, requestId: string): string {
   spanCounter = (spanCounter + 1) >>> 0;
   const count = spanCounter.toString(16);
   return `00-${r.slice(0, 8)}${r.slice(9, 13)}${r.slice(14, 18)}${r.slice(19, 23)}${r.slice(24)}-${spanPrefix}${"00000000".slice(count.length)}${count}-01`;
+}
+
+/**
+ * The key a hash-balanced route hashes this request on: its hash header's value, or, when the
+ * request has none, the client address, so one client keeps reaching one instance.
+ */
+export function hashKeyFor(
+  table: RouteTable,
+  host: string,
+  url: string,
+  req: HttpRequest,
+  res: HttpResponse,
+): string {
+  const name = table.hashHeader(host, url);
+  const key = name === "" ? "" : req.getHeader(name.toLowerCase());
+  return key !== "" ? key : clientAddress(res);
 }
 
 /** The `__VCAP_ID__` value in a Cookie header, or "". */

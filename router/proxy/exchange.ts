@@ -23,9 +23,9 @@ import {
   type ChunkSink,
   HEAD_INCOMPLETE,
   HEAD_MALFORMED,
-  listedByConnection,
   parseResponseHead,
   ResponseHead,
+  relayedHeader,
 } from "./response-head.js";
 
 export { ReqBody };
@@ -309,25 +309,12 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
     const values = h.values;
     for (let i = 0; i < names.length; i++) {
       const l = lower[i] as string;
-      if (listedByConnection(h, l)) continue;
-      switch (l) {
-        case "connection":
-        case "keep-alive":
-        case "proxy-connection":
-        case "transfer-encoding":
-        case "content-length":
-        case "te":
-        case "trailer":
-        case "upgrade":
-        case "date": // uWS writes its own
-          continue;
-        case "set-cookie": {
-          const v = values[i] as string;
-          const name = setCookieName(v);
-          if (name === VCAP_COOKIE) vcapSet = true;
-          else if (sticky.includes(name)) sessionAttrs = setCookieAttributes(v);
-          break;
-        }
+      if (!relayedHeader(h, l)) continue;
+      if (l === "set-cookie") {
+        const v = values[i] as string;
+        const name = setCookieName(v);
+        if (name === VCAP_COOKIE) vcapSet = true;
+        else if (sticky.includes(name)) sessionAttrs = setCookieAttributes(v);
       }
       res.writeHeader(names[i] as string, values[i] as string);
     }

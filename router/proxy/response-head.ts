@@ -68,9 +68,30 @@ function readConnection(v: string, out: ResponseHead): boolean {
 }
 
 /** Whether the response header `lower` (a lower-cased name) is one the Connection header listed. */
-export function listedByConnection(head: ResponseHead, lower: string): boolean {
+function listedByConnection(head: ResponseHead, lower: string): boolean {
   const names = head.connectionNames;
   return names.length !== 0 && names.includes(lower);
+}
+
+/**
+ * Response headers the router never passes on: hop-by-hop (RFC 9110 7.6.1), the body's
+ * framing (the router frames what it relays) and Date (uWS writes its own).
+ */
+const notRelayed = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "content-length",
+  "te",
+  "trailer",
+  "upgrade",
+  "date",
+]);
+
+/** Whether the backend's response header `lower` (lower-cased) goes on to the client. */
+export function relayedHeader(head: ResponseHead, lower: string): boolean {
+  return !notRelayed.has(lower) && !listedByConnection(head, lower);
 }
 
 /**

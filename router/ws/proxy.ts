@@ -7,6 +7,7 @@ import { failureClasses, type Refusal, Refusals, Upstream } from "../errors.js";
 import { clientAddress } from "../handlers/client-address.js";
 import {
   collectHeader,
+  hashKeyFor,
   parseAppInstance,
   requestIdFor,
   scan,
@@ -20,9 +21,9 @@ import {
   ChunkedDecoder,
   HEAD_INCOMPLETE,
   HEAD_MALFORMED,
-  listedByConnection,
   parseResponseHead,
   ResponseHead,
+  relayedHeader,
 } from "../proxy/response-head.js";
 import type {
   HttpRequest,
@@ -39,18 +40,6 @@ export interface WsData {
 }
 
 const maxHead = 64 * 1024;
-/** Response headers a refused upgrade's answer does not carry: hop-by-hop, framing, uWS's own Date. */
-const relayedHopByHop = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "content-length",
-  "te",
-  "trailer",
-  "upgrade",
-  "date",
-]);
 /** Client-to-backend bytes queued on a backend socket before the client is closed. */
 const maxBackendQueue = 8 * 1024 * 1024;
 
@@ -86,7 +75,6 @@ class Tunnel implements FrameSink {
   private errno: string | undefined = undefined;
   /** Date.now() by which the backend's answer to the upgrade must be in (set once it is sent). */
   private headDeadline = 0;
-  private readonly host: string;
   private readonly startHr = performance.now();
 
   constructor(
@@ -104,7 +92,6 @@ class Tunnel implements FrameSink {
     this.key = key;
     this.handle = handle;
     this.target = target;
-    this.host = target.host;
     this.reader = new FrameReader(ctx.cfg.wsMaxMessageBytes);
     ctx.requestStarted();
     this.sock = this.dial(ep);
@@ -283,7 +270,7 @@ class Tunnel implements FrameSink {
       res.writeStatus(head.statusLine);
       for (let i = 0; i < head.names.length; i++) {
         const l = head.lower[i] as string;
-        if (relayedHopByHop.has(l) || listedByConnection(head, l)) continue;
+        if (!relayedHeader(head, l)) continue;
         res.writeHeader(head.names[i] as string, head.values[i] as string);
       }
       res.end(body, true);
@@ -422,7 +409,7 @@ class Tunnel implements FrameSink {
       this.ctx.table.release(this.handle);
       this.handle = -1;
     }
-    this.ctx.counters.request(this.host, status, (performance.now() - this.startHr) / 1000, 0);
+    this.ctx.counters.request(this.target.host, status, (performance.now() - this.startHr) / 1000, 0);
     this.ctx.requestEnded();
   }
 }
@@ -470,11 +457,7 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         const sticky = stickyIdFrom(s.cookie);
         handle = ctx.table.select(host, url, sticky, "", now);
         if (handle === SelectError.NeedHashKey) {
-          const name = ctx.table.hashHeader(host, url);
-          hashKey = name === "" ? "" : req.getHeader(name.toLowerCase());
-          // Without the hash header the client address is the key, as for plain requests
-          // (router/worker.ts): one client keeps reaching one instance.
-          if (hashKey === "") hashKey = clientAddress(res);
+          hashKey = hashKeyFor(ctx.table, host, url, req, res);
           handle = ctx.table.select(host, url, sticky, hashKey, now);
         }
       }
