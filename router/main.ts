@@ -117,6 +117,7 @@ export async function startRouter(
   let upstreamKind = "";
   let fastPath = false;
   let scheduling = "";
+  let sliceUs = 0;
 
   // uWebSockets.js reads its request-head limit once, when a worker first loads it: larger
   // heads are answered 431 by uWS itself (router/uws.ts).
@@ -141,10 +142,12 @@ export async function startRouter(
             upstreamKind = m.upstream;
             fastPath = m.fastPath;
             scheduling = m.scheduling;
+            sliceUs = m.sliceUs;
             if (m.schedulingError !== "")
               log.warn("scheduling_not_applied", {
                 worker: m.index,
                 scheduling: config.scheduling,
+                sliceUs: config.sliceUs,
                 reason: m.schedulingError,
               });
             resolve({ slot, port: m.port });
@@ -331,6 +334,7 @@ export async function startRouter(
       upstream: upstreamKind,
       fastPath,
       scheduling,
+      sliceUs,
       nats: config.natsUrl,
     });
     return {

@@ -53,8 +53,9 @@ export type FromWorker =
       port: number;
       upstream: "native" | "js";
       fastPath: boolean;
-      /** This thread's scheduling policy, and why the configured one was not applied ("" if it was). */
+      /** This thread's scheduling policy and slice, and why the configured ones were not applied ("" if they were). */
       scheduling: string;
+      sliceUs: number;
       schedulingError: string;
     }
   | { type: "failed"; index: number; code: string; message: string }
@@ -87,7 +88,7 @@ try {
 
 const cfg = init.config;
 // Before any socket exists: every wake-up of this thread is then under the chosen policy.
-const schedulingError = setThreadScheduling(cfg.scheduling);
+const schedulingError = setThreadScheduling(cfg.scheduling, cfg.sliceUs);
 const table: RouteTable =
   init.tableId >= 0
     ? attachTable(init.tableId)
@@ -232,13 +233,15 @@ app.listen(cfg.host, init.port, (ls) => {
     return;
   }
   listenSocket = ls;
+  const sched = threadScheduling();
   post({
     type: "listening",
     index: init.index,
     port: uWS.us_socket_local_port(ls),
     upstream: side === null ? "js" : "native",
     fastPath: fast !== null,
-    scheduling: threadScheduling(),
+    scheduling: sched.policy,
+    sliceUs: sched.sliceUs,
     schedulingError,
   });
 });

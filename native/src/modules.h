@@ -26,7 +26,7 @@ std::shared_ptr<rt::Table> FindRouteTable(uint32_t id);
 // native/src/fast_backend.cc: the FastBackend class (the native request path's kiln_native side).
 void InitFastBackend(Napi::Env env, Napi::Object exports);
 
-// native/src/thread_sched.cc: setThreadScheduling(policy), threadScheduling().
+// native/src/thread_sched.cc: setThreadScheduling(policy, sliceUs), threadScheduling().
 void InitThreadScheduling(Napi::Env env, Napi::Object exports);
 
 // native/src/upstream.cc: the Upstream class (keep-alive HTTP/1.1 client to backends).

@@ -73,18 +73,34 @@ export async function startRig(
   };
 }
 
+/** A `kiln router` process on random ports, with `env` added and run at nice value `nice`. */
 export async function startRouterProc(
   t: Teardownable,
   nats: TestNats,
   args: string[] = [],
   env: Record<string, string> = {},
+  nice = 0,
 ): Promise<RouterProc> {
   const cred = nats.credentials("router");
   // KILN_TEST_KILN_BIN runs another build of Kiln (e.g. a private copy while dist/ is being rebuilt).
   const bin = process.env.KILN_TEST_KILN_BIN ?? kilnBin;
+  const argv = [
+    bin,
+    "router",
+    "--nats",
+    nats.url,
+    "--port",
+    "0",
+    "--status-port",
+    "0",
+    "--host",
+    "127.0.0.1",
+    ...args,
+  ];
+  // nice(1) execs the router in its own process, so child.pid is the router's.
   const child = spawn(
-    process.execPath,
-    [bin, "router", "--nats", nats.url, "--port", "0", "--status-port", "0", "--host", "127.0.0.1", ...args],
+    nice === 0 ? process.execPath : "nice",
+    nice === 0 ? argv : ["-n", String(nice), process.execPath, ...argv],
     {
       env: { ...process.env, KILN_NATS_USER: cred.user, KILN_NATS_PASS: cred.pass, ...env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,9 +1,10 @@
 // Worker threads: one per core unless --threads says otherwise, run under the configured
-// Linux scheduling policy: the kernel's own view (/proc/<pid>/task/<tid>/stat, field 41)
-// is checked, not what the router says of itself.
+// Linux scheduling policy and slice: the kernel's own view (/proc/<pid>/task/<tid>/stat,
+// field 41, and the se.slice line of /proc/<pid>/task/<tid>/sched) is checked, not what the
+// router says of itself.
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { availableParallelism, release } from "node:os";
 import t from "tap";
 import { kilnBin } from "../../kernel/paths.js";
 import { guardChildren } from "../helpers/children.js";
@@ -25,7 +26,108 @@ function policies(pid: number): number[] {
   });
 }
 
+/** Nice value of every thread of `pid`. */
+function nices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19 - 3]);
+  });
+}
+
+/** Slice in ns of every thread of `pid`, from the scheduler's debug view. */
+function slices(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const m = /^se\.slice\s*:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/sched`, "utf8"));
+    return m === null ? -1 : Number(m[1]);
+  });
+}
+
 const linux = process.platform === "linux";
+// Per-thread slices came with EEVDF in Linux 6.12; the debug view needs CONFIG_SCHED_DEBUG.
+const [major = 0, minor = 0] = release()
+  .split(".")
+  .map((x) => Number.parseInt(x, 10));
+const sliceKernel =
+  linux &&
+  (major > 6 || (major === 6 && minor >= 12)) &&
+  existsSync("/proc/self/sched") &&
+  readFileSync("/proc/self/sched", "utf8").includes("se.slice");
+const noSlice = !sliceKernel && "needs Linux 6.12 or later with /proc/<pid>/sched";
+
+t.test(
+  "by default each worker thread, and only they, ask for a 100 µs slice",
+  { skip: noSlice },
+  async (t) => {
+    const nats = await startTestNats(t);
+    const r = await startRouterProc(t, nats, ["--threads", "2"]);
+    const s = slices(r.child.pid ?? 0);
+    t.equal(s.filter((x) => x === 100_000).length, 2, `two 100 µs threads among ${s.join(",")}`);
+    t.ok(s.length > 2 && s.every((x) => x > 0), "every other thread keeps a slice of its own");
+    const listening = r.logs.find((l) => l.event === "router_listening");
+    t.equal(listening?.sliceUs, 100, "router_listening reports it");
+    t.notOk(
+      r.logs.some((l) => l.event === "scheduling_not_applied"),
+      "no scheduling_not_applied warning",
+    );
+  },
+);
+
+t.test(
+  "--slice-us sets the workers' slice; 0 keeps the one they start with",
+  { skip: noSlice },
+  async (t) => {
+    const nats = await startTestNats(t);
+    const own = await startRouterProc(t, nats, ["--threads", "2", "--slice-us", "2500"]);
+    const s = slices(own.child.pid ?? 0);
+    t.equal(s.filter((x) => x === 2_500_000).length, 2, `two 2.5 ms threads among ${s.join(",")}`);
+    t.equal(own.logs.find((l) => l.event === "router_listening")?.sliceUs, 2500);
+    // With 0 every thread keeps the slice the router started with (the test runner's).
+    const kernel = await startRouterProc(t, nats, ["--threads", "2", "--slice-us", "0"], {
+      KILN_ROUTER_SLICE_US: "300",
+    });
+    const k = slices(kernel.child.pid ?? 0);
+    t.same(new Set(k).size, 1, `one slice on every thread: ${k.join(",")}`);
+    t.equal(kernel.logs.find((l) => l.event === "router_listening")?.sliceUs, (k[0] ?? 0) / 1000);
+  },
+);
+
+t.test(
+  "--scheduling batch keeps the slice, and the slice keeps the nice value",
+  { skip: noSlice },
+  async (t) => {
+    const nats = await startTestNats(t);
+    const r = await startRouterProc(
+      t,
+      nats,
+      ["--threads", "2", "--scheduling", "batch", "--slice-us", "200"],
+      {},
+      5,
+    );
+    const pid = r.child.pid ?? 0;
+    const p = policies(pid);
+    const s = slices(pid);
+    const batch = p.flatMap((x, i) => (x === SCHED_BATCH ? [s[i]] : []));
+    t.same(batch, [200_000, 200_000], "both batch threads run 200 µs slices");
+    t.same(new Set(nices(pid)), new Set([5]), "every thread keeps nice 5");
+  },
+);
+
+t.test("a slice the kernel would clamp is a coded config error (exit 2)", async (t) => {
+  for (const [args, env] of [
+    [["--slice-us", "50"], {}],
+    [["--slice-us", "100001"], {}],
+    [["--slice-us", "1.5"], {}],
+    [[], { KILN_ROUTER_SLICE_US: "x" }],
+  ] as [string[], Record<string, string>][]) {
+    const r = spawnSync(process.execPath, [kilnBin, "router", ...args], {
+      encoding: "utf8",
+      env: { ...process.env, ...env },
+    });
+    t.equal(r.status, 2, `${args.join(" ")} ${JSON.stringify(env)}`);
+    t.match(r.stderr, /KILN_ROUTER_CONFIG/);
+    t.match(r.stderr, /must be 0 or an integer from 100 to 100000/);
+  }
+});
 
 t.test(
   "--scheduling batch: each worker thread, and only they, run SCHED_BATCH",
