@@ -151,6 +151,8 @@ export interface UpstreamStats {
   connections: number;
   idle: number;
   active: number;
+  /** Requests sent again on a new connection after a stale pooled one, so far. */
+  resent: number;
 }
 
 /** The native object: every method takes the caller's request id (a small integer < 2^24). */

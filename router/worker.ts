@@ -297,6 +297,7 @@ port.on("message", (m: ToWorker) => {
       return;
     case "metrics": {
       fast?.read();
+      side?.countResent(ctx.counters);
       const snapshot = ctx.counters.snapshot();
       snapshot.inFlight = inFlight();
       snapshot.accessLogDropped =
@@ -311,6 +312,7 @@ port.on("message", (m: ToWorker) => {
         if (inFlight() > 0) return;
         clearInterval(poll);
         fast?.read();
+        side?.countResent(ctx.counters);
         post({ type: "drained", index: init.index });
       };
       const poll = setInterval(check, 10);

@@ -7,7 +7,7 @@
 // JavaScript adds the totals into its counters every second and before each /metrics
 // snapshot (take): its work per read depends on the hosts seen, not on the requests.
 // take(dst) layout, f64 little-endian:
-//   native, retries, latencySum, latencyCount, bytesOut, statusClass[6], latency[buckets + 1],
+//   native, retries, resent, latencySum, latencyCount, bytesOut, statusClass[6], latency[buckets + 1],
 //   kinds, upstreamErrors[kinds], hosts; then per host: u32 length, bytes, f64 counts[6].
 #include <cstring>
 #include <memory>
@@ -235,11 +235,20 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
       Napi::TypeError::New(env, "take(buffer)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    if (native_ == 0 && !pending_) return Napi::Number::New(env, 0);
-    size_t need = 8 * (5 + 6 + latency_.size() + 1 + upstreamErrors_.size() + 1);
+    // The client's own resends after a stale pooled connection (no event tells of them).
+    double resent = 0;
+    if (client_ && !closed_) {
+      resent = client_->Resent() - resentTaken_;
+      resentTaken_ += resent;
+    }
+    if (native_ == 0 && !pending_ && resent == 0) return Napi::Number::New(env, 0);
+    size_t need = 8 * (6 + 6 + latency_.size() + 1 + upstreamErrors_.size() + 1);
     need += byHost_.DrainBytes();
     auto dst = info[0].As<Napi::Buffer<char>>();
-    if (need > dst.Length()) return Napi::Number::New(env, -static_cast<double>(need));
+    if (need > dst.Length()) {
+      resentTaken_ -= resent;  // counted by the next call, with the bigger buffer
+      return Napi::Number::New(env, -static_cast<double>(need));
+    }
     char* p = dst.Data();
     auto f64 = [&p](double v) {
       std::memcpy(p, &v, 8);
@@ -247,6 +256,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     };
     f64(native_);
     f64(retries_);
+    f64(resent);
     f64(latencySum_);
     f64(latencyCount_);
     f64(bytesOut_);
@@ -313,6 +323,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   std::vector<double> latency_;
   std::vector<double> upstreamErrors_;
   double latencySum_ = 0, latencyCount_ = 0, bytesOut_ = 0, native_ = 0, retries_ = 0;
+  double resentTaken_ = 0;  // client_->Resent() as of the last take()
   bool pending_ = false;
   std::unique_ptr<AccessLogWriter> log_;
   int64_t inFlight_ = 0;

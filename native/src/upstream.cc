@@ -324,6 +324,9 @@ class Core {
     out[2] = idle_;
     out[3] = active_;
   }
+  // Requests sent again after a stale pooled connection (Retry), so far: the caller counts
+  // them as it counts its own retries, since no event tells it of one.
+  double resent() const { return resent_; }
 
   char* Scratch(size_t need) {
     if (scratch_.size() < need) scratch_.resize(need);
@@ -680,6 +683,7 @@ class Core {
     Attach(n, static_cast<uint32_t>(id), flags);
     n->retried = true;
     n->replayable = false;
+    resent_++;
     uv_buf_t b = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     Send(n, &b, 1);
   }
@@ -1111,6 +1115,7 @@ class Core {
   bool releasePending_ = false;
   bool wrapperGone_ = false;
   fast::ResponseSink* sink_ = nullptr;
+  double resent_ = 0;
   bool envGone_ = false;
 };
 
@@ -1339,6 +1344,7 @@ class UpstreamWrap : public Napi::ObjectWrap<UpstreamWrap> {
     o.Set("connections", s[1]);
     o.Set("idle", s[2]);
     o.Set("active", s[3]);
+    o.Set("resent", core_->resent());
     return o;
   }
 
@@ -1373,6 +1379,7 @@ class SinkClient final : public UpstreamClient {
     if (!core_->closed()) core_->Abort(id);
   }
   void Close() override { core_->Close(); }
+  double Resent() const override { return core_->resent(); }
 
  private:
   Core* core_;

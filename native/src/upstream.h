@@ -27,6 +27,8 @@ class UpstreamClient {
   virtual void Abort(uint32_t id) = 0;
   /** Closes every connection; no event follows. */
   virtual void Close() = 0;
+  /** Requests sent again on a new connection after a stale pooled one, so far (no event tells of them). */
+  virtual double Resent() const = 0;
 };
 
 /** `options` as for `new Upstream(options, …)` in native/upstream.ts (transientBodies is implied). */

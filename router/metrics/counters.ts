@@ -1,6 +1,6 @@
 // Per-worker counters in plain numbers (no locks, no allocation per request); the main
 // thread asks each worker for a snapshot and adds them up for /metrics.
-import { failureClasses } from "../errors.js";
+import { failureClasses, Upstream } from "../errors.js";
 
 /** Latency histogram bucket bounds, seconds. */
 export const latencyBuckets = [
@@ -74,6 +74,17 @@ export class WorkerCounters {
 
   upstreamError(kind: number): void {
     this.upstreamErrors[kind] = (this.upstreamErrors[kind] as number) + 1;
+  }
+
+  /**
+   * Counts `n` requests the native client sent again on its own after a stale pooled
+   * connection: a stale connection and a retry each, as the JavaScript path counts one
+   * (router/proxy/exchange.ts fail).
+   */
+  resent(n: number): void {
+    const k = Upstream.StaleConnection;
+    this.upstreamErrors[k] = (this.upstreamErrors[k] as number) + n;
+    this.retries += n;
   }
 
   snapshot(): CountersSnapshot {

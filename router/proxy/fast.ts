@@ -128,6 +128,7 @@ export class FastPath {
     };
     c.native += f64();
     c.retries += f64();
+    c.resent(f64());
     c.latencySum += f64();
     c.latencyCount += f64();
     c.bytesOut += f64();

@@ -21,6 +21,7 @@ import {
   VCAP_COOKIE,
   vcapCookie,
 } from "../handlers/sticky.js";
+import type { WorkerCounters } from "../metrics/counters.js";
 import type { HttpResponse } from "../uws.js";
 import type { EndpointEntry, ProxyContext } from "./context.js";
 import { ExchangeBase, ReqBody } from "./exchange-base.js";
@@ -79,6 +80,7 @@ export class NativeSide {
   readonly up: NativeUpstream;
   readonly ids = new RequestIds();
   readonly slots: (NativeExchange | undefined)[] = [];
+  private resentCounted = 0;
 
   constructor(ctx: ProxyContext) {
     this.up = createUpstream(
@@ -91,6 +93,13 @@ export class NativeSide {
         onDrain: (id) => this.slots[id]?.onDrain(),
       },
     );
+  }
+
+  /** Adds the client's own resends since the last call to `counters` (no event tells of them). */
+  countResent(counters: WorkerCounters): void {
+    const n = this.up.stats().resent - this.resentCounted;
+    this.resentCounted += n;
+    if (n > 0) counters.resent(n);
   }
 
   acquire(ex: NativeExchange): number {

@@ -240,7 +240,7 @@ t.test("keep-alive: 100 sequential requests use one connection", { skip }, async
     if (i > 0 && (r.flags & ResponseFlag.REUSED) === 0) tt.fail(`request ${i} not on a pooled connection`);
   }
   tt.equal(b.connections, 1);
-  tt.same(c.up.stats(), { pools: 1, connections: 1, idle: 1, active: 0 });
+  tt.same(c.up.stats(), { pools: 1, connections: 1, idle: 1, active: 0, resent: 0 });
 });
 
 t.test("a connection the backend closed while idle is replaced", { skip }, async (tt) => {
@@ -282,6 +282,7 @@ t.test("a pooled connection that dies under a request is retried once on a new o
   tt.equal(r.body.toString(), "ok");
   tt.equal(r.flags & ResponseFlag.REUSED, 0, "answered on the fresh connection");
   tt.equal(accepted, 2);
+  tt.equal(c.up.stats().resent, 1, "stats() counts the resend");
   // A streamed body cannot be replayed: the failure is reported instead.
   let id = -1;
   const p = c.send(port, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n", {
@@ -311,6 +312,7 @@ t.test("a request that is not idempotent is never resent on a new connection", {
   const r = await c.send(port, post);
   tt.equal(r.error, UpstreamError.STALE_CONNECTION, "reported, not sent again (RFC 9110 9.2.2)");
   tt.same(seen, ["POST", "POST"], "the backend saw it once");
+  tt.equal(c.up.stats().resent, 0, "nothing resent");
   // A lowercase method is another method (methods are case-sensitive): not resent either.
   tt.equal((await c.send(port, "get / HTTP/1.1\r\nHost: x\r\n\r\n")).status, 200);
   tt.equal((await c.send(port, "get / HTTP/1.1\r\nHost: x\r\n\r\n")).error, UpstreamError.STALE_CONNECTION);

@@ -880,12 +880,13 @@ t.test("retries: a dead endpoint is retried on another, never once the body bega
   );
 });
 
-/** Connect-refused failures, retries and native-path requests so far, from /metrics. */
-async function retryCounts(): Promise<{ refused: number; retries: number; native: number }> {
+/** Connect-refused and stale-connection failures, retries and native-path requests so far, from /metrics. */
+async function retryCounts(): Promise<{ refused: number; stale: number; retries: number; native: number }> {
   const m = (await statusGet(rig.router.statusPort, "/metrics")).body;
   const count = (re: RegExp): number => Number(re.exec(m)?.[1]);
   return {
     refused: count(/^kiln_router_upstream_errors_total\{cause="connect_refused"\} (\d+)$/m),
+    stale: count(/^kiln_router_upstream_errors_total\{cause="stale_connection"\} (\d+)$/m),
     retries: count(/^kiln_router_retries_total (\d+)$/m),
     native: count(/^kiln_router_native_requests_total (\d+)$/m),
   };
@@ -1112,14 +1113,23 @@ t.test(
       return { r, seen };
     };
 
+    const c0 = await retryCounts();
     const get = await dropSecond("GET");
     t.equal(get.r.status, 200, "a GET is sent again on a new connection: the client sees 200");
     t.same(get.seen, ["GET /first", "GET /second", "GET /second"]);
+    const c1 = await retryCounts();
+    t.same(
+      [c1.stale - c0.stale, c1.retries - c0.retries],
+      [1, 1],
+      "/metrics counts one stale connection and one retry",
+    );
 
     const post = await dropSecond("POST");
     t.equal(post.r.status, 502, "a POST without a body is not sent again");
     t.equal(post.r.headers["x-kiln-router-error"], "stale_connection");
     t.same(post.seen, ["POST /first", "POST /second"], "the backend saw it once");
+    const c2 = await retryCounts();
+    t.same([c2.stale - c1.stale, c2.retries - c1.retries], [1, 0], "one stale connection, no retry");
 
     const withBody = await dropSecond("POST", "x".repeat(100));
     t.equal(withBody.r.status, 502, "nor a POST with a small body");
