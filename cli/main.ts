@@ -3,7 +3,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { KilnError } from "../kernel/errors.js";
+import { createLogger } from "../kernel/log.js";
 import { projectRoot } from "../kernel/paths.js";
+import { stopWhenSupervisorGoes } from "../kernel/supervised.js";
 import type { Command } from "./command.js";
 import { natsCommand, upCommand } from "./commands/kernel.js";
 import { routerCommand } from "./commands/router.js";
@@ -69,6 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`Usage: kiln ${first} ${command.usage}\n  ${command.summary}\n`);
     return 0;
   }
+  stopWhenSupervisorGoes(createLogger(first));
   try {
     return await command.run(rest);
   } catch (err) {

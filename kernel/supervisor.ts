@@ -48,9 +48,11 @@ export class Supervisor {
     if (c === undefined || this.stopping) return;
     c.timer = null;
     c.startedAt = Date.now();
+    // The IPC channel carries nothing: it closes when this process ends, however it ends,
+    // and that is how a child knows to stop (kernel/supervised.ts).
     const proc = spawn(c.spec.command, c.spec.args, {
       env: { ...process.env, ...c.spec.env },
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
     c.proc = proc;
     proc.on("error", (err) => this.log.error("child_spawn_failed", { child: name, error: err }));

@@ -76,11 +76,17 @@ function routerSink(table: RouteTable, workers: WorkerSlot[], log: Logger): Rout
   };
 }
 
-function freePort(host: string): Promise<number> {
+/**
+ * Binds `port` (0: any free one) for a moment, without SO_REUSEPORT, and gives back the port.
+ * uSockets sets SO_REUSEPORT on the workers' sockets, so they would share a port with any
+ * other such listener of the same user (an orphaned router, say) and split its connections;
+ * a plain bind fails there with EADDRINUSE instead.
+ */
+function probePort(host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);
-    srv.listen(0, host, () => {
+    srv.listen(port, host, () => {
       const addr = srv.address();
       const port = typeof addr === "object" && addr !== null ? addr.port : 0;
       srv.close(() => resolve(port));
@@ -265,8 +271,15 @@ export async function startRouter(
   }
 
   try {
-    // uSockets sets SO_REUSEPORT only for a fixed port: pick the port first so every worker shares it.
-    const wanted = config.port === 0 ? await freePort(config.host) : config.port;
+    // uSockets sets SO_REUSEPORT only for a fixed port: pick the port first so every worker
+    // shares it, and make sure no other process listens there (probePort).
+    const wanted = await probePort(config.host, config.port).catch((err: Error) => {
+      throw new RouterError(
+        "KILN_ROUTER_LISTEN_FAILED",
+        `cannot listen on ${config.host}:${config.port}: ${err.message}`,
+        err,
+      );
+    });
     const first = await spawn(0, wanted);
     workers.push(first.slot);
     const port = first.port;
@@ -294,6 +307,12 @@ export async function startRouter(
           registry: (registry?.counters() ?? {}) as unknown as Record<string, number>,
         });
       },
+    }).catch((err: Error) => {
+      throw new RouterError(
+        "KILN_ROUTER_LISTEN_FAILED",
+        `cannot listen on ${config.host}:${config.statusPort} (status port): ${err.message}`,
+        err,
+      );
     });
     const addr = status.address();
     const statusPort = typeof addr === "object" && addr !== null ? addr.port : config.statusPort;

@@ -15,17 +15,19 @@ import { freePort } from "../helpers/ports.js";
 
 guardChildren(t);
 
-t.test("kiln up routes a registered app and stops cleanly", async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), "kiln-up-"));
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
-  const natsPort = await freePort();
-  const routerPort = await freePort();
-  const statusPort = await freePort();
-  const backend = createServer((_req, res) => res.end("hello from app\n"));
-  await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
-  t.teardown(() => new Promise<void>((r) => backend.close(() => r())));
-  const appPort = (backend.address() as { port: number }).port;
+interface Teardownable {
+  teardown(fn: () => void | Promise<void>): void;
+}
 
+/**
+ * `kiln up` on `dataDir` and the given ports; resolves once it says it is up, its router
+ * says it listens, and /health answers 200. `until` polls a condition and fails early if kiln up exits.
+ */
+async function startUp(
+  t: Teardownable,
+  dataDir: string,
+  ports: { nats: number; router: number; status: number },
+) {
   const up = spawn(
     process.execPath,
     [
@@ -34,11 +36,11 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
       "--data-dir",
       dataDir,
       "--nats-port",
-      String(natsPort),
+      String(ports.nats),
       "--router-port",
-      String(routerPort),
+      String(ports.router),
       "--router-status-port",
-      String(statusPort),
+      String(ports.status),
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -66,12 +68,35 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
     }
   };
   await until("Kiln is up", () => out.includes("Kiln is up"));
-  await until("router /health", async () => {
-    try {
-      return (await fetch(`http://127.0.0.1:${statusPort}/health`)).status === 200;
-    } catch {
-      return false;
-    }
+  // Its own router, not some other process on the status port.
+  await until("its router listening", () => errText.includes('"event":"router_listening"'));
+  await until("router /health", async () => (await health(ports.status)) === 200);
+  return { up, exited, until, stderr: () => errText };
+}
+
+/** The status of GET /health on `port`, 0 when nothing answers. */
+async function health(port: number): Promise<number> {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}/health`)).status;
+  } catch {
+    return 0;
+  }
+}
+
+t.test("kiln up routes a registered app and stops cleanly", async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), "kiln-up-"));
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const natsPort = await freePort();
+  const routerPort = await freePort();
+  const statusPort = await freePort();
+  const backend = createServer((_req, res) => res.end("hello from app\n"));
+  await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
+  t.teardown(() => new Promise<void>((r) => backend.close(() => r())));
+  const appPort = (backend.address() as { port: number }).port;
+  const { up, exited, until } = await startUp(t, dataDir, {
+    nats: natsPort,
+    router: routerPort,
+    status: statusPort,
   });
 
   const creds = JSON.parse(readFileSync(join(dataDir, "nats", "credentials.json"), "utf8")) as {
@@ -159,3 +184,44 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
   up.kill("SIGTERM");
   t.equal(await exited, 0, "kiln up exits 0 on SIGTERM");
 });
+
+t.test(
+  "a kernel killed with SIGKILL takes its router with it; the next one starts on the same ports",
+  async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kiln-up-"));
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+    const ports = { nats: await freePort(), router: await freePort(), status: await freePort() };
+    const first = await startUp(t, dataDir, ports);
+    const router = descendants(first.up.pid).find((p) => p.command.includes(" router "));
+    t.ok(router, "the kernel runs a router");
+    const routerPid = (router as { pid: number }).pid;
+    // Once its kernel is gone it is nobody's child: stop it here should it outlive this test.
+    t.teardown(() => {
+      try {
+        process.kill(routerPid, "SIGKILL");
+      } catch {}
+    });
+    first.up.kill("SIGKILL");
+    await first.exited;
+    const gone = async (): Promise<boolean> => {
+      try {
+        process.kill(routerPid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    const end = Date.now() + 5000;
+    while (!(await gone()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    t.ok(await gone(), "the router stopped once its kernel was gone");
+    t.equal(await health(ports.status), 0, "nothing answers on the status port");
+
+    // The first kernel's nats-server is left (it runs in its own process group); the next
+    // kernel stops it (messaging/nats-server.ts) and starts its own on the same port.
+    const second = await startUp(t, dataDir, ports);
+    t.equal(await health(ports.status), 200, "the next kernel's router serves /health");
+    second.up.kill("SIGTERM");
+    t.equal(await second.exited, 0, "and stops cleanly");
+    t.notMatch(second.stderr(), /KILN_ROUTER_LISTEN_FAILED/, "its router never found its ports taken");
+  },
+);
