@@ -439,6 +439,14 @@ function answersInfo(host: string, port: number, timeoutMs: number): Promise<boo
   });
 }
 
+/**
+ * setpriv (util-linux) when the machine has it: it has the kernel send the server SIGTERM
+ * when the thread that started it ends, even by SIGKILL, then execs it (same pid). Without
+ * it a killed kernel or test run leaves the server holding its port and store until the next
+ * start finds it by its pid file (takeOverDataDir).
+ */
+const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+
 function connectHost(host: string): string {
   if (host === "0.0.0.0" || host === "" || host === "::") return "127.0.0.1";
   return host.includes(":") ? `[${host}]` : host;
@@ -459,7 +467,14 @@ async function launch(
 ): Promise<Launched> {
   // Own process group: a terminal's Ctrl-C reaches the kernel only, which stops the
   // components first and NATS last (they may still publish while shutting down).
-  const child = spawn(binary, ["-c", confPath], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const args = ["-c", confPath];
+  const child =
+    setpriv === undefined
+      ? spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"], detached: true })
+      : spawn(setpriv, ["--pdeathsig", "TERM", "--", binary, ...args], {
+          stdio: ["ignore", "pipe", "pipe"],
+          detached: true,
+        });
   track(child);
   child.once("error", () => live.delete(child));
   const tail: string[] = [];

@@ -1,7 +1,7 @@
 // `kiln up` end to end: the kernel's router learns a route from NATS (published with the
 // DEA's credentials from the data dir, as examples/route-registrar.mjs does) and proxies to it.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -186,7 +186,7 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
 });
 
 t.test(
-  "a kernel killed with SIGKILL takes its router with it; the next one starts on the same ports",
+  "a kernel killed with SIGKILL takes its router and nats-server with it; the next one starts on the same ports",
   async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), "kiln-up-"));
     t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -195,29 +195,36 @@ t.test(
     const router = descendants(first.up.pid).find((p) => p.command.includes(" router "));
     t.ok(router, "the kernel runs a router");
     const routerPid = (router as { pid: number }).pid;
-    // Once its kernel is gone it is nobody's child: stop it here should it outlive this test.
+    const natsPid = descendants(first.up.pid).find((p) => p.command.includes("nats-server"))?.pid ?? -1;
+    t.ok(natsPid > 0, "the kernel runs a nats-server");
+    // Once their kernel is gone they are nobody's children: stop them here should they outlive this test.
     t.teardown(() => {
-      try {
-        process.kill(routerPid, "SIGKILL");
-      } catch {}
+      for (const pid of [routerPid, natsPid]) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
+      }
     });
     first.up.kill("SIGKILL");
     await first.exited;
-    const gone = async (): Promise<boolean> => {
+    const alive = (pid: number): boolean => {
       try {
-        process.kill(routerPid, 0);
-        return false;
-      } catch {
+        process.kill(pid, 0);
         return true;
+      } catch {
+        return false;
       }
     };
     const end = Date.now() + 5000;
-    while (!(await gone()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-    t.ok(await gone(), "the router stopped once its kernel was gone");
+    while ((alive(routerPid) || alive(natsPid)) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 50));
+    t.notOk(alive(routerPid), "the router stopped once its kernel was gone");
     t.equal(await health(ports.status), 0, "nothing answers on the status port");
+    // setpriv --pdeathsig (messaging/nats-server.ts); without setpriv the next kernel stops
+    // the server it finds through the pid file instead.
+    if (existsSync("/usr/bin/setpriv") || existsSync("/bin/setpriv"))
+      t.notOk(alive(natsPid), "the nats-server stopped once its kernel was gone");
 
-    // The first kernel's nats-server is left (it runs in its own process group); the next
-    // kernel stops it (messaging/nats-server.ts) and starts its own on the same port.
     const second = await startUp(t, dataDir, ports);
     t.equal(await health(ports.status), 200, "the next kernel's router serves /health");
     second.up.kill("SIGTERM");
