@@ -467,14 +467,12 @@ async function launch(
 ): Promise<Launched> {
   // Own process group: a terminal's Ctrl-C reaches the kernel only, which stops the
   // components first and NATS last (they may still publish while shutting down).
-  const args = ["-c", confPath];
-  const child =
-    setpriv === undefined
-      ? spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"], detached: true })
-      : spawn(setpriv, ["--pdeathsig", "TERM", "--", binary, ...args], {
-          stdio: ["ignore", "pipe", "pipe"],
-          detached: true,
-        });
+  const argv = [binary, "-c", confPath];
+  if (setpriv !== undefined) argv.unshift(setpriv, "--pdeathsig", "TERM", "--");
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   track(child);
   child.once("error", () => live.delete(child));
   const tail: string[] = [];

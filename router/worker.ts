@@ -24,6 +24,7 @@ import { ProxyContext } from "./proxy/context.js";
 import { Exchange, ReqBody, refusalFor } from "./proxy/exchange.js";
 import { FastPath } from "./proxy/fast.js";
 import { NativeExchange, NativeSide } from "./proxy/native-exchange.js";
+import { tableSink } from "./registry/sink.js";
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from "./uws.js";
 import { loadUws } from "./uws.js";
 import { wsBehavior } from "./ws/proxy.js";
@@ -93,6 +94,8 @@ const table: RouteTable =
   init.tableId >= 0
     ? attachTable(init.tableId)
     : createFallbackTable({ emptyPoolTimeoutMs: cfg.emptyPoolTimeoutMs });
+/** Applies the main thread's update batches to this thread's copy of the table (fallback only). */
+const copySink = tableSink(table);
 const accessLog = cfg.accessLog === "off" ? null : new AccessLog(cfg.accessLog);
 const ctx = new ProxyContext(cfg, table, accessLog);
 const maxHeaderBytes = cfg.maxHeaderBytes;
@@ -265,6 +268,12 @@ function shutdown(): void {
   port?.close();
 }
 
+/** Adds what the native side counted on its own (request path, client resends) to ctx.counters. */
+function readNativeCounts(): void {
+  fast?.read();
+  side?.countResent(ctx.counters);
+}
+
 /** Requests in flight on both paths. */
 function inFlight(): number {
   return ctx.counters.inFlight + (fast === null ? 0 : fast.inFlight());
@@ -272,20 +281,11 @@ function inFlight(): number {
 
 port.on("message", (m: ToWorker) => {
   switch (m.type) {
-    case "updates": {
-      const ups = m.updates;
-      for (let i = 0; i < ups.length; i++) {
-        const u = ups[i] as RouteUpdate;
-        try {
-          if (u.op === "register") table.register(u.uri, u.endpoint, u.options, m.nowMs);
-          else table.unregister(u.uri, u.endpoint, m.nowMs);
-        } catch {
-          // The main thread's table refused the same update and logged it.
-        }
-      }
+    case "updates":
+      // An update this copy refuses was refused and logged by the main thread's table too.
+      copySink.apply(m.updates, m.nowMs);
       // No ctx.invalidate(): changed endpoints get new handles (router/main.ts routerSink).
       return;
-    }
     case "prune":
       table.prune(m.nowMs);
       ctx.invalidate();
@@ -296,8 +296,7 @@ port.on("message", (m: ToWorker) => {
       fast?.invalidate();
       return;
     case "metrics": {
-      fast?.read();
-      side?.countResent(ctx.counters);
+      readNativeCounts();
       const snapshot = ctx.counters.snapshot();
       snapshot.inFlight = inFlight();
       snapshot.accessLogDropped =
@@ -311,8 +310,7 @@ port.on("message", (m: ToWorker) => {
       const check = (): void => {
         if (inFlight() > 0) return;
         clearInterval(poll);
-        fast?.read();
-        side?.countResent(ctx.counters);
+        readNativeCounts();
         post({ type: "drained", index: init.index });
       };
       const poll = setInterval(check, 10);

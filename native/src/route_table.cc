@@ -384,6 +384,12 @@ void Table::RebuildHash(Route* r, std::unique_ptr<uint16_t[]>* out, uint32_t* mO
 // When an empty route's pool became empty (see Route); only meaningful while r->count == 0.
 static double EmptySince(const Route* r) { return r->members[0].lastSeenMs; }
 
+bool Table::KeepEmpty(Route* r, double nowMs) {
+  if (emptyPoolTimeoutMs_ == 0) return false;
+  r->members[0].lastSeenMs = nowMs;  // EmptySince
+  return true;
+}
+
 void Table::RemoveMemberAt(Shard& /*sh*/, Route* r, uint32_t i) {
   // Order is kept: the Maglev permutation and round-robin both depend on it.
   std::memmove(&r->members[i], &r->members[i + 1], sizeof(Member) * (r->count - i - 1));
@@ -534,11 +540,9 @@ bool Table::Unregister(std::string_view host, std::string_view path, std::string
   {
     std::unique_lock<std::shared_mutex> lk(sh.lock);
     RemoveMemberAt(sh, r, i);
-    if (r->count == 0) {
-      // Kept, empty, for the empty-pool timeout (an app restarting answers 503, not 404).
-      gone = emptyPoolTimeoutMs_ == 0;
-      if (gone) UnlinkRoute(sh, r);
-      else r->members[0].lastSeenMs = nowMs;
+    if (r->count == 0 && !KeepEmpty(r, nowMs)) {
+      gone = true;
+      UnlinkRoute(sh, r);
     }
   }
   if (gone) {
@@ -602,11 +606,9 @@ uint32_t Table::Prune(double nowMs) {
             i++;
           }
         }
-        if (r->count == 0 && emptyPoolTimeoutMs_ == 0) {
+        if (r->count == 0 && !KeepEmpty(r, nowMs)) {
           UnlinkRoute(sh, r);
           emptied.push_back(r);
-        } else if (r->count == 0) {
-          r->members[0].lastSeenMs = nowMs;  // kept, empty, from now (EmptySince)
         }
       }
     }

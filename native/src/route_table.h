@@ -298,6 +298,9 @@ class Table {
   void UnlinkRoute(Shard& sh, Route* r);
   void RebuildHash(Route* r, std::unique_ptr<uint16_t[]>* out, uint32_t* m) const;
   void FreeRoute(Route* r);
+  // A route whose last endpoint just went: true when it stays linked, empty, from nowMs for
+  // the empty-pool timeout (an app restarting answers 503, not 404); false when it must go.
+  bool KeepEmpty(Route* r, double nowMs);
 
   const uint32_t id_;
   const double emptyPoolTimeoutMs_;
