@@ -14,6 +14,15 @@ export interface RouterConfig {
   port: number;
   /** Status port for /health, /routes, /metrics (0 = random). */
   statusPort: number;
+  /**
+   * Address the status port binds. Loopback by default: /routes lists every backend address,
+   * app and instance id. Off loopback, /routes and /metrics need HTTP basic auth
+   * (statusUser / statusPass); /health stays open for load balancers.
+   */
+  statusHost: string;
+  /** Basic-auth user and password of /routes and /metrics when the status port is off loopback. */
+  statusUser: string;
+  statusPass: string;
   /** Worker threads, each running uWebSockets.js on the same port. */
   threads: number;
   natsUrl: string;
@@ -46,8 +55,35 @@ export interface RouterConfig {
   maxHeaderBytes: number;
   /** Largest WebSocket message relayed in either direction. */
   wsMaxMessageBytes: number;
-  /** X-Forwarded-Proto set when the client did not send one. */
+  /**
+   * X-Forwarded-Proto the router writes: the scheme of its own listener. A client's value is
+   * kept only when it comes from one of trustedProxies.
+   */
   forwardedProto: string;
+  /**
+   * Load balancers in front of the router (CIDRs or addresses). Their X-Forwarded-Proto is
+   * kept, and the last X-Forwarded-For entry they add is taken as the client address (hash
+   * balancing, access log). Empty: nobody is trusted.
+   */
+  trustedProxies: string[];
+  /**
+   * A client connection with no request in progress is closed after this many seconds
+   * (uWS's HTTP idle timeout, fixed at 10 s upstream); 0 = never.
+   */
+  clientIdleTimeoutSec: number;
+  /**
+   * A request body arriving slower than this many bytes a second (averaged over the idle
+   * timeout's span) has its connection closed (uWS's upload floor, 16 KiB/s upstream); 0 = off.
+   */
+  minUploadRate: number;
+  /**
+   * Key for route services (gorouter's route_services_secret): a route registered with a
+   * route_service_url goes through that service first, signed with AES-256-GCM under a key
+   * derived from this. Empty: such registrations are refused.
+   */
+  routeServiceKey: string;
+  /** A route service's signed callback older than this is refused (400). */
+  routeServiceMaxAgeSec: number;
   /** Upstream client: "native" (C++ on libuv, needs the addon), "js" (net sockets), "auto" (native when built). */
   upstream: "auto" | "native" | "js";
   /**
@@ -86,6 +122,9 @@ export const routerDefaults: RouterConfig = {
   host: "0.0.0.0",
   port: 8080,
   statusPort: 8081,
+  statusHost: "127.0.0.1",
+  statusUser: "",
+  statusPass: "",
   threads: availableParallelism(),
   natsUrl: "nats://127.0.0.1:4222",
   natsUser: "",
@@ -105,6 +144,11 @@ export const routerDefaults: RouterConfig = {
   maxHeaderBytes: 32 * 1024,
   wsMaxMessageBytes: 16 * 1024 * 1024,
   forwardedProto: "http",
+  trustedProxies: [],
+  clientIdleTimeoutSec: 10,
+  minUploadRate: 16 * 1024,
+  routeServiceKey: "",
+  routeServiceMaxAgeSec: 60,
   upstream: "auto",
   fastPath: "on",
   scheduling: "normal",
@@ -124,6 +168,9 @@ export const routerEnv: Record<keyof RouterConfig, string> = {
   host: "KILN_ROUTER_HOST",
   port: "KILN_ROUTER_PORT",
   statusPort: "KILN_ROUTER_STATUS_PORT",
+  statusHost: "KILN_ROUTER_STATUS_HOST",
+  statusUser: "KILN_ROUTER_STATUS_USER",
+  statusPass: "KILN_ROUTER_STATUS_PASS",
   threads: "KILN_ROUTER_THREADS",
   natsUrl: "KILN_NATS_URL",
   natsUser: "KILN_NATS_USER",
@@ -143,6 +190,11 @@ export const routerEnv: Record<keyof RouterConfig, string> = {
   maxHeaderBytes: "KILN_ROUTER_MAX_HEADER_BYTES",
   wsMaxMessageBytes: "KILN_ROUTER_WS_MAX_MESSAGE_BYTES",
   forwardedProto: "KILN_ROUTER_FORWARDED_PROTO",
+  trustedProxies: "KILN_ROUTER_TRUSTED_PROXIES",
+  clientIdleTimeoutSec: "KILN_ROUTER_CLIENT_IDLE_TIMEOUT",
+  minUploadRate: "KILN_ROUTER_MIN_UPLOAD_RATE",
+  routeServiceKey: "KILN_ROUTER_ROUTE_SERVICE_KEY",
+  routeServiceMaxAgeSec: "KILN_ROUTER_ROUTE_SERVICE_MAX_AGE",
   upstream: "KILN_ROUTER_UPSTREAM",
   fastPath: "KILN_ROUTER_FAST_PATH",
   scheduling: "KILN_ROUTER_SCHEDULING",
@@ -157,6 +209,9 @@ const flagOf: Partial<Record<keyof RouterConfig, string>> = {
   host: "host",
   port: "port",
   statusPort: "status-port",
+  statusHost: "status-host",
+  statusUser: "status-user",
+  statusPass: "status-pass",
   threads: "threads",
   natsUrl: "nats",
   natsUser: "nats-user",
@@ -176,6 +231,11 @@ const flagOf: Partial<Record<keyof RouterConfig, string>> = {
   maxHeaderBytes: "max-header-bytes",
   wsMaxMessageBytes: "ws-max-message-bytes",
   forwardedProto: "forwarded-proto",
+  trustedProxies: "trusted-proxies",
+  clientIdleTimeoutSec: "client-idle-timeout",
+  minUploadRate: "min-upload-rate",
+  routeServiceKey: "route-service-key",
+  routeServiceMaxAgeSec: "route-service-max-age",
   upstream: "upstream",
   fastPath: "fast-path",
   scheduling: "scheduling",
@@ -248,7 +308,11 @@ export function routerConfig(
   overrides: Partial<RouterConfig> = {},
   env: NodeJS.ProcessEnv = process.env,
 ): RouterConfig {
-  const cfg: RouterConfig = { ...routerDefaults, stickyCookies: [...routerDefaults.stickyCookies] };
+  const cfg: RouterConfig = {
+    ...routerDefaults,
+    stickyCookies: [...routerDefaults.stickyCookies],
+    trustedProxies: [...routerDefaults.trustedProxies],
+  };
   const target = cfg as unknown as Record<string, unknown>;
   for (const key of Object.keys(routerEnv) as (keyof RouterConfig)[]) {
     const raw = env[routerEnv[key]];
