@@ -1,5 +1,5 @@
 // The access log: one line per request (time, host, method, path, status, bytes,
-// duration, backend, request id), buffered per worker and written in large pieces.
+// duration, backend, request id, client address), buffered per worker and written in large pieces.
 // Memory is the one buffer: when the target stops taking bytes (a stdout pipe nobody
 // reads), what does not fit is dropped and counted, and serving goes on.
 import { closeSync, fstatSync, openSync, writeSync } from "node:fs";
@@ -67,6 +67,7 @@ export class AccessLog {
     durationMs: number,
     backend: string,
     requestId: string,
+    client: string,
   ): void {
     if (startMs !== this.lastMs) {
       this.lastMs = startMs;
@@ -78,7 +79,7 @@ export class AccessLog {
       const ms = startMs - sec * 1000;
       this.stampText = `${this.secondText}.${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}Z `;
     }
-    const text = `${this.stampText}${host || "-"} "${method} ${path}" ${status} ${bytes} ${millis(durationMs)}ms backend=${backend || "-"} request_id=${requestId || "-"}\n`;
+    const text = `${this.stampText}${host || "-"} "${method} ${path}" ${status} ${bytes} ${millis(durationMs)}ms backend=${backend || "-"} request_id=${requestId || "-"} client=${client || "-"}\n`;
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     if (this.pos + text.length * 3 > bufferBytes) {
       if (!this.stalled) this.flush();

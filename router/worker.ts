@@ -10,9 +10,12 @@ import { upstreamAvailable } from "../native/upstream.js";
 import { AccessLog } from "./access-log.js";
 import type { RouterConfig } from "./config.js";
 import { type Refusal, Refusals } from "./errors.js";
-import { clientAddress } from "./handlers/client-address.js";
+import { addressText } from "./handlers/client-address.js";
+import { forwardedClient, isTrusted, parseTrustedProxies } from "./handlers/forwarded.js";
 import {
+  bodyOf,
   collectHeader,
+  framingLine,
   hashKeyFor,
   parseAppInstance,
   requestIdFor,
@@ -109,6 +112,7 @@ ctx.native = side;
 /** One forwarder class per worker, so the request handler's `new` stays monomorphic. */
 const ExchangeClass = side !== null ? NativeExchange : Exchange;
 const forwardedProto = cfg.forwardedProto;
+const trustedNets = parseTrustedProxies(cfg.trustedProxies);
 /** The native request path: needs the shared native table and the native upstream client. */
 const fast =
   side !== null && init.tableId >= 0 && cfg.fastPath === "on" ? new FastPath(ctx, init.tableId) : null;
@@ -121,6 +125,7 @@ function refuse(
   method: string,
   target: string,
   close: boolean,
+  client: string,
 ): void {
   const t0 = performance.now();
   res
@@ -132,7 +137,18 @@ function refuse(
   // Unknown hosts share one label: clients choose Host, and must not fill the metrics with it.
   const label = r === Refusals.noRoute ? "(unknown)" : host;
   ctx.counters.request(label, status, (performance.now() - t0) / 1000, r.body.length);
-  accessLog?.line(Date.now(), host, method, target, status, r.body.length, performance.now() - t0, "", "");
+  accessLog?.line(
+    Date.now(),
+    host,
+    method,
+    target,
+    status,
+    r.body.length,
+    performance.now() - t0,
+    "",
+    "",
+    client,
+  );
 }
 
 function onRequest(res: HttpResponse, req: HttpRequest): void {
@@ -148,21 +164,16 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
   const query = req.getQuery() as string | undefined;
   const target = query === undefined || query === "" ? url : `${url}?${query}`;
   const host = s.host;
+  const peerBytes = new Uint8Array(res.getRemoteAddress());
+  const peer = addressText(peerBytes);
+  const trusted = isTrusted(trustedNets, peerBytes);
+  const client = trusted ? forwardedClient(s.xff, peer) : peer;
   if (s.bytes > maxHeaderBytes) {
-    refuse(res, Refusals.headersTooLarge, host, method, target, true);
+    refuse(res, Refusals.headersTooLarge, host, method, target, true, client);
     return;
   }
-  const te = s.transferEncoding;
-  if (s.badFraming || (te !== "" && s.contentLength !== "")) {
-    refuse(res, Refusals.badRequest, host, method, target, true);
-    return;
-  }
-  const reqBody =
-    te !== ""
-      ? ReqBody.Chunked
-      : s.contentLength !== "" && s.contentLength !== "0"
-        ? ReqBody.Length
-        : ReqBody.None;
+  // uWS's parser has refused every ambiguous framing already (native/uws HttpParser.h frameBody).
+  const reqBody = bodyOf(s);
   let handle: number;
   let stickyId = "";
   let hashKey = "";
@@ -170,7 +181,7 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
   if (s.appInstance !== "") {
     const target2 = parseAppInstance(s.appInstance);
     if (target2 === null) {
-      refuse(res, Refusals.badInstanceHeader, host, method, target, reqBody !== ReqBody.None);
+      refuse(res, Refusals.badInstanceHeader, host, method, target, reqBody !== ReqBody.None, client);
       return;
     }
     pinned = true;
@@ -179,23 +190,22 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
     stickyId = stickyIdFrom(s.cookie);
     handle = table.select(host, url, stickyId, "", now);
     if (handle === SelectError.NeedHashKey) {
-      hashKey = hashKeyFor(table, host, url, req, res);
+      hashKey = hashKeyFor(table, host, url, req, client);
       handle = table.select(host, url, stickyId, hashKey, now);
     }
   }
   if (handle < 0) {
-    refuse(res, refusalFor(handle, Refusals), host, method, target, reqBody !== ReqBody.None);
+    refuse(res, refusalFor(handle, Refusals), host, method, target, reqBody !== ReqBody.None, client);
     return;
   }
   const requestId = requestIdFor(s.vcapId);
-  const addr = clientAddress(res);
   const headText =
     `${method} ${target} HTTP/1.1\r\n${s.head}` +
-    `x-forwarded-for: ${s.xff === "" ? addr : `${s.xff}, ${addr}`}\r\n` +
-    `x-forwarded-proto: ${s.xfp === "" ? forwardedProto : s.xfp}\r\n` +
+    `x-forwarded-for: ${s.xff === "" ? peer : `${s.xff}, ${peer}`}\r\n` +
+    `x-forwarded-proto: ${trusted && s.xfp !== "" ? s.xfp : forwardedProto}\r\n` +
     `x-request-start: ${now}\r\n` +
     `x-vcap-request-id: ${requestId}\r\n` +
-    `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n`;
+    `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n${framingLine(s, reqBody)}`;
   const ex = new ExchangeClass(
     ctx,
     res,
@@ -206,11 +216,11 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
     target,
     headText,
     reqBody,
-    te,
     stickyId,
     hashKey,
     pinned,
     requestId,
+    client,
     now,
     startHr,
   );

@@ -136,7 +136,8 @@ void AppendNumber(std::string* out, uint64_t v) {
 }
 
 // The request fields that are not sent upstream as they came: hop-by-hop ones (RFC 9110
-// 7.6.1) and the ones the router sets itself (collectHeader's early returns).
+// 7.6.1), the body's framing (the router declares it itself: router/handlers/request-headers.ts
+// framingLine) and the ones the router sets itself (collectHeader's early returns).
 bool Forwarded(std::string_view k) {
   switch (k.size()) {
     case 2:
@@ -147,17 +148,51 @@ bool Forwarded(std::string_view k) {
       return k != "keep-alive" && k != "connection";
     case 11:
       return k != "traceparent";
+    case 14:
+      return k != "content-length";
     case 15:
       return k != "x-request-start" && k != "x-forwarded-for" && k != "x-cf-instanceid";
     case 16:
       return k != "proxy-connection";
     case 17:
-      return k != "x-forwarded-proto" && k != "x-vcap-request-id";
+      return k != "x-forwarded-proto" && k != "x-vcap-request-id" && k != "transfer-encoding";
     case 18:
       return k != "x-cf-applicationid" && k != "x-cf-instanceindex";
     default:
       return true;
   }
+}
+
+// router/handlers/forwarded.ts isTrusted: the peer's raw address (IPv4-mapped IPv6 read as
+// IPv4) in one of the trusted networks.
+bool Trusted(const std::vector<TrustedNet>& nets, std::string_view peer) {
+  if (nets.empty()) return false;
+  if (peer.size() == 16 && static_cast<unsigned char>(peer[10]) == 255 && static_cast<unsigned char>(peer[11]) == 255 &&
+      peer.substr(0, 10).find_first_not_of('\0') == std::string_view::npos) {
+    peer.remove_prefix(12);
+  }
+  for (const TrustedNet& n : nets) {
+    if (n.bytes.size() != peer.size()) continue;
+    uint32_t bits = n.prefix;
+    size_t i = 0;
+    for (; bits >= 8; bits -= 8, i++) {
+      if (peer[i] != n.bytes[i]) break;
+    }
+    if (bits >= 8) continue;
+    if (bits == 0) return true;
+    auto mask = static_cast<unsigned char>(0xff << (8 - bits));
+    if ((static_cast<unsigned char>(peer[i]) & mask) == (static_cast<unsigned char>(n.bytes[i]) & mask)) return true;
+  }
+  return false;
+}
+
+// router/handlers/forwarded.ts forwardedClient: the last X-Forwarded-For entry, else the peer.
+std::string_view ForwardedClient(std::string_view xff, std::string_view peer) {
+  size_t comma = xff.rfind(',');
+  std::string_view last = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+  while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
+  while (!last.empty() && (last.back() == ' ' || last.back() == '\t')) last.remove_suffix(1);
+  return last.empty() ? peer : last;
 }
 
 bool EqualsLower(std::string_view v, std::string_view lower) {
@@ -322,14 +357,18 @@ bool FastPath::Handle(Res* res, uWS::HttpRequest* req) {
   }
   backend_->PrefetchRoute(warm);
   std::string_view addr = ClientAddress(res);
+  const bool trusted = Trusted(cfg_.trustedProxies, addrBytes_);
+  ex->client.assign(trusted ? ForwardedClient(xff_, addr) : addr);
   h.append("x-forwarded-for: ");
   if (!xff_.empty()) h.append(xff_).append(", ");
   h.append(addr).append("\r\nx-forwarded-proto: ");
-  h.append(xfp.empty() ? std::string_view(cfg_.forwardedProto) : xfp).append("\r\nx-request-start: ");
+  h.append(trusted && !xfp.empty() ? xfp : std::string_view(cfg_.forwardedProto)).append("\r\nx-request-start: ");
   AppendNumber(&h, static_cast<uint64_t>(nowMs));
   h.append("\r\nx-vcap-request-id: ").append(ex->requestId).append("\r\ntraceparent: ");
   AppendTraceparent(&h, traceparent, ex->requestId);
-  h.append("\r\n");
+  // The framing the parser accepted, declared by the router (request-headers.ts framingLine):
+  // this path takes only requests without a body.
+  h.append(sawLength ? "\r\ncontent-length: 0\r\n" : "\r\n");
   ex->baseLen = h.size();
 
   ex->handle = backend_->Select(host, url, nowMs);
@@ -614,9 +653,10 @@ void FastPath::Finish(Exchange* ex, int status) {
     backend_->Abort(ex->slot);
   }
   double durationMs = static_cast<double>(MonoNs() - ex->startNs) / 1e6;
-  Finished f{ex->startMs, durationMs, ex->bytesOut, status,   ex->host,
-             ex->method,  ex->target, ex->ep ? std::string_view(ex->ep->label) : std::string_view(),
-             ex->requestId};
+  Finished f{ex->startMs,  durationMs, ex->bytesOut,
+             status,       ex->host,   ex->method,
+             ex->target,   ex->ep ? std::string_view(ex->ep->label) : std::string_view(),
+             ex->requestId, ex->client};
   backend_->Done(f);
   Recycle(ex);
 }

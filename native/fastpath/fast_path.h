@@ -48,6 +48,7 @@ class FastPath final : public ResponseSink {
     double handle = -1;
     EndpointRef ep;
     std::string host, method, target, path, requestId;
+    std::string client;  // for the access log: a trusted proxy's X-Forwarded-For entry, else the peer
     std::string head;  // request head up to the endpoint's lines
     size_t baseLen = 0;
     double startMs = 0;

@@ -65,7 +65,7 @@ AccessLogWriter::AccessLogWriter(int fd) : fd_(fd) {
 
 void AccessLogWriter::Line(double startMs, std::string_view host, std::string_view method, std::string_view target,
                            int status, double bytes, double durationMs, std::string_view backend,
-                           std::string_view requestId) {
+                           std::string_view requestId, std::string_view client) {
   if (fd_ < 0) return;
   auto ms = static_cast<int64_t>(startMs);
   if (ms != lastMs_) {
@@ -94,7 +94,8 @@ void AccessLogWriter::Line(double startMs, std::string_view host, std::string_vi
   b.push_back(' ');
   AppendMillis(&b, durationMs);
   b.append("ms backend=").append(backend.empty() ? std::string_view("-") : backend);
-  b.append(" request_id=").append(requestId.empty() ? std::string_view("-") : requestId).push_back('\n');
+  b.append(" request_id=").append(requestId.empty() ? std::string_view("-") : requestId);
+  b.append(" client=").append(client.empty() ? std::string_view("-") : client).push_back('\n');
   if (stalled_) {
     // The target is not taking bytes: hold up to kMaxHeld for when it does, drop the rest.
     if (b.size() > kMaxHeld) {

@@ -21,7 +21,8 @@ class AccessLogWriter {
 
   bool on() const { return fd_ >= 0; }
   void Line(double startMs, std::string_view host, std::string_view method, std::string_view target, int status,
-            double bytes, double durationMs, std::string_view backend, std::string_view requestId);
+            double bytes, double durationMs, std::string_view backend, std::string_view requestId,
+            std::string_view client);
   /**
    * Writes what is buffered without ever waiting: what the target does not take now (a
    * stdout pipe nobody reads) stays for the next flush, and while it is held new lines

@@ -20,7 +20,7 @@
 
 namespace kiln::fast {
 
-constexpr uint32_t kAbi = 3;
+constexpr uint32_t kAbi = 4;
 
 /** What a request needs of one endpoint, made once per route-table handle. */
 struct Endpoint {
@@ -52,8 +52,16 @@ struct FailureClass {
 };
 
 /** The router settings the native path applies (router/config.ts). */
+/** A trusted proxy network (router/handlers/forwarded.ts TrustedNet): 4 or 16 bytes and a prefix. */
+struct TrustedNet {
+  std::string bytes;
+  uint32_t prefix = 0;
+};
+
 struct Config {
+  /** X-Forwarded-Proto of the router's listener; a trusted proxy's own value is kept instead. */
   std::string forwardedProto;
+  std::vector<TrustedNet> trustedProxies;
   uint32_t maxHeaderBytes = 0;
   uint32_t maxAttempts = 3;
   double failedEndpointSkipMs = 30000;
@@ -95,7 +103,7 @@ struct Finished {
   double durationMs;
   double bytes;
   int status;  // 0: the client went away first
-  std::string_view host, method, target, backend, requestId;
+  std::string_view host, method, target, backend, requestId, client;
 };
 
 class Backend {

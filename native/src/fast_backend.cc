@@ -66,6 +66,19 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     }
     Napi::Object s = info[2].As<Napi::Object>();
     cfg_.forwardedProto = s.Get("forwardedProto").ToString().Utf8Value();
+    Napi::Value trusted = s.Get("trustedProxies");
+    if (trusted.IsArray()) {
+      Napi::Array a = trusted.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) {
+        Napi::Object net = a.Get(i).As<Napi::Object>();
+        Napi::Array bytes = net.Get("bytes").As<Napi::Array>();
+        fast::TrustedNet t;
+        for (uint32_t k = 0; k < bytes.Length(); k++)
+          t.bytes.push_back(static_cast<char>(bytes.Get(k).ToNumber().Uint32Value()));
+        t.prefix = net.Get("prefix").ToNumber().Uint32Value();
+        cfg_.trustedProxies.push_back(std::move(t));
+      }
+    }
     cfg_.maxHeaderBytes = s.Get("maxHeaderBytes").ToNumber().Uint32Value();
     cfg_.maxAttempts = s.Get("maxAttempts").ToNumber().Uint32Value();
     Napi::Value maxHosts = s.Get("maxHosts");
@@ -202,7 +215,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     bytesOut_ += f.bytes;
     native_++;
     if (log_) {
-      log_->Line(f.startMs, f.host, f.method, f.target, f.status, f.bytes, f.durationMs, f.backend, f.requestId);
+      log_->Line(f.startMs, f.host, f.method, f.target, f.status, f.bytes, f.durationMs, f.backend, f.requestId, f.client);
     }
   }
 

@@ -1,8 +1,6 @@
 // The client's address as text for X-Forwarded-For, formatted here from uWS's raw bytes
 // (uWS's own text form goes through snprintf and one more ArrayBuffer) and reused while the
 // same address keeps coming, as it does on keep-alive connections.
-import type { HttpResponse } from "../uws.js";
-
 const hex2: string[] = [];
 for (let i = 0; i < 256; i++) hex2.push(i.toString(16).padStart(2, "0"));
 
@@ -34,8 +32,4 @@ export function addressText(bytes: Uint8Array): string {
   lastBytes = bytes;
   lastText = text;
   return text;
-}
-
-export function clientAddress(res: HttpResponse): string {
-  return addressText(new Uint8Array(res.getRemoteAddress()));
 }

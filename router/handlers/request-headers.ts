@@ -1,10 +1,12 @@
 // Reads a client request's headers once (uWS forEach) into the head sent upstream:
 // hop-by-hop headers dropped (RFC 9110 7.6.1), X-Forwarded-*, X-Vcap-Request-Id,
-// traceparent and the X-CF-* headers replaced, framing facts checked for smuggling.
+// traceparent and the X-CF-* headers replaced, and the body's framing taken out so the
+// router declares it itself (framingLine). The native request path does the same in
+// native/fastpath/fast_path.cc (Handle, Forwarded); test/router/smuggling.ts runs one table
+// of requests through both.
 import { randomBytes, randomUUID } from "node:crypto";
 import type { RouteTable } from "../../native/types.js";
-import type { HttpRequest, HttpResponse } from "../uws.js";
-import { clientAddress } from "./client-address.js";
+import type { HttpRequest } from "../uws.js";
 
 /**
  * Scratch state of the request being read. One per thread: uWS calls the handler and
@@ -19,8 +21,9 @@ export class RequestScan {
   traceparent = "";
   cookie = "";
   appInstance = "";
+  /** The Content-Length uWS's parser accepted (digits only: it refuses anything else), or "". */
   contentLength = "";
-  badFraming = false;
+  /** The Transfer-Encoding uWS's parser accepted ("chunked" in some letter case), or "". */
   transferEncoding = "";
   host = "";
   connection = "";
@@ -35,13 +38,18 @@ export class RequestScan {
     this.cookie = "";
     this.appInstance = "";
     this.contentLength = "";
-    this.badFraming = false;
     this.transferEncoding = "";
     this.host = "";
     this.connection = "";
   }
 
-  /** Drops the extra hop-by-hop names a Connection header lists (rare) once all headers are read. */
+  /**
+   * Drops the extra hop-by-hop names a Connection header lists (rare) once all headers are
+   * read. A listed name never removes what the router needs or writes itself: Host, the
+   * body's framing, X-Forwarded-*, X-Request-Start, X-Vcap-Request-Id, X-CF-*, traceparent
+   * (`Connection: content-length` would otherwise send a body with no length, read upstream
+   * as the next request).
+   */
   finish(): void {
     const c = this.connection;
     if (c === "") return;
@@ -50,7 +58,8 @@ export class RequestScan {
     const extra: string[] = [];
     for (const t of lower.split(",")) {
       const n = t.trim();
-      if (n !== "" && n !== "keep-alive" && n !== "close" && n !== "upgrade") extra.push(n);
+      if (n !== "" && n !== "keep-alive" && n !== "close" && n !== "upgrade" && !keptFromConnection(n))
+        extra.push(n);
     }
     if (extra.length === 0) return;
     this.head = this.head
@@ -61,6 +70,44 @@ export class RequestScan {
 }
 
 export const scan = new RequestScan();
+
+/** Names a Connection header cannot make hop-by-hop (RequestScan.finish). */
+const neverHopByHop = new Set([
+  "host",
+  "content-length",
+  "transfer-encoding",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-request-start",
+  "x-vcap-request-id",
+  "traceparent",
+]);
+
+export function keptFromConnection(lowerName: string): boolean {
+  return neverHopByHop.has(lowerName) || lowerName.startsWith("x-cf-");
+}
+
+/** How the client sends a request body: none, with a Content-Length, or chunked. */
+export const ReqBody = { None: 0, Length: 1, Chunked: 2 } as const;
+
+/** The body framing uWS's parser accepted for the request just scanned. */
+export function bodyOf(s: RequestScan): number {
+  return s.transferEncoding !== ""
+    ? ReqBody.Chunked
+    : s.contentLength !== "" && s.contentLength !== "0"
+      ? ReqBody.Length
+      : ReqBody.None;
+}
+
+/**
+ * The framing line of the upstream head, written by the router from what the parser
+ * accepted, never copied from the client: `content-length: n` (0 included, when the client
+ * declared it), `transfer-encoding: chunked` (the body is re-chunked), or nothing.
+ */
+export function framingLine(s: RequestScan, reqBody: number): string {
+  if (reqBody === ReqBody.Chunked) return "transfer-encoding: chunked\r\n";
+  return s.contentLength === "" ? "" : `content-length: ${s.contentLength}\r\n`;
+}
 
 /** uWS forEach callback (keys arrive lower-cased); a plain function so nothing is allocated. */
 export function collectHeader(k: string, v: string): void {
@@ -85,7 +132,7 @@ export function collectHeader(k: string, v: string): void {
     case "x-cf-instanceid":
       return;
     case "transfer-encoding":
-      s.transferEncoding = s.transferEncoding === "" ? v : `${s.transferEncoding}, ${v}`;
+      s.transferEncoding = v;
       return;
     case "x-forwarded-for":
       s.xff = s.xff === "" ? v : `${s.xff}, ${v}`;
@@ -103,10 +150,8 @@ export function collectHeader(k: string, v: string): void {
       s.appInstance = v;
       return;
     case "content-length":
-      if (s.contentLength !== "" && s.contentLength !== v) s.badFraming = true;
       s.contentLength = v;
-      if (!isDigits(v)) s.badFraming = true;
-      break;
+      return;
     case "cookie":
       s.cookie = s.cookie === "" ? v : `${s.cookie}; ${v}`;
       break;
@@ -157,18 +202,19 @@ export function traceparentFor(given: string, requestId: string): string {
 
 /**
  * The key a hash-balanced route hashes this request on: its hash header's value, or, when the
- * request has none, the client address, so one client keeps reaching one instance.
+ * request has none, the client address (router/handlers/forwarded.ts), so one client keeps
+ * reaching one instance.
  */
 export function hashKeyFor(
   table: RouteTable,
   host: string,
   url: string,
   req: HttpRequest,
-  res: HttpResponse,
+  client: string,
 ): string {
   const name = table.hashHeader(host, url);
   const key = name === "" ? "" : req.getHeader(name.toLowerCase());
-  return key !== "" ? key : clientAddress(res);
+  return key !== "" ? key : client;
 }
 
 /** The `__VCAP_ID__` value in a Cookie header, or "". */

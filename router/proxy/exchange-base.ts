@@ -4,11 +4,11 @@
 // (endpoint released, counters, access log line).
 
 import { type Refusal, replaySafe } from "../errors.js";
+import { ReqBody } from "../handlers/request-headers.js";
 import type { HttpResponse } from "../uws.js";
 import type { EndpointEntry, ProxyContext } from "./context.js";
 
-/** How the client sends a request body: none, with a Content-Length, or chunked. */
-export const ReqBody = { None: 0, Length: 1, Chunked: 2 } as const;
+export { ReqBody };
 
 export abstract class ExchangeBase {
   protected readonly ctx: ProxyContext;
@@ -21,13 +21,14 @@ export abstract class ExchangeBase {
   protected readonly target: string;
   protected readonly headText: string;
   protected readonly reqBody: number;
-  protected readonly transferEncoding: string;
   protected readonly stickyId: string;
   protected readonly hashKey: string;
   protected readonly pinned: boolean;
   /** An idempotent request without a body: it may go again after a stale pooled connection. */
   protected readonly replaySafe: boolean;
   protected readonly requestId: string;
+  /** The client's address (a trusted proxy's X-Forwarded-For entry, else the peer), for the access log. */
+  protected readonly client: string;
   protected readonly startMs: number;
   protected readonly startHr: number;
   protected reqEnded: boolean;
@@ -50,11 +51,11 @@ export abstract class ExchangeBase {
     target: string,
     headText: string,
     reqBody: number,
-    transferEncoding: string,
     stickyId: string,
     hashKey: string,
     pinned: boolean,
     requestId: string,
+    client: string,
     startMs: number,
     startHr: number,
   ) {
@@ -68,12 +69,12 @@ export abstract class ExchangeBase {
     this.target = target;
     this.headText = headText;
     this.reqBody = reqBody;
-    this.transferEncoding = transferEncoding;
     this.stickyId = stickyId;
     this.hashKey = hashKey;
     this.pinned = pinned;
     this.replaySafe = replaySafe(method, reqBody !== ReqBody.None);
     this.requestId = requestId;
+    this.client = client;
     this.startMs = startMs;
     this.startHr = startHr;
     this.reqEnded = reqBody === ReqBody.None;
@@ -125,6 +126,7 @@ export abstract class ExchangeBase {
         seconds * 1000,
         this.ep === null ? "" : this.ep.label,
         this.requestId,
+        this.client,
       );
     ctx.requestEnded();
   }

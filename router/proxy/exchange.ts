@@ -125,9 +125,7 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
   private sendHead(conn: UpConn): void {
     const sock = conn.socket;
     const ep = this.ep as EndpointEntry;
-    let text = this.headText + ep.headerBlock;
-    if (this.reqBody === ReqBody.Chunked) text += `transfer-encoding: ${this.transferEncoding}\r\n`;
-    text += "\r\n";
+    const text = `${this.headText}${ep.headerBlock}\r\n`;
     this.headWritten = true;
     this.phase = P_SENT;
     const pending = this.pending;

@@ -146,10 +146,8 @@ export class NativeExchange extends ExchangeBase {
     this.ep = ep;
     let head = this.headText + ep.headerBlock;
     let flags = this.isHead ? RequestFlag.HEAD : 0;
-    if (this.reqBody === ReqBody.Chunked) {
-      head += `transfer-encoding: ${this.transferEncoding}\r\n`;
-      flags |= RequestFlag.CHUNKED;
-    }
+    // The head declares the framing already (worker.ts framingLine); the client frames the chunks.
+    if (this.reqBody === ReqBody.Chunked) flags |= RequestFlag.CHUNKED;
     const replay = this.replay;
     const replaying = replay !== null && replay.length > 0;
     if (this.reqEnded && !replaying) flags |= RequestFlag.END;

@@ -4,11 +4,14 @@
 import { connect, type Socket } from "node:net";
 import { SelectError } from "../../native/types.js";
 import { failureClasses, type Refusal, Refusals, Upstream } from "../errors.js";
-import { clientAddress } from "../handlers/client-address.js";
+import { addressText } from "../handlers/client-address.js";
+import { forwardedClient, isTrusted, parseTrustedProxies } from "../handlers/forwarded.js";
 import {
+  bodyOf,
   collectHeader,
   hashKeyFor,
   parseAppInstance,
+  ReqBody,
   requestIdFor,
   scan,
   stickyIdFrom,
@@ -424,6 +427,7 @@ function refuse(res: HttpResponse, r: Refusal): void {
 
 /** The uWS WebSocket behaviour of a router worker. */
 export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsData> {
+  const trustedNets = parseTrustedProxies(ctx.cfg.trustedProxies);
   return {
     compression: uWS.DISABLED,
     maxPayloadLength: ctx.cfg.wsMaxMessageBytes,
@@ -444,6 +448,16 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         refuse(res, Refusals.headersTooLarge);
         return;
       }
+      // An upgrade carries no body: one that declares one is refused rather than forwarded
+      // with bytes the tunnel would send on as WebSocket frames (or not at all).
+      if (bodyOf(s) !== ReqBody.None) {
+        refuse(res, Refusals.badRequest);
+        return;
+      }
+      const peerBytes = new Uint8Array(res.getRemoteAddress());
+      const peer = addressText(peerBytes);
+      const trusted = isTrusted(trustedNets, peerBytes);
+      const client = trusted ? forwardedClient(s.xff, peer) : peer;
       let handle: number;
       let hashKey = "";
       if (s.appInstance !== "") {
@@ -457,7 +471,7 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         const sticky = stickyIdFrom(s.cookie);
         handle = ctx.table.select(host, url, sticky, "", now);
         if (handle === SelectError.NeedHashKey) {
-          hashKey = hashKeyFor(ctx.table, host, url, req, res);
+          hashKey = hashKeyFor(ctx.table, host, url, req, client);
           handle = ctx.table.select(host, url, sticky, hashKey, now);
         }
       }
@@ -472,13 +486,12 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         return;
       }
       const requestId = requestIdFor(s.vcapId);
-      const addr = clientAddress(res);
       // Extensions are not negotiated: uWS frames the client side without compression.
       const forwarded = s.head.replace(/^sec-websocket-extensions: .*\r\n/m, "");
       const headBase =
         `GET ${target} HTTP/1.1\r\n${forwarded}connection: Upgrade\r\nupgrade: websocket\r\n` +
-        `x-forwarded-for: ${s.xff === "" ? addr : `${s.xff}, ${addr}`}\r\n` +
-        `x-forwarded-proto: ${s.xfp === "" ? ctx.cfg.forwardedProto : s.xfp}\r\n` +
+        `x-forwarded-for: ${s.xff === "" ? peer : `${s.xff}, ${peer}`}\r\n` +
+        `x-forwarded-proto: ${trusted && s.xfp !== "" ? s.xfp : ctx.cfg.forwardedProto}\r\n` +
         `x-request-start: ${now}\r\nx-vcap-request-id: ${requestId}\r\n` +
         `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n`;
       const tunnel = new Tunnel(ctx, res, context, key, handle, ep, {

@@ -74,7 +74,7 @@ for (const fastPath of ["on", "off"]) {
       for (let i = 0; i < 60 && !rig.router.stdout().includes(rid); i++) await sleep(50);
       t.match(
         rig.router.stdout(),
-        new RegExp(`log\\.test "GET /after" 200 2 [\\d.]+ms .*request_id=${rid}\\n`),
+        new RegExp(`log\\.test "GET /after" 200 2 [\\d.]+ms .*request_id=${rid} client=127\\.0\\.0\\.1\\n`),
       );
     },
   );
@@ -111,7 +111,7 @@ t.test(
       .split("\n")
       .filter((l) => l.includes("log.test"));
     const whole = new RegExp(
-      `^\\S+Z log\\.test "GET ${path}" 200 2 [\\d.]+ms backend=\\S+ request_id=[0-9a-f-]{36}$`,
+      `^\\S+Z log\\.test "GET ${path}" 200 2 [\\d.]+ms backend=\\S+ request_id=[0-9a-f-]{36} client=127\\.0\\.0\\.1$`,
     );
     const torn = lines.filter((l) => !whole.test(l));
     t.same(torn.slice(0, 3), [], `no line is torn or mixed with another (${torn.length} of ${lines.length})`);

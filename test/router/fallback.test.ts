@@ -55,7 +55,7 @@ t.test("routes reach every worker's own table; unregister empties them, a prune 
   for (let i = 0; i < 20 && !rig.router.stdout().includes('"GET /" 404'); i++) await sleep(50);
   t.match(
     rig.router.stdout(),
-    /fb\.test "GET \/" 200 4 [\d.]+ms backend=127\.0\.0\.1:\d+ request_id=[0-9a-f-]{36}\n/,
+    /fb\.test "GET \/" 200 4 [\d.]+ms backend=127\.0\.0\.1:\d+ request_id=[0-9a-f-]{36} client=127\.0\.0\.1\n/,
   );
   t.match(rig.router.stdout(), /fb\.test "GET \/" 503 /);
   t.match(rig.router.stdout(), /fb\.test "GET \/" 404 /);

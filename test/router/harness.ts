@@ -175,7 +175,7 @@ export async function startRouterProc(
   };
 }
 
-async function waitForRoute(statusPort: number, msg: RegisterMsg, present: boolean): Promise<void> {
+export async function waitForRoute(statusPort: number, msg: RegisterMsg, present: boolean): Promise<void> {
   const deadline = Date.now() + 5000;
   const id = msg.private_instance_id;
   for (;;) {

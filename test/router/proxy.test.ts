@@ -138,7 +138,11 @@ t.test("forwards a request and rewrites the request headers", async (t) => {
   );
   t.not(seen2.headers["x-vcap-request-id"], "not-a-uuid");
   t.match(seen2.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, "a trace is started");
-  t.equal(seen2.headers["x-forwarded-proto"], "https", "the client's X-Forwarded-Proto is kept");
+  t.equal(
+    seen2.headers["x-forwarded-proto"],
+    "http",
+    "an untrusted client's X-Forwarded-Proto is replaced by the listener's (forwarded.test.ts: trusted ones)",
+  );
   t.equal(seen2.headers["x-forwarded-for"], "127.0.0.1");
 });
 

@@ -30,66 +30,55 @@
 
 namespace uWS {
 
-    constexpr uint64_t STATE_HAS_SIZE = 1ull << (sizeof(uint64_t) * 8 - 1);//0x80000000;
-    constexpr uint64_t STATE_IS_CHUNKED = 1ull << (sizeof(uint64_t) * 8 - 2);//0x40000000;
-    constexpr uint64_t STATE_SIZE_MASK = ~(3ull << (sizeof(uint64_t) * 8 - 2));//0x3FFFFFFF;
-    constexpr uint64_t STATE_IS_ERROR = ~0ull;//0xFFFFFFFF;
-    constexpr uint64_t STATE_SIZE_OVERFLOW = 0x0Full << (sizeof(uint64_t) * 8 - 8);//0x0F000000;
+    /* Kiln: a strict decoder (RFC 9112 7.1). Upstream's skipped whatever followed a chunk
+     * size up to a bare LF, never checked the CRLF after chunk data, took the two bytes after
+     * the last chunk as its CRLF (a trailer's bytes were then parsed as the next request) and
+     * let sizes wrap. A proxy that reads a body's end differently from the server behind it or
+     * the one in front of it splits or joins requests (request smuggling), so every byte of
+     * the framing is checked here and anything else is an error (400, connection closed).
+     *
+     * The state stays one uint64_t (HttpParser's remainingStreamingBytes): bit 62 is set
+     * while a chunked body is being read, bits 56-61 hold the phase, bits 0-55 a count (the
+     * chunk size while reading it, the data bytes left, the trailer bytes seen). ~0 is an
+     * error; 0 means the body has ended (the last chunk and the trailer section are in). */
+    constexpr uint64_t STATE_IS_CHUNKED = 1ull << 62;
+    constexpr uint64_t STATE_SIZE_MASK = ~(3ull << 62);
+    constexpr uint64_t STATE_IS_ERROR = ~0ull;
+    constexpr uint64_t STATE_COUNT_MASK = (1ull << 56) - 1;
+    constexpr int STATE_PHASE_SHIFT = 56;
+
+    /* Phases: where in the chunked framing the next byte falls. */
+    enum : uint64_t {
+        CHUNK_SIZE_START = 0, /* first hex digit of a chunk size */
+        CHUNK_SIZE,           /* more hex digits, or BWS / ";" / CR */
+        CHUNK_SIZE_BWS,       /* whitespace after the size: only ";" may follow */
+        CHUNK_EXT,            /* chunk extensions up to CR (ignored) */
+        CHUNK_SIZE_LF,        /* LF ending the size line */
+        CHUNK_DATA,           /* count bytes of data */
+        CHUNK_DATA_CR,        /* CR after the data */
+        CHUNK_DATA_LF,        /* LF after the data */
+        CHUNK_TRAILER_START,  /* start of a trailer field line, or the final CR */
+        CHUNK_TRAILER_NAME,   /* trailer field name up to ":" */
+        CHUNK_TRAILER_VALUE,  /* trailer field value up to CR */
+        CHUNK_TRAILER_LF,     /* LF ending a trailer field line */
+        CHUNK_END_LF          /* LF ending the message */
+    };
+
+    /* Sizes past this are refused (overflow); no real body comes near 2^44 bytes in one chunk. */
+    constexpr uint64_t CHUNK_SIZE_LIMIT_SHIFT = 44;
+    /* Trailer fields are read and dropped; a trailer section past this is refused. */
+    constexpr uint64_t CHUNK_TRAILER_LIMIT = 16 * 1024;
 
     inline uint64_t chunkSize(uint64_t state) {
         return state & STATE_SIZE_MASK;
     }
 
-    /* Reads hex number until CR or out of data to consume. Updates state. Returns bytes consumed. */
-    inline void consumeHexNumber(std::string_view &data, uint64_t &state) {
-        /* Consume everything higher than 32 */
-        while (data.length() && data.data()[0] > 32) {
-
-            unsigned char digit = (unsigned char)data.data()[0];
-            if (digit >= 'a') {
-                digit = (unsigned char) (digit - ('a' - ':'));
-            } else if (digit >= 'A') {
-                digit = (unsigned char) (digit - ('A' - ':'));
-            }
-
-            unsigned int number = ((unsigned int) digit - (unsigned int) '0');
-
-            if (number > 16 || (chunkSize(state) & STATE_SIZE_OVERFLOW)) {
-                state = STATE_IS_ERROR;
-                return;
-            }
-
-            // extract state bits
-            uint64_t bits = /*state &*/ STATE_IS_CHUNKED;
-
-            state = (state & STATE_SIZE_MASK) * 16ull + number;
-
-            state |= bits;
-            data.remove_prefix(1);
-        }
-        /* Consume everything not /n */
-        while (data.length() && data.data()[0] != '\n') {
-            data.remove_prefix(1);
-        }
-        /* Now we stand on \n so consume it and enable size */
-        if (data.length()) {
-            state += 2; // include the two last /r/n
-            state |= STATE_HAS_SIZE | STATE_IS_CHUNKED;
-            data.remove_prefix(1);
-        }
+    inline uint64_t chunkPhase(uint64_t state) {
+        return (state >> STATE_PHASE_SHIFT) & 63;
     }
 
-    inline void decChunkSize(uint64_t &state, unsigned int by) {
-
-        //unsigned int bits = state & STATE_IS_CHUNKED;
-
-        state = (state & ~STATE_SIZE_MASK) | (chunkSize(state) - by);
-
-        //state |= bits;
-    }
-
-    inline bool hasChunkSize(uint64_t state) {
-        return state & STATE_HAS_SIZE;
+    inline uint64_t chunkState(uint64_t phase, uint64_t count) {
+        return STATE_IS_CHUNKED | (phase << STATE_PHASE_SHIFT) | count;
     }
 
     /* Are we in the middle of parsing chunked encoding? */
@@ -101,93 +90,148 @@ namespace uWS {
         return state == STATE_IS_ERROR;
     }
 
-    /* Returns next chunk (empty or not), or if all data was consumed, nullopt is returned. */
-    static std::optional<std::string_view> getNextChunk(std::string_view &data, uint64_t &state, bool trailer = false) {
+    inline int hexValue(unsigned char c) {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    }
 
+    /* RFC 9110 5.6.2 tchar */
+    inline bool isTokenByte(unsigned char c) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+        switch (c) {
+        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+            return true;
+        default:
+            return false;
+        }
+    }
+
+    /* Field value and chunk extension bytes: visible ASCII, SP, HTAB and obs-text; no CTL. */
+    inline bool isValueByte(unsigned char c) {
+        return c == '\t' || (c >= 32 && c != 127);
+    }
+
+    /* Returns the next piece of body data (never empty), an empty view once the message has
+     * ended (its last chunk and trailer section consumed: state is then 0), or nullopt when
+     * all input was consumed or on error (state is then STATE_IS_ERROR). Stops right after
+     * the message's last byte: what follows belongs to the next request. */
+    static std::optional<std::string_view> getNextChunk(std::string_view &data, uint64_t &state, bool /*trailer*/ = false) {
+        if (!(state & STATE_IS_CHUNKED) || state == STATE_IS_ERROR) {
+            return std::nullopt;
+        }
+        uint64_t phase = chunkPhase(state);
+        uint64_t count = state & STATE_COUNT_MASK;
         while (data.length()) {
-
-            // if in "drop trailer mode", just drop up to what we have as size
-            if (((state & STATE_IS_CHUNKED) == 0) && hasChunkSize(state) && chunkSize(state)) {
-
-                //printf("Parsing trailer now\n");
-
-                while(data.length() && chunkSize(state)) {
-                    data.remove_prefix(1);
-                    decChunkSize(state, 1);
-
-                    if (chunkSize(state) == 0) {
-
-                        /* This is an actual place where we need 0 as state */
-                        state = 0;
-
-                        /* The parser MUST stop consuming here */
+            if (phase == CHUNK_DATA) {
+                size_t n = (size_t) std::min<uint64_t>(count, data.length());
+                std::string_view piece = data.substr(0, n);
+                data.remove_prefix(n);
+                count -= n;
+                state = chunkState(count ? CHUNK_DATA : CHUNK_DATA_CR, count);
+                return piece;
+            }
+            unsigned char c = (unsigned char) data[0];
+            data.remove_prefix(1);
+            switch (phase) {
+            case CHUNK_SIZE_START:
+            case CHUNK_SIZE: {
+                int v = hexValue(c);
+                if (v >= 0) {
+                    if (count >> CHUNK_SIZE_LIMIT_SHIFT) {
+                        state = STATE_IS_ERROR;
                         return std::nullopt;
                     }
-                }
-                continue;
-            }
-
-            if (!hasChunkSize(state)) {
-                consumeHexNumber(data, state);
-                if (isParsingInvalidChunkedEncoding(state)) {
-                    return std::nullopt;
-                }
-                if (hasChunkSize(state) && chunkSize(state) == 2) {
-
-                    //printf("Setting state to trailer-parsing and emitting empty chunk\n");
-
-                    // set trailer state and increase size to 4
-                    if (trailer) {
-                        state = 4 /*| STATE_IS_CHUNKED*/ | STATE_HAS_SIZE;
-                    } else {
-                        state = 2 /*| STATE_IS_CHUNKED*/ | STATE_HAS_SIZE;
-                    }
-
-                    return std::string_view(nullptr, 0);
-                }
-                continue;
-            }
-
-            // do we have data to emit all?
-            if (data.length() >= chunkSize(state)) {
-                // emit all but 2 bytes then reset state to 0 and goto beginning
-                // not fin
-                std::string_view emitSoon;
-                bool shouldEmit = false;
-                if (chunkSize(state) > 2) {
-                    emitSoon = std::string_view(data.data(), chunkSize(state) - 2);
-                    shouldEmit = true;
-                }
-                data.remove_prefix(chunkSize(state));
-                state = STATE_IS_CHUNKED;
-                if (shouldEmit) {
-                    return emitSoon;
-                }
-                continue;
-            } else {
-                /* We will consume all our input data */
-                std::string_view emitSoon;
-                if (chunkSize(state) > 2) {
-                    uint64_t maximalAppEmit = chunkSize(state) - 2;
-                    if (data.length() > maximalAppEmit) {
-                        emitSoon = data.substr(0, maximalAppEmit);
-                    } else {
-                        //cb(data);
-                        emitSoon = data;
-                    }
-                }
-                decChunkSize(state, (unsigned int) data.length());
-                state |= STATE_IS_CHUNKED;
-                // new: decrease data by its size (bug)
-                data.remove_prefix(data.length()); // ny bug fix för getNextChunk
-                if (emitSoon.length()) {
-                    return emitSoon;
+                    count = count * 16 + (uint64_t) v;
+                    phase = CHUNK_SIZE;
+                } else if (phase == CHUNK_SIZE && c == '\r') {
+                    phase = CHUNK_SIZE_LF;
+                } else if (phase == CHUNK_SIZE && c == ';') {
+                    phase = CHUNK_EXT;
+                } else if (phase == CHUNK_SIZE && (c == ' ' || c == '\t')) {
+                    phase = CHUNK_SIZE_BWS;
                 } else {
+                    state = STATE_IS_ERROR;
                     return std::nullopt;
                 }
+                break;
+            }
+            case CHUNK_SIZE_BWS:
+                if (c == ';') {
+                    phase = CHUNK_EXT;
+                } else if (c != ' ' && c != '\t') {
+                    state = STATE_IS_ERROR;
+                    return std::nullopt;
+                }
+                break;
+            case CHUNK_EXT:
+                if (c == '\r') {
+                    phase = CHUNK_SIZE_LF;
+                } else if (!isValueByte(c)) {
+                    state = STATE_IS_ERROR;
+                    return std::nullopt;
+                }
+                break;
+            case CHUNK_SIZE_LF:
+                if (c != '\n') {
+                    state = STATE_IS_ERROR;
+                    return std::nullopt;
+                }
+                phase = count ? CHUNK_DATA : CHUNK_TRAILER_START;
+                break;
+            case CHUNK_DATA_CR:
+                if (c != '\r') {
+                    state = STATE_IS_ERROR;
+                    return std::nullopt;
+                }
+                phase = CHUNK_DATA_LF;
+                break;
+            case CHUNK_DATA_LF:
+                if (c != '\n') {
+                    state = STATE_IS_ERROR;
+                    return std::nullopt;
+                }
+                phase = CHUNK_SIZE_START;
+                count = 0;
+                break;
+            default: {
+                /* The trailer section: count is the bytes of it seen so far. */
+                if (++count > CHUNK_TRAILER_LIMIT) {
+                    state = STATE_IS_ERROR;
+                    return std::nullopt;
+                }
+                bool ok = true;
+                if (phase == CHUNK_TRAILER_START) {
+                    if (c == '\r') phase = CHUNK_END_LF;
+                    else if (isTokenByte(c)) phase = CHUNK_TRAILER_NAME;
+                    else ok = false;
+                } else if (phase == CHUNK_TRAILER_NAME) {
+                    if (c == ':') phase = CHUNK_TRAILER_VALUE;
+                    else ok = isTokenByte(c);
+                } else if (phase == CHUNK_TRAILER_VALUE) {
+                    if (c == '\r') phase = CHUNK_TRAILER_LF;
+                    else ok = isValueByte(c);
+                } else if (phase == CHUNK_TRAILER_LF) {
+                    if (c == '\n') phase = CHUNK_TRAILER_START;
+                    else ok = false;
+                } else if (phase == CHUNK_END_LF && c == '\n') {
+                    /* The message has ended. */
+                    state = 0;
+                    return std::string_view(nullptr, 0);
+                } else {
+                    ok = false;
+                }
+                if (!ok) {
+                    state = STATE_IS_ERROR;
+                    return std::nullopt;
+                }
+                break;
+            }
             }
         }
-
+        state = chunkState(phase, count);
         return std::nullopt;
     }
 

@@ -327,6 +327,11 @@ private:
         if (data[0] == '\r') {
             return nullptr;
         }
+        /* Kiln: HTTP/1.x ended by anything but CRLF (a bare LF, say) is a malformed request
+         * line (400), not another version (505) */
+        if (memcmp(" HTTP/1.", data, 8) == 0 && (data[8] == '0' || data[8] == '1')) {
+            return (char *) 0x2;
+        }
         /* This is an error */
         return (char *) 0x1;
     }
@@ -437,8 +442,9 @@ private:
         for (; true; p += 8) {
             uint64_t word;
             memcpy(&word, p, sizeof(uint64_t));
-            if (hasLess(word, 32)) {
-                while (*(unsigned char *)p > 31) p++;
+            /* Kiln: DEL (127) is a CTL too; it stops the scan like the others */
+            if (hasLess(word, 32) | hasLess(word ^ 0x7F7F7F7F7F7F7F7Full, 1)) {
+                while (*(unsigned char *)p > 31 && *(unsigned char *)p != 127) p++;
                 return (void *)p;
             }
         }
@@ -490,8 +496,14 @@ private:
             postPaddedBuffer = (char *) consumeFieldName(postPaddedBuffer);
             headers->key = std::string_view(preliminaryKey, (size_t) (postPaddedBuffer - preliminaryKey));
 
-            /* We should not accept whitespace between key and colon, so colon must foloow immediately */
-            if (postPaddedBuffer[0] != ':') {
+            /* We should not accept whitespace between key and colon, so colon must foloow immediately.
+             * Kiln: nor an empty name, which would also end the header list early (its empty key
+             * is the list's terminator), hiding the fields after it from every reader */
+            if (postPaddedBuffer[0] != ':' || postPaddedBuffer == preliminaryKey) {
+                if (postPaddedBuffer[0] == ':') {
+                    err = HTTP_ERROR_400_BAD_REQUEST;
+                    return 0;
+                }
                 /* If we stand at the end, we are fragmented */
                 if (postPaddedBuffer == end) {
                     return 0;
@@ -562,6 +574,63 @@ private:
         return 0;
     }
 
+    /* Kiln: "chunked" in any letter case, and nothing else */
+    static inline bool isChunked(std::string_view v) {
+        return v.length() == 7 && startsWithLowercased(v, "chunked");
+    }
+
+    /* Kiln: a Content-Length value: 1*DIGIT, or a list of members that are all the same
+     * 1*DIGIT (RFC 9110 8.6). Sets `value` and narrows `field` to the first member's digits. */
+    static inline bool readContentLength(std::string_view &field, uint64_t &value) {
+        std::string_view first;
+        size_t i = 0, n = field.length();
+        while (true) {
+            while (i < n && (field[i] == ' ' || field[i] == '\t')) i++;
+            size_t from = i;
+            while (i < n && field[i] >= '0' && field[i] <= '9') i++;
+            if (i == from) return false;
+            std::string_view member = field.substr(from, i - from);
+            if (!first.data()) {
+                first = member;
+            } else if (member != first) {
+                return false;
+            }
+            while (i < n && (field[i] == ' ' || field[i] == '\t')) i++;
+            if (i == n) break;
+            if (field[i] != ',') return false;
+            i++;
+        }
+        value = toUnsignedInteger(first);
+        if (value == UINT64_MAX) return false;
+        field = first;
+        return true;
+    }
+
+    /* Kiln: decides a complete request head's body framing (see the caller); false for 400.
+     * Every Content-Length field is narrowed to the agreed digits. */
+    static bool frameBody(HttpRequest *req, uint64_t &contentLength, bool &hasContentLength, bool &chunked) {
+        unsigned int transferEncodings = 0;
+        for (HttpRequest::Header *h = req->headers; (++h)->key.length(); ) {
+            if (h->key.length() == 14 && h->key == "content-length") {
+                uint64_t v;
+                if (!readContentLength(h->value, v) || (hasContentLength && v != contentLength)) {
+                    return false;
+                }
+                contentLength = v;
+                hasContentLength = true;
+            } else if (h->key.length() == 17 && h->key == "transfer-encoding") {
+                if (++transferEncodings > 1 || !isChunked(h->value)) {
+                    return false;
+                }
+            }
+        }
+        chunked = transferEncodings == 1;
+        if (chunked && (hasContentLength || req->ancientHttp)) {
+            return false;
+        }
+        return true;
+    }
+
     /* This is the only caller of getHeaders and is thus the deepest part of the parser.
      * From here we return either [consumed, user] for "keep going",
       * or [consumed, nullptr] for "break; I am closed or upgraded to websocket"
@@ -615,18 +684,33 @@ private:
                 normaliseAbsoluteForm(req->headers, authority);
             }
 
-            /* RFC 9112 6.3
-            * If a message is received with both a Transfer-Encoding and a Content-Length header field,
-            * the Transfer-Encoding overrides the Content-Length. Such a message might indicate an attempt
-            * to perform request smuggling (Section 11.2) or response splitting (Section 11.1) and
-            * ought to be handled as an error. */
-            std::string_view transferEncodingString = req->getHeader("transfer-encoding");
-            std::string_view contentLengthString = req->getHeader("content-length");
-            if (transferEncodingString.length() && contentLengthString.length()) {
-                /* Returning fullptr is the same as calling the errorHandler */
-                /* We could be smart and set an error in the context along with this, to indicate what 
-                 * http error response we might want to return */
+            /* Kiln: the body's framing is decided here, once, for every request path (the
+             * router's native path, its JavaScript handler and WebSocket upgrades all read
+             * what this accepted). Anything a server or proxy elsewhere could read another way
+             * is refused with 400 and the connection closed (RFC 9112 6.1, 6.3; RFC 9110 8.6):
+             * Content-Length with Transfer-Encoding; Transfer-Encoding other than exactly one
+             * "chunked" (a list, another coding, repeated, empty) or on an HTTP/1.0 request;
+             * Content-Length that is not 1*DIGIT, or whose repeats or list members differ.
+             * Identical repeats ("5, 5") are one length: the field is narrowed to its digits, so
+             * every reader sees the value used here. */
+            uint64_t contentLength = 0;
+            bool hasContentLength = false, chunked = false;
+            if (!frameBody(req, contentLength, hasContentLength, chunked)) {
                 return {HTTP_ERROR_400_BAD_REQUEST, FULLPTR};
+            }
+            /* Kiln: the chunked framing already in the buffer is checked before the request is
+             * handed on, so a body malformed there is refused before its head goes upstream (a
+             * chunk size jumps over its data: this costs a scan of the size lines). A later
+             * error cuts the request off midway: the backend never sees it end. */
+            if (chunked) {
+                uint64_t probe = STATE_IS_CHUNKED;
+                std::string_view rest(data, length);
+                for (auto chunk : uWS::ChunkIterator(&rest, &probe)) {
+                    (void) chunk;
+                }
+                if (isParsingInvalidChunkedEncoding(probe)) {
+                    return {HTTP_ERROR_400_BAD_REQUEST, FULLPTR};
+                }
             }
 
             /* Parse query */
@@ -651,7 +735,7 @@ private:
             /* RFC 9112 6.3
              * If a message is received with both a Transfer-Encoding and a Content-Length header field,
              * the Transfer-Encoding overrides the Content-Length. */
-            if (transferEncodingString.length()) {
+            if (chunked) {
 
                 /* If a proxy sent us the transfer-encoding header that 100% means it must be chunked or else the proxy is
                  * not RFC 9112 compliant. Therefore it is always better to assume this is the case, since that entirely eliminates 
@@ -681,12 +765,8 @@ private:
                     length = (unsigned int) dataToConsume.length();
                     consumedTotal += consumed;
                 }
-            } else if (contentLengthString.length()) {
-                remainingStreamingBytes = toUnsignedInteger(contentLengthString);
-                if (remainingStreamingBytes == UINT64_MAX) {
-                    /* Parser error */
-                    return {HTTP_ERROR_400_BAD_REQUEST, FULLPTR};
-                }
+            } else if (hasContentLength) {
+                remainingStreamingBytes = contentLength;
 
                 if (!CONSUME_MINIMALLY) {
                     unsigned int emittable = (unsigned int) std::min<uint64_t>(remainingStreamingBytes, length);
