@@ -97,6 +97,35 @@ void uWS_App_kilnAny(const FunctionCallbackInfo<Value> &args) {
     args.GetReturnValue().Set(args.Holder());
 }
 
+/* Kiln: app.kilnLimits(idleTimeoutSec, minUploadRate) sets the HTTP idle timeout (seconds,
+ * 0..900, 0 = none) and the upload floor (bytes a second, 0 = none) of this app's
+ * connections, which upstream fixes at 10 s and 16 KiB/s (TemplatedApp::kilnLimits). */
+template <typename APP>
+void uWS_App_kilnLimits(const FunctionCallbackInfo<Value> &args) {
+    APP *app = (APP *) args.Holder()->GetAlignedPointerFromInternalField(0);
+    if (missingArguments(2, args)) {
+        return;
+    }
+    /* uSockets counts a timeout in 4 s ticks, at most 240 of them (us_socket_timeout) */
+    static constexpr double maxIdleTimeoutS = 900;
+    if (!args[0]->IsNumber() || !args[1]->IsNumber()) {
+        kilnThrow(args, "kilnLimits: idleTimeoutSec and minUploadRate must be numbers");
+        return;
+    }
+    double idle = args[0].As<Number>()->Value();
+    double rate = args[1].As<Number>()->Value();
+    if (!(idle >= 0 && idle <= maxIdleTimeoutS) || idle != (double) (unsigned int) idle) {
+        kilnThrow(args, "kilnLimits: idleTimeoutSec must be an integer from 0 to 900", true);
+        return;
+    }
+    if (!(rate >= 0 && rate <= 4294967295.0) || rate != (double) (unsigned int) rate) {
+        kilnThrow(args, "kilnLimits: minUploadRate must be an integer from 0 to 4294967295", true);
+        return;
+    }
+    app->kilnLimits((unsigned int) idle, (unsigned int) rate);
+    args.GetReturnValue().Set(args.Holder());
+}
+
 /* uWS.App.ws('/pattern', behavior) */
 template <typename APP>
 void uWS_App_ws(const FunctionCallbackInfo<Value> &args) {
@@ -770,6 +799,7 @@ void uWS_App(const FunctionCallbackInfo<Value> &args) {
 
     if constexpr (std::is_same<APP, uWS::App>::value) {
         appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "kilnAny", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, uWS_App_kilnAny<APP>, args.Data()));
+        appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "kilnLimits", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, uWS_App_kilnLimits<APP>, args.Data()));
     }
 
     appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "listen", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, uWS_App_listen<APP>, args.Data()));

@@ -316,6 +316,7 @@ export interface TemplatedApp {
     any(pattern: RecognizedString, handler: (res: HttpResponse, req: HttpRequest) => void | Promise<void>) : TemplatedApp;
     /** Kiln: any() with the router's native request path tried first (router/proxy/fast.ts). */
     kilnAny(pattern: RecognizedString, backendAddress: bigint, handler: (res: HttpResponse, req: HttpRequest) => void | Promise<void>) : TemplatedApp;
+    /** Kiln: this app's HTTP idle timeout (seconds, 0..900, 0 = none; counted in 4 s ticks) and upload floor (bytes a second over the idle timeout, 0 = none); upstream fixes them at 10 and 16384. Throws a RangeError outside those ranges. */
     kilnLimits(idleTimeoutSec: number, minUploadRate: number) : TemplatedApp;
     /** Registers a handler matching specified URL pattern where WebSocket upgrade requests are caught. */
     ws<UserData>(pattern: RecognizedString, behavior: WebSocketBehavior<UserData>) : TemplatedApp;
