@@ -67,13 +67,16 @@ export interface RouterConfig {
    */
   trustedProxies: string[];
   /**
-   * A client connection with no request in progress is closed after this many seconds
-   * (uWS's HTTP idle timeout, fixed at 10 s upstream); 0 = never.
+   * A client connection with no request in progress, or whose request body or response
+   * stalls, is closed after this many seconds (uWS's HTTP idle timeout, fixed at 10 s
+   * upstream); 0 = never, at most 900. uSockets counts it in 4 s ticks: N seconds close
+   * after between 4*ceil(N/4)-4 and 4*ceil(N/4) s (10: 8 to 12 s).
    */
   clientIdleTimeoutSec: number;
   /**
-   * A request body arriving slower than this many bytes a second (averaged over the idle
-   * timeout's span) has its connection closed (uWS's upload floor, 16 KiB/s upstream); 0 = off.
+   * Upload floor: a request body must bring minUploadRate * clientIdleTimeoutSec bytes within
+   * each idle timeout, or its connection is closed (uWS's 16 KiB/s upstream); 0 = any byte
+   * restarts the idle timeout.
    */
   minUploadRate: number;
   /**
@@ -291,7 +294,14 @@ function convert(key: keyof RouterConfig, raw: string, source: string): RouterCo
       .filter((s) => s !== "");
   if (typeof def === "number") {
     const n = Number(raw);
-    const max = key === "port" || key === "statusPort" ? 65535 : Number.MAX_SAFE_INTEGER;
+    const max =
+      key === "port" || key === "statusPort"
+        ? 65535
+        : key === "clientIdleTimeoutSec"
+          ? 900 // uSockets' timeout counts up to 240 ticks of 4 s
+          : key === "minUploadRate"
+            ? 0xffff_ffff
+            : Number.MAX_SAFE_INTEGER;
     const min = key === "threads" || key === "maxAttempts" ? 1 : 0;
     if (raw.trim() === "" || !Number.isInteger(n) || n < min || n > max)
       throw new RouterError(

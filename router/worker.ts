@@ -230,6 +230,8 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
 }
 
 const app: TemplatedApp = uWS.App();
+// uWS's client idle timeout and upload floor (fixed upstream at 10 s and 16 KiB/s).
+app.kilnLimits(cfg.clientIdleTimeoutSec, cfg.minUploadRate);
 app.ws("/*", wsBehavior(ctx, uWS));
 if (fast !== null) app.kilnAny("/*", fast.address(), onRequest);
 else app.any("/*", onRequest);

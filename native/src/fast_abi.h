@@ -6,8 +6,10 @@
 //   implements ResponseSink: it reads a request in uWS's own handler, asks Backend, and
 //   writes the response, without a JavaScript call on the common path.
 // Both addons are built together by one binding.gyp with one compiler, so the interface is
-// plain C++ (virtual calls, std::string). JavaScript hands the Backend's address from one
-// addon to the other; Abi() guards against a stale build of either side.
+// plain C++ (virtual calls, std::string). JavaScript hands the address of the Backend's
+// Handshake from one addon to the other (as a BigInt, which JavaScript can get wrong): kiln_uws
+// reads its tag before any virtual call, so a wrong value or a stale build of either side is
+// an error, not a call through a foreign vtable.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,9 @@
 
 namespace kiln::fast {
 
-constexpr uint32_t kAbi = 4;
+constexpr uint32_t kAbi = 5;
+/** "KILNFAST", the first 8 bytes of every Handshake. */
+constexpr uint64_t kMagic = 0x4b494c4e46415354ull;
 
 /** What a request needs of one endpoint, made once per route-table handle. */
 struct Endpoint {
@@ -106,9 +110,22 @@ struct Finished {
   std::string_view host, method, target, backend, requestId, client;
 };
 
+class Backend;
+
+/**
+ * What the address handed to kiln_uws points at: a plain record owned by the Backend (not
+ * the Backend itself, whose first bytes are its vtable pointer). kiln_uws checks magic, abi
+ * and size before it uses `backend`.
+ */
+struct Handshake {
+  uint64_t magic = kMagic;
+  uint32_t abi = kAbi;
+  uint32_t size = sizeof(Handshake);
+  Backend* backend = nullptr;
+};
+
 class Backend {
  public:
-  virtual uint32_t Abi() const = 0;
   virtual const Config& Settings() const = 0;
   /** The upstream client calls `sink` from now on (nullptr: stop). */
   virtual void SetSink(ResponseSink* sink) = 0;

@@ -149,7 +149,6 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
 
   // fast::Backend ---------------------------------------------------------------------
 
-  uint32_t Abi() const override { return fast::kAbi; }
   const fast::Config& Settings() const override { return cfg_; }
   void SetSink(fast::ResponseSink* sink) override {
     if (client_) client_->SetSink(closed_ ? nullptr : sink);
@@ -232,10 +231,9 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   }
 
  private:
-  // address() → this Backend's address, for app.kilnAny in the uWS binding.
+  // address() → the address of this Backend's Handshake, for app.kilnAny in the uWS binding.
   Napi::Value Address(const Napi::CallbackInfo& info) {
-    auto* self = static_cast<fast::Backend*>(this);
-    return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(self)));
+    return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&handshake_)));
   }
 
   // take(dst) → bytes written into the Buffer dst (layout at the top; 0: nothing counted
@@ -341,6 +339,7 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
   std::unique_ptr<AccessLogWriter> log_;
   int64_t inFlight_ = 0;
   bool closed_ = false;
+  fast::Handshake handshake_{.backend = this};
 };
 
 }  // namespace

@@ -21,9 +21,19 @@
 #include "fast_path.h"
 using namespace v8;
 
+/* Kiln: throws a JavaScript error (or RangeError) with this message */
+static void kilnThrow(const FunctionCallbackInfo<Value> &args, const char *message, bool range = false) {
+    Isolate *isolate = args.GetIsolate();
+    Local<String> text = String::NewFromUtf8(isolate, message, NewStringType::kNormal).ToLocalChecked();
+    args.GetReturnValue().Set(isolate->ThrowException(range ? v8::Exception::RangeError(text) : v8::Exception::Error(text)));
+}
+
 /* Kiln: app.kilnAny(pattern, backendAddress, handler) is app.any(pattern, handler) with the
  * router's native request path (native/fastpath) tried first; `backendAddress` is a
- * FastBackend's address() from kiln_native, which must outlive the app. */
+ * FastBackend's address() from kiln_native (its fast_abi.h Handshake), which must outlive the
+ * app. The Handshake's tag is read before any virtual call: 0n, a misaligned address or the
+ * address of anything else the process allocated is refused. A wild address cannot be
+ * checked (reading it may fault): only a FastBackend's address() belongs here. */
 template <typename APP>
 void uWS_App_kilnAny(const FunctionCallbackInfo<Value> &args) {
     Isolate *isolate = args.GetIsolate();
@@ -36,14 +46,25 @@ void uWS_App_kilnAny(const FunctionCallbackInfo<Value> &args) {
         return;
     }
     if (!args[1]->IsBigInt()) {
-        args.GetReturnValue().Set(isolate->ThrowException(v8::Exception::Error(String::NewFromUtf8(isolate, "kilnAny: the backend address must be a BigInt", NewStringType::kNormal).ToLocalChecked())));
+        kilnThrow(args, "kilnAny: the backend address must be a BigInt");
         return;
     }
-    auto *backend = reinterpret_cast<kiln::fast::Backend *>((uintptr_t) args[1].As<BigInt>()->Uint64Value());
-    if (backend == nullptr || backend->Abi() != kiln::fast::kAbi) {
-        args.GetReturnValue().Set(isolate->ThrowException(v8::Exception::Error(String::NewFromUtf8(isolate, "kilnAny: the backend was built for another interface version", NewStringType::kNormal).ToLocalChecked())));
+    bool lossless = false;
+    uint64_t address = args[1].As<BigInt>()->Uint64Value(&lossless);
+    if (!lossless || address == 0 || address % alignof(kiln::fast::Handshake) != 0) {
+        kilnThrow(args, "kilnAny: not a FastBackend address (zero, negative, too large or misaligned)");
         return;
     }
+    auto *handshake = reinterpret_cast<const kiln::fast::Handshake *>((uintptr_t) address);
+    if (handshake->magic != kiln::fast::kMagic) {
+        kilnThrow(args, "kilnAny: the address does not hold a FastBackend handshake (wrong magic)");
+        return;
+    }
+    if (handshake->abi != kiln::fast::kAbi || handshake->size != sizeof(kiln::fast::Handshake) || handshake->backend == nullptr) {
+        kilnThrow(args, "kilnAny: the backend was built for another interface version (rebuild both addons)");
+        return;
+    }
+    kiln::fast::Backend *backend = handshake->backend;
     Callback checkedCallback(isolate, args[2]);
     if (checkedCallback.isInvalid(args)) {
         return;
@@ -73,6 +94,35 @@ void uWS_App_kilnAny(const FunctionCallbackInfo<Value> &args) {
         reqObject->SetAlignedPointerInInternalField(0, nullptr);
     });
 
+    args.GetReturnValue().Set(args.Holder());
+}
+
+/* Kiln: app.kilnLimits(idleTimeoutSec, minUploadRate) sets the HTTP idle timeout (seconds,
+ * 0..900, 0 = none) and the upload floor (bytes a second, 0 = none) of this app's
+ * connections, which upstream fixes at 10 s and 16 KiB/s (TemplatedApp::kilnLimits). */
+template <typename APP>
+void uWS_App_kilnLimits(const FunctionCallbackInfo<Value> &args) {
+    APP *app = (APP *) args.Holder()->GetAlignedPointerFromInternalField(0);
+    if (missingArguments(2, args)) {
+        return;
+    }
+    /* uSockets counts a timeout in 4 s ticks, at most 240 of them (us_socket_timeout) */
+    static constexpr double maxIdleTimeoutS = 900;
+    if (!args[0]->IsNumber() || !args[1]->IsNumber()) {
+        kilnThrow(args, "kilnLimits: idleTimeoutSec and minUploadRate must be numbers");
+        return;
+    }
+    double idle = args[0].As<Number>()->Value();
+    double rate = args[1].As<Number>()->Value();
+    if (!(idle >= 0 && idle <= maxIdleTimeoutS) || idle != (double) (unsigned int) idle) {
+        kilnThrow(args, "kilnLimits: idleTimeoutSec must be an integer from 0 to 900", true);
+        return;
+    }
+    if (!(rate >= 0 && rate <= 4294967295.0) || rate != (double) (unsigned int) rate) {
+        kilnThrow(args, "kilnLimits: minUploadRate must be an integer from 0 to 4294967295", true);
+        return;
+    }
+    app->kilnLimits((unsigned int) idle, (unsigned int) rate);
     args.GetReturnValue().Set(args.Holder());
 }
 
@@ -749,6 +799,7 @@ void uWS_App(const FunctionCallbackInfo<Value> &args) {
 
     if constexpr (std::is_same<APP, uWS::App>::value) {
         appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "kilnAny", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, uWS_App_kilnAny<APP>, args.Data()));
+        appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "kilnLimits", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, uWS_App_kilnLimits<APP>, args.Data()));
     }
 
     appTemplate->PrototypeTemplate()->Set(String::NewFromUtf8(isolate, "listen", NewStringType::kNormal).ToLocalChecked(), FunctionTemplate::New(isolate, uWS_App_listen<APP>, args.Data()));

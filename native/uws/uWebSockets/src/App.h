@@ -543,6 +543,16 @@ public:
     }
 
     /* This one catches any method */
+    /* Kiln: the idle timeout in seconds (0: none) and the upload floor in bytes a second (0: none)
+     * of this app's HTTP connections; see HttpContextData::idleTimeoutS */
+    TemplatedApp &&kilnLimits(unsigned int idleTimeoutS, unsigned int minUploadRate) {
+        if (httpContext) {
+            httpContext->getSocketContextData()->idleTimeoutS = idleTimeoutS;
+            httpContext->getSocketContextData()->minUploadRate = minUploadRate;
+        }
+        return std::move(*this);
+    }
+
     TemplatedApp &&any(std::string pattern, MoveOnlyFunction<void(HttpResponse<SSL> *, HttpRequest *)> &&handler) {
         if (httpContext) {
             httpContext->onHttp("*", pattern, std::move(handler));

@@ -41,6 +41,7 @@ private:
     HttpContext() = delete;
 
     /* Maximum delay allowed until an HTTP connection is terminated due to outstanding request or rejected data (slow loris protection) */
+    /* Kiln: both are now per app (HttpContextData idleTimeoutS, minUploadRate), these the defaults */
     static const int HTTP_IDLE_TIMEOUT_S = 10;
 
     /* Minimum allowed receive throughput per second (clients uploading less than 16kB/sec get dropped) */
@@ -207,13 +208,13 @@ private:
 
             /* If we have not responded and we have a data handler, we need to timeout to enfore client sending the data */
             if (!((HttpResponse<SSL> *) s)->hasResponded() && httpResponseData->inStream) {
-                us_socket_timeout(SSL, (us_socket_t *) s, HTTP_IDLE_TIMEOUT_S);
+                us_socket_timeout(SSL, (us_socket_t *) s, httpContextData->idleTimeoutS);
             }
 
             /* Continue parsing */
             return s;
 
-        }, [httpResponseData](void *user, std::string_view data, uint64_t maxRemainingBodyLength) -> void * {
+        }, [httpResponseData, httpContextData](void *user, std::string_view data, uint64_t maxRemainingBodyLength) -> void * {
             /* We always get an empty chunk even if there is no data */
             if (httpResponseData->inStream) {
 
@@ -223,10 +224,11 @@ private:
                     us_socket_timeout(SSL, (struct us_socket_t *) user, 0);
                 } else {
                     /* We still have some more data coming in later, so reset timeout */
-                    /* Only reset timeout if we got enough bytes (16kb/sec) since last time we reset here */
+                    /* Only reset timeout if we got enough bytes (16kb/sec) since last time we reset here
+                     * (Kiln: the app's minUploadRate over its idleTimeoutS; a floor of 0 resets on any byte) */
                     httpResponseData->received_bytes_per_timeout += (unsigned int) data.length();
-                    if (httpResponseData->received_bytes_per_timeout >= HTTP_RECEIVE_THROUGHPUT_BYTES * HTTP_IDLE_TIMEOUT_S) {
-                        us_socket_timeout(SSL, (struct us_socket_t *) user, HTTP_IDLE_TIMEOUT_S);
+                    if (httpResponseData->received_bytes_per_timeout >= (uint64_t) httpContextData->minUploadRate * httpContextData->idleTimeoutS) {
+                        us_socket_timeout(SSL, (struct us_socket_t *) user, httpContextData->idleTimeoutS);
                         httpResponseData->received_bytes_per_timeout = 0;
                     }
                 }
@@ -281,7 +283,7 @@ private:
             if (failed) {
                 /* All Http sockets timeout by this, and this behavior match the one in HttpResponse::cork */
                 /* Warning: both HTTP_IDLE_TIMEOUT_S and HTTP_TIMEOUT_S are 10 seconds and both are used the same */
-                ((AsyncSocket<SSL> *) s)->timeout(HTTP_IDLE_TIMEOUT_S);
+                ((AsyncSocket<SSL> *) s)->timeout(httpContextData->idleTimeoutS);
             }
 
             /* We need to check if we should close this socket here now */
@@ -347,7 +349,7 @@ private:
         /* Handle socket connections */
         us_socket_context_on_open(SSL, getSocketContext(), [](us_socket_t *s, int /*is_client*/, char *ip, int ip_length) {
             /* Any connected socket should timeout until it has a request */
-            us_socket_timeout(SSL, s, HTTP_IDLE_TIMEOUT_S);
+            us_socket_timeout(SSL, s, getSocketContextDataS(s)->idleTimeoutS);
 
             /* Init socket ext */
             new (us_socket_ext(SSL, s)) HttpResponseData<SSL>;
@@ -442,7 +444,7 @@ private:
             }
 
             /* Expect another writable event, or another request within the timeout */
-            asyncSocket->timeout(HTTP_IDLE_TIMEOUT_S);
+            asyncSocket->timeout(getSocketContextDataS(s)->idleTimeoutS);
 
             /* Kiln: the response has ended and left: read the requests that waited for it */
             if (httpResponseData->pipelined.length() && !us_socket_is_closed(SSL, s) &&

@@ -53,6 +53,12 @@ private:
     /* If we are main acceptor, distribute to these apps */
     std::vector<void *> childApps;
     unsigned int roundRobin = 0;
+
+    /* Kiln: this app's client limits (TemplatedApp::kilnLimits), fixed upstream at
+     * HttpContext's HTTP_IDLE_TIMEOUT_S and HTTP_RECEIVE_THROUGHPUT_BYTES (and HttpResponse's
+     * HTTP_TIMEOUT_S). 0 turns either off. */
+    unsigned int idleTimeoutS = 10;
+    unsigned int minUploadRate = 16 * 1024;
 };
 
 }

@@ -56,6 +56,11 @@ private:
         return (HttpResponseData<SSL> *) Super::getAsyncSocketData();
     }
 
+    /* Kiln: the app's idle timeout (HttpContextData::idleTimeoutS), in place of HTTP_TIMEOUT_S */
+    unsigned int idleTimeout() {
+        return ((HttpContextData<SSL> *) us_socket_context_ext(SSL, us_socket_context(SSL, (us_socket_t *) this)))->idleTimeoutS;
+    }
+
     /* Write an unsigned 32-bit integer in hex */
     void writeUnsignedHex(unsigned int value) {
         /* Buf really only needs to be 8 long but building with
@@ -177,7 +182,7 @@ private:
             }
 
             /* tryEnd can never fail when in chunked mode, since we do not have tryWrite (yet), only write */
-            Super::timeout(HTTP_TIMEOUT_S);
+            Super::timeout(idleTimeout());
             return true;
         } else {
             /* Write content-length on first call */
@@ -230,7 +235,7 @@ private:
 
             /* If we are now at the end, start a timeout. Also start a timeout if we failed. */
             if (!success || httpResponseData->offset == totalSize) {
-                Super::timeout(HTTP_TIMEOUT_S);
+                Super::timeout(idleTimeout());
             }
 
             /* Remove onAborted, onWritable function and mark done if we reach the end, or if we were given no data (faked size like in HEAD response) */
@@ -411,7 +416,7 @@ public:
 
     HttpResponse *resume() {
         Super::resume();
-        Super::timeout(HTTP_TIMEOUT_S);
+        Super::timeout(idleTimeout());
         return this;
     }
 
@@ -545,7 +550,7 @@ public:
 
         auto [written, failed] = Super::write(data.data(), (int) data.length());
         if (failed) {
-            Super::timeout(HTTP_TIMEOUT_S);
+            Super::timeout(idleTimeout());
         }
 
         /* If we did not fail the write, accept more */
@@ -618,7 +623,7 @@ public:
             if (failed) {
                 /* For now we only have one single timeout so let's use it */
                 /* This behavior should equal the behavior in HttpContext when uncorking fails */
-                Super::timeout(HTTP_TIMEOUT_S);
+                Super::timeout(idleTimeout());
             }
 
             /* If we have no backbuffer and we are connection close and we responded fully then close */
