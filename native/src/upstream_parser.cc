@@ -1,6 +1,8 @@
 // Strict HTTP/1.1 response head parser and in-place chunked decoder (see upstream_parser.h).
 // Everything a backend sends is untrusted: anything outside RFC 9112's grammar is an
-// error, so a response that reaches a client was fully validated here.
+// error, so a response that reaches a client was fully validated here. The JavaScript
+// client's copy of the same rules is router/proxy/response-head.ts; the shared table of
+// cases both must pass is test/router/response-grammar.ts.
 #include "upstream_parser.h"
 
 #include <cstring>
@@ -226,7 +228,9 @@ ParseResult ParseResponseHead(const char* buf, size_t len, ResponseHead* h) {
     }
     if (valueNonAscii && !f.drop) h->nonAscii = true;
   }
-  if (sawTe && h->contentLength >= 0) return ParseResult::kError;
+  // RFC 9112 §6.3: with both, or with Transfer-Encoding in HTTP/1.0 (§6.1), the framing is
+  // ambiguous and a proxy cannot relay it safely.
+  if (sawTe && (h->contentLength >= 0 || h->minor == 0)) return ParseResult::kError;
   return ParseResult::kDone;
 }
 
@@ -258,7 +262,7 @@ int64_t ChunkedDecoder::Decode(char* buf, size_t len, size_t* outLen) {
           in++;
           break;
         }
-        if (++digits_ > 15) return -1;
+        if (++digits_ > kMaxChunkSizeDigits) return -1;
         remaining_ = remaining_ * 16 + static_cast<uint64_t>(v);
         in++;
         break;
@@ -311,8 +315,16 @@ int64_t ChunkedDecoder::Decode(char* buf, size_t len, size_t* outLen) {
         if (c == '\r') {
           state_ = kEndLf;
         } else if (kTchar.t[c]) {
-          state_ = kTrailerLine;  // trailers are validated and dropped
+          state_ = kTrailerName;  // trailers are validated and dropped
         } else {
+          return -1;
+        }
+        in++;
+        break;
+      case kTrailerName:
+        if (c == ':') {
+          state_ = kTrailerLine;
+        } else if (!kTchar.t[c]) {
           return -1;
         }
         in++;

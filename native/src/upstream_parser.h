@@ -1,6 +1,9 @@
 // Strict, allocation-free HTTP/1.1 response parsing for the upstream client: the
 // status line and header block (RFC 9112 §4–5) and the chunked body decoder (§7.1).
 // No Node-API in here; the caller owns every buffer.
+// The router's JavaScript client has its own copy of these rules (router/proxy/response-head.ts):
+// both must accept and refuse the same bytes, and both run the one table of cases in
+// test/router/response-grammar.ts (test/router/response-grammar.test.ts). Change them together.
 #pragma once
 
 #include <cstddef>
@@ -8,7 +11,11 @@
 
 namespace kiln::upstream {
 
+// A head with more fields is refused (MAX_FIELDS in response-head.ts).
 constexpr uint32_t kMaxFields = 128;
+// A chunk size of more hex digits is refused, leading zeros included: 12 digits (256 TiB)
+// is what a JavaScript number holds exactly (MAX_CHUNK_SIZE_DIGITS in response-head.ts).
+constexpr int kMaxChunkSizeDigits = 12;
 constexpr uint32_t kMaxConnectionTokens = 8;
 
 struct Field {
@@ -47,8 +54,10 @@ enum class ParseResult { kNeedMore, kDone, kError };
 
 // Parses one response head at the start of buf. kNeedMore: the empty line was not seen
 // yet (call again with more bytes). kError: bare CR/LF, obs-fold, bad status, bad
-// field name or value, conflicting Content-Length, Transfer-Encoding other than
-// "chunked", or both Content-Length and Transfer-Encoding.
+// field name or value, more than kMaxFields fields, a Content-Length that is not
+// 1*DIGIT or conflicts with another, Transfer-Encoding other than one "chunked", both
+// Content-Length and Transfer-Encoding, Transfer-Encoding in HTTP/1.0 (RFC 9112 §6.1),
+// or a Connection value that is not a token list.
 ParseResult ParseResponseHead(const char* buf, size_t len, ResponseHead* h);
 
 // True when the field named at [name, name+len) is listed in the head's Connection tokens.
@@ -77,6 +86,7 @@ class ChunkedDecoder {
     kDataCr,
     kDataLf,
     kTrailerStart,
+    kTrailerName,
     kTrailerLine,
     kTrailerLf,
     kEndLf,

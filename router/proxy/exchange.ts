@@ -23,6 +23,7 @@ import {
   type ChunkSink,
   HEAD_INCOMPLETE,
   HEAD_MALFORMED,
+  MAX_RESPONSE_HEAD,
   parseResponseHead,
   ResponseHead,
   relayedHeader,
@@ -42,8 +43,6 @@ const M_CLOSE = 3;
 
 /** Client body bytes held while no backend connection is ready; above this the client is paused. */
 const maxPendingBody = 256 * 1024;
-/** Largest response head accepted from a backend. */
-const maxResponseHead = 64 * 1024;
 
 const CHUNK_END = Buffer.from("0\r\n\r\n");
 const CRLF = Buffer.from("\r\n");
@@ -63,6 +62,8 @@ function corkedRefusal(): void {
   (corkEx as Exchange).writeRefusal();
   corked = false;
 }
+
+const discard: ChunkSink = { onBodyPiece() {} };
 
 export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
   // Request.
@@ -247,14 +248,14 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
       for (;;) {
         const n = parseResponseHead(buf, this.head);
         if (n === HEAD_INCOMPLETE) {
-          if (buf.length > maxResponseHead) this.fail(Upstream.BadResponse);
+          if (buf.length > MAX_RESPONSE_HEAD) this.fail(Upstream.BadResponse);
           else {
             this.headBuf = buf;
             this.holdHeadDeadline();
           }
           return;
         }
-        if (n === HEAD_MALFORMED || n > maxResponseHead) {
+        if (n === HEAD_MALFORMED || n > MAX_RESPONSE_HEAD) {
           this.fail(Upstream.BadResponse);
           return;
         }
@@ -270,6 +271,10 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
           this.holdHeadDeadline();
           return;
         }
+      }
+      if (this.head.chunked && !this.chunkedFramingHolds(buf)) {
+        this.fail(Upstream.BadResponse);
+        return;
       }
       this.startResponse();
       // The body's inactivity timer is the idle timeout, not the head's (a stream may pause
@@ -287,6 +292,21 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
     this.relayBody(buf);
   }
 
+  /**
+   * Whether the chunked body bytes that came with the head decode (a dry run): a framing
+   * error among them is a 502 before the head goes out, as the native client does, which
+   * decodes them before it hands the head on. Later bytes can only cut the response.
+   */
+  private chunkedFramingHolds(buf: Buffer): boolean {
+    if (buf.length === 0 || this.isHead) return true;
+    const st = this.head.status;
+    if (st === 204 || st === 304) return true;
+    this.decoder ??= new ChunkedDecoder();
+    const r = this.decoder.decode(buf, 0, discard);
+    this.decoder.reset();
+    return r !== CHUNKED_ERROR;
+  }
+
   /** Whether `buf` completes a Content-Length body (then no idle timer is needed). */
   private fitsInOne(buf: Buffer): boolean {
     return this.mode === M_LENGTH && buf.length >= this.remaining;
@@ -298,7 +318,9 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
     const ep = this.ep as EndpointEntry;
     this.status = h.status;
     this.responded = true;
-    res.writeStatus(h.statusLine);
+    // obs-text goes out as the bytes it came as (rare: only then a Buffer per field).
+    const latin1 = h.nonAscii;
+    res.writeStatus(latin1 ? Buffer.from(h.statusLine, "latin1") : h.statusLine);
     const sticky = this.ctx.cfg.stickyCookies;
     let sessionAttrs: string | null = null;
     let vcapSet = false;
@@ -314,7 +336,8 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
         if (name === VCAP_COOKIE) vcapSet = true;
         else if (sticky.includes(name)) sessionAttrs = setCookieAttributes(v);
       }
-      res.writeHeader(names[i] as string, values[i] as string);
+      const v = values[i] as string;
+      res.writeHeader(names[i] as string, latin1 ? Buffer.from(v, "latin1") : v);
     }
     const id = ep.info.instanceId;
     if (!vcapSet && id !== "") {

@@ -63,6 +63,14 @@ function corkedRefusal(): void {
   (cEx as NativeExchange).writeRefusal();
 }
 
+/**
+ * The head as uWS must write it: with obs-text (NON_ASCII) its latin1 string goes as those
+ * bytes, since uWS would send the characters as UTF-8. Rare, so the copy is fine.
+ */
+function headBytes(head: string, flags: number): string | Buffer {
+  return (flags & ResponseFlag.NON_ASCII) !== 0 ? Buffer.from(head, "latin1") : head;
+}
+
 /** The native client's options from the router's settings (the native request path's client too). */
 export function nativeUpstreamOptions(cfg: RouterConfig): UpstreamOptions {
   return {
@@ -215,7 +223,7 @@ export class NativeExchange extends ExchangeBase {
       const b = body ?? EMPTY;
       this.status = status;
       this.responded = true;
-      res.endWhole(head, b);
+      res.endWhole(headBytes(head, flags), b);
       this.bytesOut = b.length;
       this.clientDone();
       return;
@@ -235,7 +243,7 @@ export class NativeExchange extends ExchangeBase {
     const res = this.res as HttpResponse;
     this.status = status;
     this.responded = true;
-    res.writeStatus(head);
+    res.writeStatus(headBytes(head, flags));
     if (this.needsStickyCookie(flags))
       this.stickyCookie(res, head, (this.ep as EndpointEntry).info.instanceId);
     if ((flags & ResponseFlag.NO_BODY) !== 0) {
