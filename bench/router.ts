@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createLogger } from "../kernel/log.js";
 import { projectRoot } from "../kernel/paths.js";
@@ -81,6 +81,10 @@ const usage = `node dist/bench/router.js [options]
   --nginx-workers L      worker counts to run (default ${defaults.nginxWorkers}); --haproxy-threads L (default ${defaults.haproxyThreads})
   --kiln-bin F           the \`kiln\` entry script to run as \`F router ...\` (default ${defaults.kilnBin})
   --kiln-args "A B"      extra arguments for every \`kiln router\` (e.g. "--threads 2")
+  --kiln-base-bin F      also run another build of Kiln (its \`kiln\` entry script, e.g. a worktree of the
+                         last release) interleaved with this one: a before/after run, reported as
+                         Kiln ÷ base within each round
+  --kiln-base-label L    what to call that build in the report (default: its git commit)
   --reference-headers M  kiln: nginx and HAProxy add the request headers Kiln adds (X-Forwarded-*,
                          X-Request-Start, X-Vcap-Request-Id, traceparent, X-CF-*), so the backend gets
                          the same request from every proxy; none: their plain config (default ${defaults.referenceHeaders})
@@ -152,6 +156,8 @@ function parseBenchArgs(args: string[]) {
       "haproxy-threads": { type: "string", default: defaults.haproxyThreads },
       "kiln-args": { type: "string", default: defaults.kilnArgs },
       "kiln-bin": { type: "string", default: defaults.kilnBin },
+      "kiln-base-bin": { type: "string" },
+      "kiln-base-label": { type: "string" },
       "kiln-access-log": { type: "string", default: defaults.kilnAccessLog },
       "reference-headers": { type: "string", default: defaults.referenceHeaders },
       "no-install": { type: "boolean", default: false },
@@ -208,6 +214,8 @@ function parseOptions(argv: string[]) {
     haproxyThreads: counts(values["haproxy-threads"] as string),
     kilnArgs: split(values["kiln-args"] as string),
     kilnBin: values["kiln-bin"] as string,
+    kilnBaseBin: values["kiln-base-bin"] as string | undefined,
+    kilnBaseLabel: values["kiln-base-label"] as string | undefined,
     kilnAccessLog: split(values["kiln-access-log"] as string),
     referenceHeaders,
     install: values["no-install"] !== true,
@@ -326,6 +334,30 @@ async function main(argv: string[]): Promise<number> {
         skipped.push(`Kiln router: could not start: ${briefly(msg)}`);
         log.warn("kiln_skipped", { reason: msg });
       }
+    }
+    if (o.families.includes("kiln") && o.kilnBaseBin !== undefined) {
+      const baseBin = resolve(projectRoot, o.kilnBaseBin);
+      const baseLabel = o.kilnBaseLabel ?? gitCommit(dirname(dirname(baseBin)));
+      const roles: KilnRole[] = [];
+      if (o.cases.some((c) => c === "tiny" || c === "16k" || c === "1m")) roles.push("single");
+      if (o.cases.includes("routes100k")) roles.push("table");
+      if (o.cases.includes("accesslog")) roles.push("accesslog");
+      await startOrSkip(targets, skipped, "Kiln base", () =>
+        startKiln(
+          {
+            backendPort: backend.port,
+            routes,
+            dir: join(tmp, "kiln-base"),
+            extraArgs: o.kilnArgs,
+            kilnBin: baseBin,
+            family: "kiln-base",
+            accessLogArgs: o.kilnAccessLog,
+            roles,
+            log: (line) => log.info("kiln_base", { note: line }),
+          },
+          `Kiln router ${baseLabel} (base)`,
+        ),
+      );
     }
     if (o.cases.includes("routes100k")) {
       notes.push(
@@ -532,10 +564,10 @@ async function headerNotes(targets: readonly Target[], mode: ReferenceHeaders): 
 }
 
 /** The checkout's commit; KILN_BENCH_COMMIT names it when running from a copy without .git. */
-function gitCommit(): string {
+function gitCommit(dir?: string): string {
   const given = process.env.KILN_BENCH_COMMIT;
-  if (given !== undefined && given !== "") return given;
-  const r = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: projectRoot, encoding: "utf8" });
+  if (dir === undefined && given !== undefined && given !== "") return given;
+  const r = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dir ?? projectRoot, encoding: "utf8" });
   return r.status === 0 ? r.stdout.trim() : "unknown";
 }
 

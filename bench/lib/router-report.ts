@@ -181,6 +181,14 @@ export function computeRatios(
     const kiln = best(summaries, c, ["kiln"]);
     const ref = best(summaries, c, ["nginx", "haproxy"]);
     const direct = best(summaries, c, ["direct"]);
+    // A before/after run (--kiln-base-bin): this build ÷ the other, round by round.
+    const base = best(summaries, c, ["kiln-base"]);
+    if (kiln !== undefined && base !== undefined) {
+      paired.push({
+        label: `${caseTitles[c]}: Kiln ÷ ${base.target}`,
+        ratios: pairedRatios(records, kiln, base, base.target),
+      });
+    }
     if (kiln !== undefined && ref !== undefined && c !== "accesslog") {
       paired.push({
         label: `${caseTitles[c]}: Kiln ÷ ${ref.target}`,

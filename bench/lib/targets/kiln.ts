@@ -22,6 +22,8 @@ export interface KilnOptions {
   dir: string;
   /** The \`kiln\` entry script (default bin/kiln.js); run as \`node <kilnBin> router ...\`. */
   kilnBin?: string;
+  /** "kiln-base" for the other build of a before/after run (target id "kiln-base"). */
+  family?: "kiln" | "kiln-base";
   /** Extra router arguments for every instance (e.g. --threads 2). */
   extraArgs: readonly string[];
   /** Router arguments that turn the access log on; "{file}" becomes a path in `dir`. */
@@ -200,8 +202,8 @@ export async function startKiln(o: KilnOptions, label: string): Promise<Target> 
   }
   const refreshAfter = o.refreshAfterMs ?? 60_000;
   return {
-    id: "kiln",
-    family: "kiln",
+    id: o.family ?? "kiln",
+    family: o.family ?? "kiln",
     label,
     endpoint(c: CaseId): Endpoint | undefined {
       const inst = instances.get(roleOf(c));

@@ -4,7 +4,8 @@
 /** The cases of the router bench. */
 export type CaseId = "tiny" | "16k" | "1m" | "routes100k" | "accesslog";
 
-export type Family = "direct" | "nginx" | "haproxy" | "kiln";
+/** "kiln-base": another build of Kiln (--kiln-base-bin), the reference of a before/after run. */
+export type Family = "direct" | "nginx" | "haproxy" | "kiln" | "kiln-base";
 
 /** Where a case's load goes: a port on 127.0.0.1 and the Host header values to use. */
 export interface Endpoint {
