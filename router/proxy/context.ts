@@ -18,7 +18,11 @@ export interface EndpointEntry {
   headerBlock: string;
 }
 
-/** Header values come from NATS messages: never let one end a line. */
+/**
+ * Header values come from NATS messages: never let one end a line. The decoder already refuses
+ * such registrations (messaging/gorouter.ts headerToken); this stays for endpoints that reach
+ * the table another way (RouteTable.register is public), at one regex test per cached endpoint.
+ */
 function headerSafe(v: string): string {
   return /[\r\n]/.test(v) ? v.replace(/[\r\n]/g, "") : v;
 }
