@@ -500,7 +500,6 @@ export function toEndpointSpec(
     availabilityZone: msg.availabilityZone,
     staleThresholdSec:
       msg.staleThresholdInSeconds > 0 ? msg.staleThresholdInSeconds : defaultStaleThresholdSec,
-    routeServiceUrl: msg.routeServiceUrl,
     serverCertDomainSan: msg.serverCertDomainSan,
     tlsPort: msg.tlsPort,
     protocol: msg.protocol,
@@ -519,5 +518,6 @@ export function toPoolOptions(
     hashHeader: o.hashHeader,
     hashBalance: o.hashBalance,
     maxConnsPerBackend: o.maxConnsPerBackend,
+    routeServiceUrl: msg.routeServiceUrl,
   };
 }

@@ -406,7 +406,6 @@ t.test("toEndpointSpec / toPoolOptions apply gorouter's defaults", async (t) => 
     tags: { a: "b" },
     availabilityZone: "",
     staleThresholdSec: 120,
-    routeServiceUrl: "",
     serverCertDomainSan: "",
     tlsPort: 0,
     protocol: "",
@@ -417,6 +416,7 @@ t.test("toEndpointSpec / toPoolOptions apply gorouter's defaults", async (t) => 
     hashHeader: "",
     hashBalance: 0,
     maxConnsPerBackend: 0,
+    routeServiceUrl: "",
   });
   t.equal(toPoolOptions(msg, "least-connection").loadBalancing, "least-connection");
   t.equal(toEndpointSpec(msg, 30).staleThresholdSec, 30);
@@ -429,6 +429,7 @@ t.test("toEndpointSpec / toPoolOptions apply gorouter's defaults", async (t) => 
       private_instance_index: "4",
       stale_threshold_in_seconds: 45,
       endpoint_updated_at_ns: 99,
+      route_service_url: "http://10.0.0.9:8000/",
       options: { loadbalancing: "hash", hash_header: "X-K", hash_balance: "1.25", max_conns_per_backend: 7 },
     }),
   );
@@ -442,5 +443,6 @@ t.test("toEndpointSpec / toPoolOptions apply gorouter's defaults", async (t) => 
     hashHeader: "X-K",
     hashBalance: 1.25,
     maxConnsPerBackend: 7,
+    routeServiceUrl: "http://10.0.0.9:8000/",
   });
 });
