@@ -21,6 +21,7 @@ const OPTS: PoolOptions = {
   hashHeader: "",
   hashBalance: 0,
   maxConnsPerBackend: 0,
+  routeServiceUrl: "",
 };
 /** As the router creates its table. */
 const TABLE: TableOptions = { emptyPoolTimeoutMs: routerDefaults.emptyPoolTimeoutMs };
@@ -59,7 +60,6 @@ function specOf(app: number, k: number): EndpointSpec {
     tags: { component: "route-emitter", process_type: "web" },
     availabilityZone: "z1",
     staleThresholdSec: 120,
-    routeServiceUrl: "",
     serverCertDomainSan: "",
     tlsPort: 0,
     protocol: "http1",

@@ -20,6 +20,14 @@ export const MessagingCodes = defineCodes("messaging", {
     summary:
       "A router.register `options` is invalid (loadbalancing, hash_header, hash_balance or max_conns_per_backend).",
   },
+  KILN_MSG_BAD_HEADER_VALUE: {
+    summary:
+      "A router.register `app` / `private_instance_id` is not a visible-ASCII token of at most 128 characters, or `private_instance_index` is not 1-10 digits (they go into X-CF-* headers and the `__VCAP_ID__` cookie).",
+  },
+  KILN_MSG_BAD_ROUTE_SERVICE_URL: {
+    summary:
+      "A router.register `route_service_url` is not an absolute http(s) URL of visible ASCII (at most 2048 characters, no user info).",
+  },
   KILN_MSG_BAD_SUBJECT_TOKEN: {
     summary: "A subject token (app guid, DEA id) is empty or holds `.`, `*`, `>` or whitespace.",
   },

@@ -147,6 +147,78 @@ function isPort(v: unknown): v is number {
 
 const DECIMAL = /^\d+(\.\d+)?$/;
 
+/** Longest app guid or private_instance_id accepted (a UUID is 36; gorouter sets no limit). */
+export const MAX_ID_LENGTH = 128;
+/** Longest private_instance_index accepted, in digits. */
+export const MAX_INDEX_DIGITS = 10;
+
+// RFC 9110 tchar: visible ASCII without separators. The values end up in X-CF-ApplicationID,
+// X-CF-InstanceID, X-CF-InstanceIndex and `Set-Cookie: __VCAP_ID__=` (RFC 6265 cookie-octet
+// is wider), so nothing in them can end a line, split a list or a cookie, or quote.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const DIGITS = /^[0-9]+$/;
+
+/** app / private_instance_id: absent or "" (not announced), else a token of at most MAX_ID_LENGTH. */
+function headerToken(o: Record<string, unknown>, key: string, subject: string): string {
+  const v = optString(o, key, subject);
+  if (v === "") return v;
+  if (v.length > MAX_ID_LENGTH) {
+    fail("KILN_MSG_BAD_HEADER_VALUE", subject, `${key} is longer than ${MAX_ID_LENGTH} characters`);
+  }
+  if (!TOKEN.test(v)) {
+    fail(
+      "KILN_MSG_BAD_HEADER_VALUE",
+      subject,
+      `${key} must be visible ASCII without spaces, quotes or separators (got ${JSON.stringify(v)})`,
+    );
+  }
+  return v;
+}
+
+/** private_instance_index: absent/null/"" (not announced), a string of digits, or a non-negative integer. */
+function instanceIndex(v: unknown, subject: string): string {
+  if (v === undefined || v === null || v === "") return "";
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return String(v);
+  if (typeof v !== "string")
+    fail("KILN_MSG_INVALID_FIELD", subject, "private_instance_index must be a string");
+  if (v.length > MAX_INDEX_DIGITS || !DIGITS.test(v)) {
+    fail(
+      "KILN_MSG_BAD_HEADER_VALUE",
+      subject,
+      `private_instance_index must be at most ${MAX_INDEX_DIGITS} digits (got ${JSON.stringify(v)})`,
+    );
+  }
+  return v;
+}
+
+/** Longest route_service_url accepted. */
+export const MAX_ROUTE_SERVICE_URL_LENGTH = 2048;
+// Visible ASCII only: the URL's path goes into a request line and its host into a Host header.
+const URL_CHARS = /^[!-~]+$/;
+
+/** route_service_url: absent or "", else an absolute http(s) URL of visible ASCII with a host. */
+function routeServiceUrl(o: Record<string, unknown>, subject: string): string {
+  const v = optString(o, "route_service_url", subject);
+  if (v === "") return v;
+  let ok = v.length <= MAX_ROUTE_SERVICE_URL_LENGTH && URL_CHARS.test(v);
+  if (ok) {
+    try {
+      const u = new URL(v);
+      ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "" && u.username === "";
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    fail(
+      "KILN_MSG_BAD_ROUTE_SERVICE_URL",
+      subject,
+      `route_service_url must be an absolute http(s) URL of visible ASCII, at most ${MAX_ROUTE_SERVICE_URL_LENGTH} characters, without user info`,
+    );
+  }
+  return v;
+}
+
 function decodeOptions(v: unknown, subject: string): RouteOptions {
   if (v === undefined || v === null) {
     return { loadBalancing: null, hashHeader: "", hashBalance: 0, maxConnsPerBackend: 0 };
@@ -277,13 +349,7 @@ function decodeRegistry(payload: Uint8Array | string, subject: string): Registry
     tags = t as Record<string, string>;
   }
 
-  let privateInstanceIndex = "";
-  const pi = o.private_instance_index;
-  if (typeof pi === "string") privateInstanceIndex = pi;
-  else if (typeof pi === "number" && Number.isSafeInteger(pi) && pi >= 0) privateInstanceIndex = String(pi);
-  else if (pi !== undefined && pi !== null) {
-    fail("KILN_MSG_INVALID_FIELD", subject, "private_instance_index must be a string");
-  }
+  const privateInstanceIndex = instanceIndex(o.private_instance_index, subject);
 
   let staleThresholdInSeconds = 0;
   const st = o.stale_threshold_in_seconds;
@@ -311,12 +377,12 @@ function decodeRegistry(payload: Uint8Array | string, subject: string): Registry
     host,
     port,
     uris: uris as string[],
-    app: optString(o, "app", subject),
-    privateInstanceId: optString(o, "private_instance_id", subject),
+    app: headerToken(o, "app", subject),
+    privateInstanceId: headerToken(o, "private_instance_id", subject),
     privateInstanceIndex,
     tags,
     staleThresholdInSeconds,
-    routeServiceUrl: optString(o, "route_service_url", subject),
+    routeServiceUrl: routeServiceUrl(o, subject),
     options: decodeOptions(o.options, subject),
     endpointUpdatedAtNs: updatedAtNs(o.endpoint_updated_at_ns, text, subject),
     availabilityZone: optString(o, "availability_zone", subject),
@@ -434,7 +500,6 @@ export function toEndpointSpec(
     availabilityZone: msg.availabilityZone,
     staleThresholdSec:
       msg.staleThresholdInSeconds > 0 ? msg.staleThresholdInSeconds : defaultStaleThresholdSec,
-    routeServiceUrl: msg.routeServiceUrl,
     serverCertDomainSan: msg.serverCertDomainSan,
     tlsPort: msg.tlsPort,
     protocol: msg.protocol,
@@ -453,5 +518,6 @@ export function toPoolOptions(
     hashHeader: o.hashHeader,
     hashBalance: o.hashBalance,
     maxConnsPerBackend: o.maxConnsPerBackend,
+    routeServiceUrl: msg.routeServiceUrl,
   };
 }

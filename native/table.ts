@@ -26,10 +26,17 @@ export { createFallbackTable } from "./fallback/table.js";
 
 /** [host, port, app, instanceId, index, extras, inFlight, updatedAtNs, staleSec, failedUntil] */
 type EndpointRow = [string, number, string, string, string, string, number, string, number, number];
-type DumpRow = [string, number, string, number, number, [number, number, EndpointRow][]];
+type DumpRow = [string, number, string, number, number, [number, number, EndpointRow][], string];
 
 /** The pool half of a registration, the same for register() and registerLast(). */
-type PoolArgs = [lb: number, hashHeader: string, hashBalance: number, maxConns: number, nowMs: number];
+type PoolArgs = [
+  lb: number,
+  hashHeader: string,
+  hashBalance: number,
+  maxConns: number,
+  routeService: string,
+  nowMs: number,
+];
 
 /** The functions of one native table, bound in C++ to the process-wide object (route_table_napi.cc). */
 interface NativeTableFns {
@@ -53,9 +60,24 @@ interface NativeTableFns {
   registerLast(host: string, path: string, ...pool: PoolArgs): RegisterResult;
   unregister(host: string, path: string, key: string, updatedAtNs: bigint, nowMs: number): boolean;
   prune(nowMs: number): number;
-  select(host: string, path: string, stickyId: string, hashKey: string, nowMs: number): number;
-  selectInstance(host: string, path: string, app: string, index: string, nowMs: number): number;
+  select(
+    host: string,
+    path: string,
+    stickyId: string,
+    hashKey: string,
+    nowMs: number,
+    routeServiceDone?: boolean,
+  ): number;
+  selectInstance(
+    host: string,
+    path: string,
+    app: string,
+    index: string,
+    nowMs: number,
+    routeServiceDone?: boolean,
+  ): number;
   hashHeader(host: string, path: string): string;
+  routeService(host: string, path: string): string;
   release(handle: number): void;
   markFailed(handle: number, untilMs: number): void;
   inFlight(handle: number): number;
@@ -80,7 +102,6 @@ function endpointInfo(handle: number, row: EndpointRow): EndpointInfo {
     instanceId: row[3],
     instanceIndex: row[4],
     availabilityZone: x.availabilityZone,
-    routeServiceUrl: x.routeServiceUrl,
     tags: x.tags,
     protocol: x.protocol,
   };
@@ -96,6 +117,7 @@ class NativeRouteTable implements RouteTable {
   readonly select: RouteTable["select"];
   readonly selectInstance: RouteTable["selectInstance"];
   readonly hashHeader: RouteTable["hashHeader"];
+  readonly routeService: RouteTable["routeService"];
   readonly release: RouteTable["release"];
   readonly markFailed: RouteTable["markFailed"];
   readonly inFlight: RouteTable["inFlight"];
@@ -111,6 +133,7 @@ class NativeRouteTable implements RouteTable {
     this.select = n.select;
     this.selectInstance = n.selectInstance;
     this.hashHeader = n.hashHeader;
+    this.routeService = n.routeService;
     this.release = n.release;
     this.markFailed = n.markFailed;
     this.inFlight = n.inFlight;
@@ -125,7 +148,16 @@ class NativeRouteTable implements RouteTable {
     // A register message names one endpoint for all its uris: the uris after the first reuse
     // the endpoint the addon already holds (no string conversions).
     if (ep === this.last) {
-      return this.n.registerLast(host, path, opt.lb, opt.hashHeader, opt.balance, opt.maxConns, nowMs);
+      return this.n.registerLast(
+        host,
+        path,
+        opt.lb,
+        opt.hashHeader,
+        opt.balance,
+        opt.maxConns,
+        opt.routeService,
+        nowMs,
+      );
     }
     this.last = null;
     const r = this.n.register(
@@ -145,6 +177,7 @@ class NativeRouteTable implements RouteTable {
       opt.hashHeader,
       opt.balance,
       opt.maxConns,
+      opt.routeService,
       nowMs,
     );
     this.last = ep;
@@ -168,13 +201,14 @@ class NativeRouteTable implements RouteTable {
   }
 
   dump(): RouteDump[] {
-    return this.n.dump().map(([route, lb, hashHeader, hashBalance, maxConns, eps]) => ({
+    return this.n.dump().map(([route, lb, hashHeader, hashBalance, maxConns, eps, routeService]) => ({
       route,
       options: {
         loadBalancing: LB_NAME[lb] ?? "round-robin",
         hashHeader,
         hashBalance,
         maxConnsPerBackend: maxConns,
+        routeServiceUrl: routeService,
       },
       endpoints: eps.map(([handle, lastSeenMs, row]) => ({
         ...endpointInfo(handle, row),

@@ -18,7 +18,6 @@ export interface EndpointSpec {
   availabilityZone: string;
   /** Seconds without a refresh before pruning removes the endpoint. */
   staleThresholdSec: number;
-  routeServiceUrl: string;
   serverCertDomainSan: string;
   tlsPort: number;
   protocol: string;
@@ -35,6 +34,11 @@ export interface PoolOptions {
   hashBalance: number;
   /** Max in-flight requests per endpoint; 0 = unlimited. Full endpoints are skipped. */
   maxConnsPerBackend: number;
+  /**
+   * `route_service_url` ("" = none): a property of the route, as gorouter keeps it on the pool,
+   * since one instance (one private_instance_id) can serve routes with and without a service.
+   */
+  routeServiceUrl: string;
 }
 
 /** Result of `register`. */
@@ -57,6 +61,11 @@ export const SelectError = {
   AllFull: -4,
   /** The route balances by hash and no key was passed: read `hashHeader(host, path)` and call again. */
   NeedHashKey: -5,
+  /**
+   * The route has a route service: no endpoint was picked. Read `routeService(host, path)`; once
+   * the service's signed callback is checked, call again with `routeServiceDone` true.
+   */
+  RouteService: -6,
 } as const;
 
 /** What a worker needs to forward a request; fetched once per handle and cached. */
@@ -68,7 +77,6 @@ export interface EndpointInfo {
   instanceId: string;
   instanceIndex: string;
   availabilityZone: string;
-  routeServiceUrl: string;
   tags: Record<string, string>;
   protocol: string;
 }
@@ -127,11 +135,27 @@ export interface RouteTable {
    * `host` may carry a port and any case; `path` is the request path (query allowed).
    * `stickyId` is the `__VCAP_ID__` cookie value or ""; `hashKey` is the hash header value or "".
    */
-  select(host: string, path: string, stickyId: string, hashKey: string, nowMs: number): number;
+  select(
+    host: string,
+    path: string,
+    stickyId: string,
+    hashKey: string,
+    nowMs: number,
+    routeServiceDone?: boolean,
+  ): number;
   /** Like `select` but only the endpoint of app `app` with instance index `index` (X-CF-APP-INSTANCE). */
-  selectInstance(host: string, path: string, app: string, index: string, nowMs: number): number;
+  selectInstance(
+    host: string,
+    path: string,
+    app: string,
+    index: string,
+    nowMs: number,
+    routeServiceDone?: boolean,
+  ): number;
   /** The hash header name of the route `select` would use, or "" when it does not hash. */
   hashHeader(host: string, path: string): string;
+  /** The route service URL of the route `select` would use, or "" when it has none. */
+  routeService(host: string, path: string): string;
   release(handle: number): void;
   /** Skips the endpoint in `select` until `untilMs` (after a connect failure). */
   markFailed(handle: number, untilMs: number): void;

@@ -34,6 +34,24 @@ export const RouterCodes = defineCodes("router", {
     status: 431,
     summary: "The request headers exceed the router's limit (maxHeaderBytes).",
   },
+  KILN_ROUTER_ROUTE_SERVICE_SIGNATURE: {
+    status: 400,
+    summary:
+      "A request to a route with a route service carried an X-CF-Proxy-Signature that does not decrypt under the router's routeServiceKey or was made for another URL.",
+  },
+  KILN_ROUTER_ROUTE_SERVICE_EXPIRED: {
+    status: 400,
+    summary:
+      "A route service called back with a signature older than routeServiceMaxAgeSec (or dated in the future); the client should retry from the start.",
+  },
+  KILN_ROUTER_ROUTE_SERVICE_UPGRADE: {
+    status: 501,
+    summary: "WebSocket upgrades are not sent through route services; the route has one.",
+  },
+  KILN_ROUTER_ROUTE_SERVICE_REFUSED: {
+    summary:
+      "A router.register with route_service_url was refused: no routeServiceKey is configured, or the URL is not http:// to an IP address.",
+  },
   KILN_ROUTER_CONFIG: {
     summary: "A router option is invalid; check the flag or environment variable named.",
   },
@@ -90,6 +108,24 @@ export const Refusals = {
     "no such app instance on this route",
   ),
   badRequest: refusal("KILN_ROUTER_BAD_REQUEST", "400 Bad Request", "bad_request", "malformed request"),
+  routeServiceSignature: refusal(
+    "KILN_ROUTER_ROUTE_SERVICE_SIGNATURE",
+    "400 Bad Request",
+    "route_service_signature",
+    "invalid route service signature",
+  ),
+  routeServiceExpired: refusal(
+    "KILN_ROUTER_ROUTE_SERVICE_EXPIRED",
+    "400 Bad Request",
+    "route_service_expired",
+    "route service signature expired",
+  ),
+  routeServiceUpgrade: refusal(
+    "KILN_ROUTER_ROUTE_SERVICE_UPGRADE",
+    "501 Not Implemented",
+    "route_service_upgrade",
+    "WebSocket upgrades do not go through route services",
+  ),
   headersTooLarge: refusal(
     "KILN_ROUTER_HEADERS_TOO_LARGE",
     "431 Request Header Fields Too Large",

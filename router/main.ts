@@ -343,6 +343,7 @@ export async function startRouter(
       routerId,
       pruneIntervalMs: config.pruneIntervalMs,
       startIntervalMs: config.startIntervalSec * 1000,
+      routeServices: config.routeServiceKey !== "",
     });
     await registry.start();
     log.info("router_listening", {

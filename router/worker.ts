@@ -23,6 +23,7 @@ import {
   stickyIdFrom,
   traceparentFor,
 } from "./handlers/request-headers.js";
+import { METADATA, RouteServices, SIGNATURE, Step } from "./handlers/route-service.js";
 import { ProxyContext } from "./proxy/context.js";
 import { Exchange, ReqBody, refusalFor } from "./proxy/exchange.js";
 import { FastPath } from "./proxy/fast.js";
@@ -109,6 +110,8 @@ if (cfg.upstream === "native" && !upstreamAvailable) {
 }
 const side = cfg.upstream !== "js" && upstreamAvailable ? new NativeSide(ctx) : null;
 ctx.native = side;
+const routeServices = new RouteServices(cfg, ctx);
+ctx.routeServices = routeServices;
 /** One forwarder class per worker, so the request handler's `new` stays monomorphic. */
 const ExchangeClass = side !== null ? NativeExchange : Exchange;
 const forwardedProto = cfg.forwardedProto;
@@ -194,13 +197,27 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
       handle = table.select(host, url, stickyId, hashKey, now);
     }
   }
-  if (handle < 0) {
+  // Route services (router/handlers/route-service.ts): only a route that has one answers this.
+  const rs = handle === SelectError.RouteService ? routeServices : null;
+  if (rs !== null) {
+    const sig = req.getHeader(SIGNATURE);
+    const kind = rs.step(host, url, target, s.head, sig, req.getHeader(METADATA), now);
+    if (kind === Step.Refused) {
+      refuse(res, rs.refusal as Refusal, host, method, target, reqBody !== ReqBody.None, client);
+      return;
+    }
+    handle = kind === Step.Service ? -1 : rs.selectApp(s.appInstance, stickyId, req, client, host, url, now);
+    hashKey = rs.hashKey;
+  }
+  if (handle < 0 && (rs === null || rs.kind !== Step.Service)) {
     refuse(res, refusalFor(handle, Refusals), host, method, target, reqBody !== ReqBody.None, client);
     return;
   }
   const requestId = requestIdFor(s.vcapId);
   const headText =
-    `${method} ${target} HTTP/1.1\r\n${s.head}` +
+    (rs === null
+      ? `${method} ${target} HTTP/1.1\r\n${s.head}`
+      : `${method} ${rs.target} HTTP/1.1\r\n${rs.head}${rs.extra}`) +
     `x-forwarded-for: ${s.xff === "" ? peer : `${s.xff}, ${peer}`}\r\n` +
     `x-forwarded-proto: ${trusted && s.xfp !== "" ? s.xfp : forwardedProto}\r\n` +
     `x-request-start: ${now}\r\n` +
@@ -224,6 +241,10 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
     now,
     startHr,
   );
+  if (rs !== null) {
+    ex.via = rs.entry;
+    ex.routeServiceDone = rs.kind === Step.App;
+  }
   res.onAborted(ex.onAbortedBound);
   if (reqBody !== ReqBody.None) res.onData(ex.dataHandler());
   ex.start();

@@ -35,6 +35,7 @@ const NO_ENDPOINTS = -2;
 const UNKNOWN_INSTANCE = -3;
 const ALL_FULL = -4;
 const NEED_HASH_KEY = -5;
+const ROUTE_SERVICE = -6;
 
 /** One backend instance, shared by every route it registered (like the native slot). */
 interface Rec {
@@ -69,6 +70,8 @@ interface Route {
   maxConns: number;
   hashHeader: string;
   balance: number;
+  /** route_service_url of the pool ("" = none); last register wins, as in gorouter. */
+  routeService: string;
   maglev: Uint16Array | null;
   /** When the pool became empty; meaningful only while `members` is empty. */
   emptySinceMs: number;
@@ -235,6 +238,7 @@ export class FallbackRouteTable implements RouteTable {
         maxConns: opt.maxConns,
         hashHeader: opt.hashHeader,
         balance: opt.balance,
+        routeService: opt.routeService,
         maglev: null,
         emptySinceMs: 0,
       };
@@ -263,6 +267,7 @@ export class FallbackRouteTable implements RouteTable {
     } else {
       member.lastSeenMs = nowMs;
     }
+    r.routeService = opt.routeService;
     const hashChanged =
       opt.lb === LB_HASH &&
       (r.lb !== LB_HASH || membershipChanged || r.balance !== opt.balance || r.hashHeader !== opt.hashHeader);
@@ -370,13 +375,21 @@ export class FallbackRouteTable implements RouteTable {
     return maxConns !== 0 && rec.inFlight >= maxConns;
   }
 
-  select(host: string, path: string, stickyId: string, hashKey: string, nowMs: number): number {
+  select(
+    host: string,
+    path: string,
+    stickyId: string,
+    hashKey: string,
+    nowMs: number,
+    routeServiceDone = false,
+  ): number {
     this.check();
     const r = this.match(host, path);
     if (r === null) return NO_ROUTE;
     const m = r.members;
     const n = m.length;
     if (n === 0) return NO_ENDPOINTS;
+    if (r.routeService !== "" && !routeServiceDone) return ROUTE_SERVICE;
     if (stickyId !== "") {
       for (let i = 0; i < n; i++) {
         const rec = (m[i] as Member).rec;
@@ -438,11 +451,19 @@ export class FallbackRouteTable implements RouteTable {
     return fbAny !== null ? this.take(fbAny) : ALL_FULL;
   }
 
-  selectInstance(host: string, path: string, app: string, index: string, _nowMs: number): number {
+  selectInstance(
+    host: string,
+    path: string,
+    app: string,
+    index: string,
+    _nowMs: number,
+    routeServiceDone = false,
+  ): number {
     this.check();
     const r = this.match(host, path);
     if (r === null) return NO_ROUTE;
     if (r.members.length === 0) return NO_ENDPOINTS;
+    if (r.routeService !== "" && !routeServiceDone) return ROUTE_SERVICE;
     for (const m of r.members) {
       if (m.rec.app !== app || m.rec.index !== index) continue;
       return this.isFull(m.rec, r.maxConns) ? ALL_FULL : this.take(m.rec);
@@ -454,6 +475,11 @@ export class FallbackRouteTable implements RouteTable {
     this.check();
     const r = this.match(host, path);
     return r !== null && r.lb === LB_HASH ? r.hashHeader : "";
+  }
+
+  routeService(host: string, path: string): string {
+    this.check();
+    return this.match(host, path)?.routeService ?? "";
   }
 
   private live(handle: number): Rec | null {
@@ -503,6 +529,7 @@ export class FallbackRouteTable implements RouteTable {
             hashHeader: r.lb === LB_HASH ? r.hashHeader : "",
             hashBalance: r.lb === LB_HASH ? r.balance : 0,
             maxConnsPerBackend: r.maxConns,
+            routeServiceUrl: r.routeService,
           },
           endpoints: r.members.map((m) => dumpEndpoint(m)),
         });
@@ -531,7 +558,6 @@ function info(rec: Rec, handle: number): EndpointInfo {
     instanceId: rec.keyIsId ? rec.key : "",
     instanceIndex: rec.index,
     availabilityZone: x.availabilityZone,
-    routeServiceUrl: x.routeServiceUrl,
     tags: x.tags,
     protocol: x.protocol,
   };

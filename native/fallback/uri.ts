@@ -60,7 +60,7 @@ export interface PreparedEndpoint {
   app: string;
   instanceId: string;
   index: string;
-  /** az \0 routeServiceUrl \0 serverCertDomainSan \0 protocol \0 tags JSON: alike across an app's instances. */
+  /** az \0 serverCertDomainSan \0 protocol \0 tags JSON: alike across an app's instances. */
   extras: string;
   staleSec: number;
   tlsPort: number;
@@ -72,6 +72,7 @@ export interface PreparedOptions {
   hashHeader: string;
   balance: number;
   maxConns: number;
+  routeService: string;
 }
 
 function u32(v: number): number {
@@ -96,7 +97,6 @@ function sameEndpoint(a: EndpointSpec, b: EndpointSpec): boolean {
     a.tlsPort === b.tlsPort &&
     a.tags === b.tags &&
     a.availabilityZone === b.availabilityZone &&
-    a.routeServiceUrl === b.routeServiceUrl &&
     a.serverCertDomainSan === b.serverCertDomainSan &&
     a.protocol === b.protocol
   );
@@ -122,9 +122,9 @@ export function prepareEndpoint(ep: EndpointSpec): PreparedEndpoint {
     app: ep.app ?? "",
     instanceId,
     index: ep.instanceIndex ?? "",
-    extras: `${ep.availabilityZone ?? ""}\0${ep.routeServiceUrl ?? ""}\0${ep.serverCertDomainSan ?? ""}\0${
-      ep.protocol ?? ""
-    }\0${ep.tags === undefined || ep.tags === null ? "{}" : JSON.stringify(ep.tags)}`,
+    extras: `${ep.availabilityZone ?? ""}\0${ep.serverCertDomainSan ?? ""}\0${ep.protocol ?? ""}\0${
+      ep.tags === undefined || ep.tags === null ? "{}" : JSON.stringify(ep.tags)
+    }`,
     staleSec: u32(ep.staleThresholdSec),
     tlsPort,
     updatedAtNs,
@@ -145,6 +145,7 @@ export function prepareOptions(opt: PoolOptions): PreparedOptions {
     hashHeader: lb === 2 ? (opt.hashHeader ?? "").toLowerCase() : "",
     balance: lb === 2 && Number.isFinite(opt.hashBalance) && opt.hashBalance > 0 ? opt.hashBalance : 0,
     maxConns: u32(opt.maxConnsPerBackend),
+    routeService: typeof opt.routeServiceUrl === "string" ? opt.routeServiceUrl : "",
   };
 }
 
@@ -157,7 +158,6 @@ function badEndpoint(ep: EndpointSpec, why: string): NativeError {
 
 export interface Extras {
   availabilityZone: string;
-  routeServiceUrl: string;
   serverCertDomainSan: string;
   protocol: string;
   tags: Record<string, string>;
@@ -167,10 +167,9 @@ export function decodeExtras(extras: string): Extras {
   const parts = extras.split("\0");
   return {
     availabilityZone: parts[0] ?? "",
-    routeServiceUrl: parts[1] ?? "",
-    serverCertDomainSan: parts[2] ?? "",
-    protocol: parts[3] ?? "",
-    tags: JSON.parse(parts.slice(4).join("\0") || "{}") as Record<string, string>,
+    serverCertDomainSan: parts[1] ?? "",
+    protocol: parts[2] ?? "",
+    tags: JSON.parse(parts.slice(3).join("\0") || "{}") as Record<string, string>,
   };
 }
 

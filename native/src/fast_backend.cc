@@ -154,6 +154,8 @@ class FastBackend final : public fast::Backend, public Napi::ObjectWrap<FastBack
     if (client_) client_->SetSink(closed_ ? nullptr : sink);
   }
 
+  // A route with a route service answers kRouteService: JavaScript takes the request
+  // (router/handlers/route-service.ts), as for any negative result.
   double Select(std::string_view host, std::string_view path, double nowMs) override {
     if (closed_) return rt::kNoRoute;
     return table_->Select(host, path, {}, {}, nowMs);

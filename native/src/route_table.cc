@@ -246,6 +246,7 @@ static Route* NewRoute(Arena& arena, std::string_view host, std::string_view pat
   auto* r = new (mem) Route();
   r->nextHost = r->nextPath = nullptr;
   r->hash = nullptr;
+  r->routeService = nullptr;
   r->members = r->inl;
   r->rr.store(RandomU32(), std::memory_order_relaxed);
   r->hostHash = hash;
@@ -265,6 +266,7 @@ void Table::FreeRoute(Route* r) {
     Unintern(r->hash->header);
     delete r->hash;
   }
+  if (r->routeService != nullptr) Unintern(r->routeService);
   if (r->members != r->inl) arena_.Free(r->members, sizeof(Member) * r->cap);
   const size_t bytes = sizeof(Route) + r->hostLen + r->pathLen;
   r->~Route();
@@ -455,6 +457,7 @@ int Table::Register(std::string_view host, std::string_view path, const Endpoint
     r->count = 1;
     r->lb = opt.lb;
     r->maxConns = opt.maxConns;
+    if (!opt.routeService.empty()) r->routeService = Intern(opt.routeService);
     if (opt.lb == Lb::Hash) {
       auto* hc = new HashCfg{Intern(opt.hashHeader), opt.balance, 0, nullptr};
       RebuildHash(r, &hc->table, &hc->m);
@@ -496,6 +499,16 @@ int Table::Register(std::string_view host, std::string_view path, const Endpoint
   }
 
   // Options: the last register message wins, as in gorouter.
+  const std::string_view rsNow = r->routeService == nullptr ? std::string_view() : r->routeService->view();
+  if (rsNow != opt.routeService) {
+    Interned* old = r->routeService;
+    Interned* fresh = opt.routeService.empty() ? nullptr : Intern(opt.routeService);
+    {
+      std::unique_lock<std::shared_mutex> lk(sh.lock);
+      r->routeService = fresh;
+    }
+    if (old != nullptr) Unintern(old);
+  }
   const bool hashChanged =
       opt.lb == Lb::Hash &&
       (r->hash == nullptr || membershipChanged || r->hash->balance != opt.balance ||
@@ -735,9 +748,11 @@ double Table::Take(uint32_t slotIdx) {
   return static_cast<double>(((w >> 32) & kGenMask) * (uint64_t{1} << kSlotBits) + slotIdx);
 }
 
-double Table::Pick(const Route* r, std::string_view sticky, std::string_view hashKey, double nowMs) {
+double Table::Pick(const Route* r, std::string_view sticky, std::string_view hashKey, double nowMs,
+                   bool routeServiceDone) {
   const uint32_t n = r->count;
   if (n == 0) return kNoEndpoints;
+  if (r->routeService != nullptr && !routeServiceDone) return kRouteService;
   const Member* m = r->members;
   if (!sticky.empty()) {
     for (uint32_t i = 0; i < n; i++) {
@@ -813,17 +828,18 @@ double Table::Pick(const Route* r, std::string_view sticky, std::string_view has
 }
 
 double Table::Select(std::string_view host, std::string_view path, std::string_view sticky,
-                     std::string_view hashKey, double nowMs) {
+                     std::string_view hashKey, double nowMs, bool routeServiceDone) {
   return WithMatch(host, path, [&](const Route* r) -> double {
-    return r == nullptr ? kNoRoute : Pick(r, sticky, hashKey, nowMs);
+    return r == nullptr ? kNoRoute : Pick(r, sticky, hashKey, nowMs, routeServiceDone);
   });
 }
 
 double Table::SelectInstance(std::string_view host, std::string_view path, std::string_view app,
-                             std::string_view index, double /*nowMs*/) {
+                             std::string_view index, double /*nowMs*/, bool routeServiceDone) {
   return WithMatch(host, path, [&](const Route* r) -> double {
     if (r == nullptr) return kNoRoute;
     if (r->count == 0) return kNoEndpoints;
+    if (r->routeService != nullptr && !routeServiceDone) return kRouteService;
     for (uint32_t i = 0; i < r->count; i++) {
       const uint32_t idx = r->members[i].slot;
       const Slot* s = SlotAt(idx);
@@ -844,6 +860,14 @@ bool Table::HashHeader(std::string_view host, std::string_view path, std::string
   return WithMatch(host, path, [&](const Route* r) -> bool {
     if (r == nullptr || r->lb != Lb::Hash || r->hash == nullptr) return false;
     out->assign(r->hash->header->view());
+    return true;
+  });
+}
+
+bool Table::RouteService(std::string_view host, std::string_view path, std::string* out) {
+  return WithMatch(host, path, [&](const Route* r) -> bool {
+    if (r == nullptr || r->routeService == nullptr) return false;
+    out->assign(r->routeService->view());
     return true;
   });
 }
@@ -918,6 +942,7 @@ std::vector<RouteCopy> Table::Dump() {
           rc.hashHeader = r->hash != nullptr ? std::string(r->hash->header->view()) : std::string();
           rc.balance = r->hash != nullptr ? r->hash->balance : 0;
           rc.maxConns = r->maxConns;
+          if (r->routeService != nullptr) rc.routeService.assign(r->routeService->view());
           for (uint32_t i = 0; i < r->count; i++) {
             const uint32_t idx = r->members[i].slot;
             uint64_t w = SlotAt(idx)->genInflight.load(std::memory_order_acquire);

@@ -46,6 +46,9 @@ constexpr int kNoEndpoints = -2;
 constexpr int kUnknownInstance = -3;
 constexpr int kAllFull = -4;
 constexpr int kNeedHashKey = -5;
+// The route has a route service and the caller did not say the request came back from it:
+// no endpoint is picked (router/handlers/route-service.ts sends the request to the service).
+constexpr int kRouteService = -6;
 
 enum class Lb : uint8_t { RoundRobin = 0, LeastConnection = 1, Hash = 2 };
 
@@ -73,7 +76,7 @@ struct Slot {
   Interned* host = nullptr;
   Interned* app = nullptr;
   Interned* index = nullptr;
-  // az \0 routeServiceUrl \0 serverCertDomainSan \0 protocol \0 tagsJson: alike across an app's instances.
+  // az \0 serverCertDomainSan \0 protocol \0 tagsJson: alike across an app's instances.
   Interned* extras = nullptr;
   char* key = nullptr;  // private_instance_id, else host:port; immutable while the slot lives
   uint64_t updatedAtNs = 0;
@@ -104,7 +107,7 @@ struct HashCfg {
 
 /**
  * One registered host[/path] with its pool, allocated with its key bytes right after it
- * (77 bytes + key: a typical route is one 112-byte arena cell). While the pool is empty
+ * (85 bytes + key: a route whose host and path take up to 27 bytes is one 112-byte arena cell). While the pool is empty
  * (count 0) members[0].lastSeenMs holds when it became empty (EmptySince): the slot is free
  * then, and a field of its own would push a typical route into the next cell.
  */
@@ -112,6 +115,9 @@ struct Route {
   Route* nextHost;  // bucket chain (heads of a host's path list only)
   Route* nextPath;  // same host, next shorter path
   HashCfg* hash;    // only when lb == Hash
+  // route_service_url of the pool (gorouter's pool.RouteServiceUrl, last register wins), or
+  // null: read by Pick with the route, so the common route pays one compare.
+  Interned* routeService;
   Member* members;  // points at inl when cap <= 2
   Member inl[2];
   mutable std::atomic<uint32_t> rr;  // round-robin cursor, advanced by readers
@@ -145,6 +151,7 @@ struct PoolInput {
   std::string_view hashHeader;
   double balance;
   uint32_t maxConns;
+  std::string_view routeService;  // "" = none
 };
 
 /** A copied view of one endpoint for endpoint()/dump(). */
@@ -163,6 +170,7 @@ struct RouteCopy {
   std::string hashHeader;
   double balance;
   uint32_t maxConns;
+  std::string routeService;
   std::vector<std::pair<EndpointCopy, double>> endpoints;  // with lastSeenMs
 };
 
@@ -250,12 +258,15 @@ class Table {
   uint32_t Prune(double nowMs);
   void Close();
 
-  // Readers (any thread). host/path are raw request values.
+  // Readers (any thread). host/path are raw request values. A route with a route service
+  // answers kRouteService unless routeServiceDone (its signed callback was checked).
   double Select(std::string_view host, std::string_view path, std::string_view sticky, std::string_view hashKey,
-                double nowMs);
+                double nowMs, bool routeServiceDone = false);
   double SelectInstance(std::string_view host, std::string_view path, std::string_view app,
-                        std::string_view index, double nowMs);
+                        std::string_view index, double nowMs, bool routeServiceDone = false);
   bool HashHeader(std::string_view host, std::string_view path, std::string* out);
+  // The route service URL of the route a request matches; false when none (or no route).
+  bool RouteService(std::string_view host, std::string_view path, std::string* out);
   void Release(double handle);
   void MarkFailed(double handle, double untilMs);
   int64_t InFlight(double handle);
@@ -287,7 +298,8 @@ class Table {
   const Route* MatchHost(const Shard& sh, uint32_t hash, std::string_view host, std::string_view path) const;
   template <typename Fn>
   auto WithMatch(std::string_view rawHost, std::string_view rawPath, Fn&& fn) -> decltype(fn(nullptr));
-  double Pick(const Route* r, std::string_view sticky, std::string_view hashKey, double nowMs);
+  double Pick(const Route* r, std::string_view sticky, std::string_view hashKey, double nowMs,
+              bool routeServiceDone);
   double Take(uint32_t slotIdx);
 
   Interned* Intern(std::string_view s);

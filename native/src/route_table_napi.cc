@@ -167,13 +167,13 @@ Table* Args(napi_env env, napi_callback_info info, napi_value (&argv)[N]) {
   return b == nullptr ? nullptr : b->table.get();
 }
 
-// One uri of this thread's last endpoint; pool = [lb, hashHeader, hashBalance, maxConns, nowMs],
-// the same five trailing arguments of register() and registerLast().
+// One uri of this thread's last endpoint; pool = [lb, hashHeader, hashBalance, maxConns,
+// routeService, nowMs], the same six trailing arguments of register() and registerLast().
 napi_value RegisterUri(napi_env env, Bound* b, napi_value hostArg, napi_value pathArg, const napi_value* pool) {
-  Str host(env, hostArg), path(env, pathArg), hashHeader(env, pool[1]);
+  Str host(env, hostArg), path(env, pathArg), hashHeader(env, pool[1]), routeService(env, pool[4]);
   rt::PoolInput opt{static_cast<rt::Lb>(static_cast<int>(Num(env, pool[0]))), hashHeader.view(), Num(env, pool[2]),
-                    static_cast<uint32_t>(Num(env, pool[3]))};
-  int r = b->table->Register(host.view(), path.view(), b->last.View(), opt, Num(env, pool[4]));
+                    static_cast<uint32_t>(Num(env, pool[3])), routeService.view()};
+  int r = b->table->Register(host.view(), path.view(), b->last.View(), opt, Num(env, pool[5]));
   if (r < 0) {
     napi_throw_error(env, "KILN_TABLE_CLOSED", "the route table was closed");
     return nullptr;
@@ -182,10 +182,10 @@ napi_value RegisterUri(napi_env env, Bound* b, napi_value hostArg, napi_value pa
 }
 
 // register(host, path, key, epHost, port, app, instanceId, index, extras, staleSec, tlsPort,
-//          updatedAtNs, lb, hashHeader, hashBalance, maxConns, nowMs) -> RegisterResult
+//          updatedAtNs, lb, hashHeader, hashBalance, maxConns, routeService, nowMs) -> RegisterResult
 // The endpoint is kept as this thread's last one for registerLast().
 napi_value Register(napi_env env, napi_callback_info info) {
-  napi_value a[17];
+  napi_value a[18];
   Bound* b = BoundArgs(env, info, a);
   if (b == nullptr) return nullptr;
   LastEndpoint& last = b->last;
@@ -206,10 +206,10 @@ napi_value Register(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// registerLast(host, path, lb, hashHeader, hashBalance, maxConns, nowMs) -> RegisterResult:
+// registerLast(host, path, lb, hashHeader, hashBalance, maxConns, routeService, nowMs) -> RegisterResult:
 // the next uri of the endpoint given to this thread's last register().
 napi_value RegisterLast(napi_env env, napi_callback_info info) {
-  napi_value a[7];
+  napi_value a[8];
   Bound* b = BoundArgs(env, info, a);
   if (b == nullptr) return nullptr;
   if (!b->last.valid) {
@@ -238,21 +238,41 @@ napi_value Prune(napi_env env, napi_callback_info info) {
   return MakeNum(env, t->Prune(Num(env, a[0])));
 }
 
-// select(host, path, stickyId, hashKey, nowMs) -> handle | SelectError: the hot path.
+// true only for the boolean true (an absent argument is undefined).
+bool IsTrue(napi_env env, napi_value v) {
+  bool out = false;
+  napi_get_value_bool(env, v, &out);
+  return out;
+}
+
+// select(host, path, stickyId, hashKey, nowMs, routeServiceDone?) -> handle | SelectError: the hot path.
 napi_value Select(napi_env env, napi_callback_info info) {
-  napi_value a[5];
+  napi_value a[6];
   Table* t = Args(env, info, a);
   if (t == nullptr) return nullptr;
   Str host(env, a[0]), path(env, a[1]), sticky(env, a[2]), hashKey(env, a[3]);
-  return MakeNum(env, t->Select(host.view(), path.view(), sticky.view(), hashKey.view(), Num(env, a[4])));
+  return MakeNum(env, t->Select(host.view(), path.view(), sticky.view(), hashKey.view(), Num(env, a[4]),
+                                IsTrue(env, a[5])));
 }
 
 napi_value SelectInstance(napi_env env, napi_callback_info info) {
-  napi_value a[5];
+  napi_value a[6];
   Table* t = Args(env, info, a);
   if (t == nullptr) return nullptr;
   Str host(env, a[0]), path(env, a[1]), app(env, a[2]), index(env, a[3]);
-  return MakeNum(env, t->SelectInstance(host.view(), path.view(), app.view(), index.view(), Num(env, a[4])));
+  return MakeNum(env, t->SelectInstance(host.view(), path.view(), app.view(), index.view(), Num(env, a[4]),
+                                        IsTrue(env, a[5])));
+}
+
+// routeService(host, path) -> the matched route's route service URL, or "".
+napi_value RouteService(napi_env env, napi_callback_info info) {
+  napi_value a[2];
+  Table* t = Args(env, info, a);
+  if (t == nullptr) return nullptr;
+  Str host(env, a[0]), path(env, a[1]);
+  std::string out;
+  t->RouteService(host.view(), path.view(), &out);
+  return MakeStr(env, out);
 }
 
 napi_value HashHeader(napi_env env, napi_callback_info info) {
@@ -331,7 +351,7 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-// [[route, lb, hashHeader, balance, maxConns, [[handle, lastSeenMs, ...EndpointArray], ...]], ...]
+// [[route, lb, hashHeader, balance, maxConns, [[handle, lastSeenMs, ...EndpointArray], ...], routeService], ...]
 napi_value Dump(napi_env env, napi_callback_info info) {
   napi_value a[1];
   Table* t = Args(env, info, a);
@@ -342,7 +362,7 @@ napi_value Dump(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < routes.size(); i++) {
     const rt::RouteCopy& rc = routes[i];
     napi_value row, eps;
-    napi_create_array_with_length(env, 6, &row);
+    napi_create_array_with_length(env, 7, &row);
     napi_set_element(env, row, 0, MakeStr(env, rc.route));
     napi_set_element(env, row, 1, MakeNum(env, static_cast<double>(rc.lb)));
     napi_set_element(env, row, 2, MakeStr(env, rc.hashHeader));
@@ -358,6 +378,7 @@ napi_value Dump(napi_env env, napi_callback_info info) {
       napi_set_element(env, eps, j, ep);
     }
     napi_set_element(env, row, 5, eps);
+    napi_set_element(env, row, 6, MakeStr(env, rc.routeService));
     napi_set_element(env, out, i, row);
   }
   return out;
@@ -390,7 +411,7 @@ napi_value Bind(napi_env env, const TablePtr& t) {
       {"register", Register},     {"registerLast", RegisterLast},
       {"unregister", Unregister}, {"prune", Prune},
       {"select", Select},         {"selectInstance", SelectInstance},
-      {"hashHeader", HashHeader}, {"release", Release},       {"markFailed", MarkFailed},
+      {"hashHeader", HashHeader}, {"routeService", RouteService}, {"release", Release},       {"markFailed", MarkFailed},
       {"inFlight", InFlight},     {"endpoint", Endpoint},     {"stats", Stats},
       {"dump", Dump},             {"close", Close},
   };

@@ -3,6 +3,7 @@
 import type { EndpointInfo, RouteTable } from "../../native/types.js";
 import type { AccessLog } from "../access-log.js";
 import type { RouterConfig } from "../config.js";
+import type { RouteServices } from "../handlers/route-service.js";
 import { WorkerCounters } from "../metrics/counters.js";
 import type { NativeSide } from "./native-exchange.js";
 import { BackendPool, type PoolLimits } from "./pool.js";
@@ -18,7 +19,11 @@ export interface EndpointEntry {
   headerBlock: string;
 }
 
-/** Header values come from NATS messages: never let one end a line. */
+/**
+ * Header values come from NATS messages: never let one end a line. The decoder already refuses
+ * such registrations (messaging/gorouter.ts headerToken); this stays for endpoints that reach
+ * the table another way (RouteTable.register is public), at one regex test per cached endpoint.
+ */
 function headerSafe(v: string): string {
   return /[\r\n]/.test(v) ? v.replace(/[\r\n]/g, "") : v;
 }
@@ -33,6 +38,8 @@ export class ProxyContext {
   readonly limits: PoolLimits;
   /** The worker's native upstream client, or null when it forwards with the JavaScript one. */
   native: NativeSide | null = null;
+  /** Route services of this worker (router/handlers/route-service.ts); set by the worker. */
+  routeServices: RouteServices | null = null;
   private readonly pools = new Map<string, BackendPool>();
   private readonly endpoints = new Map<number, EndpointEntry>();
 
@@ -54,15 +61,10 @@ export class ProxyContext {
     const info = this.table.endpoint(handle);
     if (info === null) return null;
     const label = `${info.host}:${info.port}`;
-    let pool = this.pools.get(label);
-    if (pool === undefined) {
-      pool = new BackendPool(info.host, info.port, this.limits);
-      this.pools.set(label, pool);
-    }
     const entry: EndpointEntry = {
       handle,
       info,
-      pool,
+      pool: this.pool(info.host, info.port, label),
       label,
       headerBlock:
         `x-cf-applicationid: ${headerSafe(info.app)}\r\n` +
@@ -72,6 +74,37 @@ export class ProxyContext {
     if (this.endpoints.size >= maxCachedEndpoints) this.endpoints.clear();
     this.endpoints.set(handle, entry);
     return entry;
+  }
+
+  private pool(host: string, port: number, label: string): BackendPool {
+    let pool = this.pools.get(label);
+    if (pool === undefined) {
+      pool = new BackendPool(host, port, this.limits);
+      this.pools.set(label, pool);
+    }
+    return pool;
+  }
+
+  /** An entry for a route service at ip:port: not in the table (handle -1), no X-CF-* lines. */
+  serviceEntry(ip: string, port: number): EndpointEntry {
+    const label = ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+    return {
+      handle: -1,
+      info: {
+        handle: -1,
+        host: ip,
+        port,
+        app: "",
+        instanceId: "",
+        instanceIndex: "",
+        availabilityZone: "",
+        tags: {},
+        protocol: "",
+      },
+      pool: this.pool(ip, port, label),
+      label,
+      headerBlock: "",
+    };
   }
 
   /** Drops cached endpoint details (the table changed: an endpoint may have moved). */

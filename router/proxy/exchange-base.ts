@@ -40,6 +40,13 @@ export abstract class ExchangeBase {
   protected bytesOut = 0;
   protected refusal: Refusal | null = null;
   protected finished = false;
+  /**
+   * Route services (router/handlers/route-service.ts), set before start(): `via` is the service
+   * the request goes to instead of an endpoint (handle -1, never retried); `routeServiceDone`
+   * says the service's callback was checked, so retries may pick the route's endpoints.
+   */
+  via: EndpointEntry | null = null;
+  routeServiceDone = false;
 
   constructor(
     ctx: ProxyContext,

@@ -105,7 +105,7 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
   }
 
   private connect(): void {
-    const ep = this.ctx.endpoint(this.handle);
+    const ep = this.via ?? this.ctx.endpoint(this.handle);
     if (ep === null) {
       this.fail(Upstream.ConnectError);
       return;
@@ -549,13 +549,14 @@ export class Exchange extends ExchangeBase implements ConnOwner, ChunkSink {
       (!fc.idempotentOnly || this.replaySafe) &&
       this.bodySent === 0 &&
       !this.pinned &&
+      this.via === null &&
       this.attempts < ctx.cfg.maxAttempts
     ) {
       this.attempts++;
       const failed = this.handle;
       if (failed >= 0) ctx.table.release(failed);
       // Like gorouter, the sticky instance is asked for on the first attempt only.
-      this.handle = ctx.table.select(this.host, this.path, "", this.hashKey, now);
+      this.handle = ctx.table.select(this.host, this.path, "", this.hashKey, now, this.routeServiceDone);
       // When every endpoint failed the balancer still offers one; trying the same dead one again is pointless.
       if (this.handle >= 0 && this.handle === failed && fc.markFailed) {
         this.respondRefusal(fc.refusal);

@@ -146,7 +146,7 @@ export class NativeExchange extends ExchangeBase {
   }
 
   start(): void {
-    const ep = this.ctx.endpoint(this.handle);
+    const ep = this.via ?? this.ctx.endpoint(this.handle);
     if (ep === null) {
       this.fail(Upstream.ConnectError);
       return;
@@ -402,13 +402,14 @@ export class NativeExchange extends ExchangeBase {
       (!fc.idempotentOnly || this.replaySafe) &&
       (!this.bodyStarted || this.replay !== null) &&
       !this.pinned &&
+      this.via === null &&
       this.attempts < ctx.cfg.maxAttempts
     ) {
       this.attempts++;
       const failed = this.handle;
       if (failed >= 0) ctx.table.release(failed);
       // Like gorouter, the sticky instance is asked for on the first attempt only.
-      this.handle = ctx.table.select(this.host, this.path, "", this.hashKey, now);
+      this.handle = ctx.table.select(this.host, this.path, "", this.hashKey, now, this.routeServiceDone);
       if (this.handle >= 0 && !(this.handle === failed && fc.markFailed)) {
         ctx.counters.retries++; // counted only when another attempt goes out
         this.start();

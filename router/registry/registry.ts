@@ -15,6 +15,7 @@ import {
 } from "../../messaging/gorouter.js";
 import { ROUTER_GREET, ROUTER_REGISTER, ROUTER_START, ROUTER_UNREGISTER } from "../../messaging/subjects.js";
 import type { RouteSink, RouteUpdate } from "../../native/types.js";
+import { routeServiceProblem } from "../handlers/route-service.js";
 import { type RegistryConfig, registryDefaults } from "./config.js";
 
 export interface RegistryOptions extends Partial<RegistryConfig> {
@@ -27,6 +28,12 @@ export interface RegistryOptions extends Partial<RegistryConfig> {
   hosts?: string[];
   /** Clock for endpoint freshness (tests pass a fake one). */
   now?: () => number;
+  /**
+   * Whether routes may have a route service (the router has a routeServiceKey). Without, a
+   * registration with route_service_url is refused: routing it straight to the app would skip
+   * the service its owner put in front.
+   */
+  routeServices?: boolean;
 }
 
 export interface RegistryCounters {
@@ -38,6 +45,8 @@ export interface RegistryCounters {
   pruned: number;
   /** Prune rounds skipped because NATS was down or back for less than one prune interval. */
   prunesSuspended: number;
+  /** Registrations with a route_service_url refused (no key, or a URL the router cannot reach). */
+  routeServiceRefused: number;
 }
 
 enum Op {
@@ -60,6 +69,7 @@ export class RouteRegistry {
     batches: 0,
     pruned: 0,
     prunesSuspended: 0,
+    routeServiceRefused: 0,
   };
   private pending: RouteUpdate[] = [];
   private flushQueued = false;
@@ -70,6 +80,9 @@ export class RouteRegistry {
   private isSynced = false;
   private lastBadLog = 0;
   private badSinceLog = 0;
+  private readonly routeServices: boolean;
+  private lastRsLog = 0;
+  private rsSinceLog = 0;
   private stopped = false;
 
   constructor(o: RegistryOptions) {
@@ -82,6 +95,7 @@ export class RouteRegistry {
     this.sink = o.sink;
     this.log = o.log;
     this.now = o.now ?? Date.now;
+    this.routeServices = o.routeServices ?? false;
     this.startPayload = encodeRouterStart({
       id: o.routerId,
       hosts: o.hosts ?? [],
@@ -145,6 +159,7 @@ export class RouteRegistry {
       return;
     }
     const endpoint = toEndpointSpec(decoded);
+    if (op === Op.Register && decoded.routeServiceUrl !== "" && !this.routeServiceAllowed(decoded)) return;
     if (op === Op.Register) {
       this.c.registers++;
       const options = toPoolOptions(decoded);
@@ -188,6 +203,29 @@ export class RouteRegistry {
     });
     this.lastBadLog = t;
     this.badSinceLog = 0;
+  }
+
+  /** False (counted, logged at most once per badMessageLogIntervalMs) when the route service cannot be used. */
+  private routeServiceAllowed(m: RegistryMessage): boolean {
+    const why = this.routeServices
+      ? routeServiceProblem(m.routeServiceUrl)
+      : "no route service key is configured (routeServiceKey)";
+    if (why === "") return true;
+    this.c.routeServiceRefused++;
+    this.rsSinceLog++;
+    const t = Date.now();
+    if (t - this.lastRsLog >= this.cfg.badMessageLogIntervalMs) {
+      this.log.warn("route_service_refused", {
+        code: "KILN_ROUTER_ROUTE_SERVICE_REFUSED",
+        uris: m.uris,
+        routeServiceUrl: m.routeServiceUrl,
+        reason: why,
+        count: this.rsSinceLog,
+      });
+      this.lastRsLog = t;
+      this.rsSinceLog = 0;
+    }
+    return false;
   }
 
   private onGreet(msg: Msg): void {

@@ -17,6 +17,7 @@ import {
   stickyIdFrom,
   traceparentFor,
 } from "../handlers/request-headers.js";
+import { Step } from "../handlers/route-service.js";
 import type { EndpointEntry, ProxyContext } from "../proxy/context.js";
 import { refusalFor } from "../proxy/exchange.js";
 import {
@@ -475,6 +476,18 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
           handle = ctx.table.select(host, url, sticky, hashKey, now);
         }
       }
+      // A route service's checked callback may upgrade to the app; nothing else on such a route.
+      const rs = handle === SelectError.RouteService ? ctx.routeServices : null;
+      if (rs !== null) {
+        const sig = req.getHeader("x-cf-proxy-signature");
+        const kind = rs.step(host, url, target, s.head, sig, req.getHeader("x-cf-proxy-metadata"), now);
+        if (kind !== Step.App) {
+          refuse(res, kind === Step.Refused ? (rs.refusal as Refusal) : Refusals.routeServiceUpgrade);
+          return;
+        }
+        handle = rs.selectApp(s.appInstance, stickyIdFrom(s.cookie), req, client, host, url, now);
+        hashKey = rs.hashKey;
+      }
       if (handle < 0) {
         refuse(res, refusalFor(handle, Refusals));
         return;
@@ -487,7 +500,7 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
       }
       const requestId = requestIdFor(s.vcapId);
       // Extensions are not negotiated: uWS frames the client side without compression.
-      const forwarded = s.head.replace(/^sec-websocket-extensions: .*\r\n/m, "");
+      const forwarded = (rs === null ? s.head : rs.head).replace(/^sec-websocket-extensions: .*\r\n/m, "");
       const headBase =
         `GET ${target} HTTP/1.1\r\n${forwarded}connection: Upgrade\r\nupgrade: websocket\r\n` +
         `x-forwarded-for: ${s.xff === "" ? peer : `${s.xff}, ${peer}`}\r\n` +
@@ -498,7 +511,8 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         host,
         url,
         hashKey,
-        pinned: s.appInstance !== "",
+        // Retries select without routeServiceDone: a route service's callback is not retried.
+        pinned: s.appInstance !== "" || rs !== null,
         headBase,
       });
       res.onAborted(tunnel.onAborted);

@@ -196,7 +196,7 @@ t.test("a payload over the limit is KILN_MSG_TOO_LARGE without parsing it", asyn
   t.equal(codeOf(wide), "KILN_MSG_TOO_LARGE");
   // A valid message right under the limit passes.
   const pad = "a".repeat(MAX_ROUTER_PAYLOAD_BYTES - 200);
-  t.equal(codeOf(bytes({ ...minimal, app: pad })), null);
+  t.equal(codeOf(bytes({ ...minimal, isolation_segment: pad })), null);
 });
 
 t.test("not JSON, or JSON that is not an object, is KILN_MSG_NOT_JSON", async (t) => {
@@ -241,6 +241,96 @@ t.test("other fields of the wrong type are KILN_MSG_INVALID_FIELD", async (t) =>
   for (const extra of cases) {
     t.equal(codeOf(bytes({ ...minimal, ...extra })), "KILN_MSG_INVALID_FIELD", JSON.stringify(extra));
   }
+});
+
+t.test("values bound for headers and cookies are short visible-ASCII tokens", async (t) => {
+  // app and private_instance_id go into X-CF-ApplicationID / X-CF-InstanceID and
+  // `Set-Cookie: __VCAP_ID__=`; private_instance_index into X-CF-InstanceIndex.
+  const hostile: [string, string][] = [
+    ["CR LF", "a\r\nSet-Cookie: x=1"],
+    ["LF", "a\nb"],
+    ["CR", "a\rb"],
+    ["NUL", "a\u0000b"],
+    ["tab", "a\tb"],
+    ["space", "a b"],
+    ["semicolon", "a;Path=/"],
+    ["comma", "a,b"],
+    ["double quote", 'a"b'],
+    ["backslash", "a\\b"],
+    ["colon", "app:0"],
+    ["equals", "a=b"],
+    ["non-ASCII", "caf\u00e9"],
+    ["DEL", "a\u007fb"],
+    ["over-long", "a".repeat(129)],
+  ];
+  for (const key of ["app", "private_instance_id"]) {
+    for (const [what, v] of hostile) {
+      t.equal(codeOf(bytes({ ...minimal, [key]: v })), "KILN_MSG_BAD_HEADER_VALUE", `${key}: ${what}`);
+      t.equal(
+        codeOf(bytes({ ...minimal, [key]: v }), decodeUnregister),
+        "KILN_MSG_BAD_HEADER_VALUE",
+        `${key} (unregister): ${what}`,
+      );
+    }
+  }
+  const badIndex: [string, unknown][] = [
+    ["letters", "one"],
+    ["sign", "-1"],
+    ["plus", "+1"],
+    ["decimal", "1.5"],
+    ["space", " 1"],
+    ["CR LF", "1\r\nX: y"],
+    ["non-ASCII digit", "\u0661"],
+    ["over-long", "12345678901"],
+  ];
+  for (const [what, v] of badIndex) {
+    t.equal(
+      codeOf(bytes({ ...minimal, private_instance_index: v })),
+      "KILN_MSG_BAD_HEADER_VALUE",
+      `index: ${what}`,
+    );
+  }
+  for (const v of [-1, 1.5]) {
+    t.equal(codeOf(bytes({ ...minimal, private_instance_index: v })), "KILN_MSG_INVALID_FIELD", `index ${v}`);
+  }
+  // Empty means "not announced" for all three (gorouter keys such an endpoint by host:port).
+  t.equal(codeOf(bytes({ ...minimal, app: "", private_instance_id: "", private_instance_index: "" })), null);
+  t.equal(codeOf(bytes({ ...minimal, host: "" })), "KILN_MSG_MISSING_HOST", "empty host");
+  // What real registrars send passes unchanged.
+  const ok = decodeRegister(
+    bytes({
+      ...minimal,
+      app: "0b2c5e1a-7d3f-4a8e-9c61-2f4d5b6a7c8d",
+      private_instance_id: "6f1c2d3e-4b5a-4c6d-8e7f-1a2b3c4d5e6f",
+      private_instance_index: "12",
+    }),
+  );
+  t.equal(ok.privateInstanceId, "6f1c2d3e-4b5a-4c6d-8e7f-1a2b3c4d5e6f");
+  t.equal(decodeRegister(bytes({ ...minimal, private_instance_index: 3 })).privateInstanceIndex, "3");
+  t.equal(decodeRegister(bytes({ ...minimal, app: "a".repeat(128) })).app.length, 128);
+});
+
+t.test("route_service_url is an absolute http(s) URL of visible ASCII", async (t) => {
+  for (const v of [
+    "rs.example.com",
+    "/relative",
+    "ftp://rs.example.com",
+    "http://rs.example.com/a b",
+    "http://rs.example.com/\r\nX: y",
+    "http://user:pw@rs.example.com",
+    "http://",
+    `http://rs.example.com/${"a".repeat(2048)}`,
+  ]) {
+    t.equal(
+      codeOf(bytes({ ...minimal, route_service_url: v })),
+      "KILN_MSG_BAD_ROUTE_SERVICE_URL",
+      JSON.stringify(v),
+    );
+  }
+  t.equal(
+    decodeRegister(bytes({ ...minimal, route_service_url: "http://10.0.0.9:8000/rs?x=1" })).routeServiceUrl,
+    "http://10.0.0.9:8000/rs?x=1",
+  );
 });
 
 t.test("unregister uses the same validation and names its subject", async (t) => {
@@ -316,7 +406,6 @@ t.test("toEndpointSpec / toPoolOptions apply gorouter's defaults", async (t) => 
     tags: { a: "b" },
     availabilityZone: "",
     staleThresholdSec: 120,
-    routeServiceUrl: "",
     serverCertDomainSan: "",
     tlsPort: 0,
     protocol: "",
@@ -327,6 +416,7 @@ t.test("toEndpointSpec / toPoolOptions apply gorouter's defaults", async (t) => 
     hashHeader: "",
     hashBalance: 0,
     maxConnsPerBackend: 0,
+    routeServiceUrl: "",
   });
   t.equal(toPoolOptions(msg, "least-connection").loadBalancing, "least-connection");
   t.equal(toEndpointSpec(msg, 30).staleThresholdSec, 30);
@@ -339,6 +429,7 @@ t.test("toEndpointSpec / toPoolOptions apply gorouter's defaults", async (t) => 
       private_instance_index: "4",
       stale_threshold_in_seconds: 45,
       endpoint_updated_at_ns: 99,
+      route_service_url: "http://10.0.0.9:8000/",
       options: { loadbalancing: "hash", hash_header: "X-K", hash_balance: "1.25", max_conns_per_backend: 7 },
     }),
   );
@@ -352,5 +443,6 @@ t.test("toEndpointSpec / toPoolOptions apply gorouter's defaults", async (t) => 
     hashHeader: "X-K",
     hashBalance: 1.25,
     maxConnsPerBackend: 7,
+    routeServiceUrl: "http://10.0.0.9:8000/",
   });
 });

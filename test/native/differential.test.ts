@@ -95,6 +95,7 @@ function run(seed: number, ops: number, emptyPoolTimeoutMs: number, tt: Test): v
         hashHeader: "X-Key",
         hashBalance: pickOf([0, 0, 1.25, 2]),
         maxConnsPerBackend: pickOf([0, 0, 1, 2]),
+        routeServiceUrl: pickOf(["", "", "", "http://10.0.0.9:8000/rs"]),
       });
       const a = native.register(uri, spec, o, now);
       const b = fallback.register(uri, spec, o, now);
@@ -128,8 +129,9 @@ function run(seed: number, ops: number, emptyPoolTimeoutMs: number, tt: Test): v
       const path = pickOf(REQ_PATHS);
       const app = `app-${Math.floor(rnd() * 2)}`;
       const index = String(Math.floor(rnd() * 3));
-      const ha = native.selectInstance(host, path, app, index, now);
-      const hb = fallback.selectInstance(host, path, app, index, now);
+      const done = rnd() < 0.5;
+      const ha = native.selectInstance(host, path, app, index, now, done);
+      const hb = fallback.selectInstance(host, path, app, index, now, done);
       const a = keyOf(native, ha);
       const b = keyOf(fallback, hb);
       if (ha >= 0) native.release(ha);
@@ -141,8 +143,11 @@ function run(seed: number, ops: number, emptyPoolTimeoutMs: number, tt: Test): v
       const sticky = rnd() < 0.2 ? pickOf(IDS) : "";
       const key = rnd() < 0.8 ? `k${Math.floor(rnd() * 50)}` : "";
       const hold = rnd() < 0.3;
-      const ha = native.select(host, path, sticky, key, now);
-      const hb = fallback.select(host, path, sticky, key, now);
+      const done = rnd() < 0.5;
+      const ha = native.select(host, path, sticky, key, now, done);
+      const hb = fallback.select(host, path, sticky, key, now, done);
+      const rs = native.routeService(host, path);
+      if (rs !== fallback.routeService(host, path)) fail(`routeService ${host}${path}`, rs, "");
       const a = keyOf(native, ha);
       const b = keyOf(fallback, hb);
       if (ha === SelectError.NoEndpoints) noEndpoints++;

@@ -86,7 +86,6 @@ function endpointSpec() {
     tags: {},
     availabilityZone: "",
     staleThresholdSec: 0,
-    routeServiceUrl: "",
     serverCertDomainSan: "",
     tlsPort: 0,
     protocol: "",
@@ -95,5 +94,11 @@ function endpointSpec() {
 }
 
 function poolOptions() {
-  return { loadBalancing: "round-robin" as const, hashHeader: "", hashBalance: 0, maxConnsPerBackend: 0 };
+  return {
+    loadBalancing: "round-robin" as const,
+    hashHeader: "",
+    hashBalance: 0,
+    maxConnsPerBackend: 0,
+    routeServiceUrl: "",
+  };
 }

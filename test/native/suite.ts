@@ -15,7 +15,6 @@ export function ep(instanceId: string, port = 8080, more: Partial<EndpointSpec> 
     tags: { component: "route-emitter" },
     availabilityZone: "z1",
     staleThresholdSec: 0,
-    routeServiceUrl: "",
     serverCertDomainSan: "",
     tlsPort: 0,
     protocol: "http1",
@@ -25,7 +24,14 @@ export function ep(instanceId: string, port = 8080, more: Partial<EndpointSpec> 
 }
 
 export function opts(more: Partial<PoolOptions> = {}): PoolOptions {
-  return { loadBalancing: "round-robin", hashHeader: "", hashBalance: 0, maxConnsPerBackend: 0, ...more };
+  return {
+    loadBalancing: "round-robin",
+    hashHeader: "",
+    hashBalance: 0,
+    maxConnsPerBackend: 0,
+    routeServiceUrl: "",
+    ...more,
+  };
 }
 
 /** The instance id of the endpoint a select picked (and released), or the negative code. */
@@ -488,11 +494,52 @@ export function routeTableSuite(t: Test, factory: (options: TableOptions) => Rou
     tt.same(table.stats(), { routes: 0, endpoints: 0 });
   });
 
+  t.test(
+    "a route service belongs to the route: select declines until its callback is checked",
+    async (tt) => {
+      const table = fresh(tt);
+      const rs = "http://10.0.0.9:8000/auth";
+      // One instance serves a route with a route service and one without (the route-emitter
+      // registers one message per route, with the same private_instance_id).
+      table.register("guarded.com", ep("a", 8080), opts({ routeServiceUrl: rs }), T0);
+      table.register("open.com", ep("a", 8080), opts(), T0);
+      tt.equal(table.routeService("guarded.com", "/x"), rs);
+      tt.equal(table.routeService("GUARDED.com:8080", "/x?q"), rs);
+      tt.equal(table.routeService("open.com", "/"), "");
+      tt.equal(table.routeService("nowhere.com", "/"), "");
+      tt.equal(table.select("guarded.com", "/", "", "", T0), SelectError.RouteService);
+      tt.equal(table.select("guarded.com", "/", "a", "", T0), SelectError.RouteService, "not even sticky");
+      tt.equal(table.selectInstance("guarded.com", "/", "app-1", "0", T0), SelectError.RouteService);
+      tt.equal(pick(table, "open.com"), "a", "the other route of the same instance goes straight");
+      const h = table.select("guarded.com", "/", "", "", T0, true);
+      tt.ok(h >= 0, "with the callback checked an endpoint is picked");
+      table.release(h);
+      const hi = table.selectInstance("guarded.com", "/", "app-1", "0", T0, true);
+      tt.ok(hi >= 0);
+      table.release(hi);
+      tt.same(
+        table.dump().find((d) => d.route === "guarded.com")?.options.routeServiceUrl,
+        rs,
+        "/routes shows it",
+      );
+      // Last register wins, as for the other pool options.
+      table.register("guarded.com", ep("b", 8081), opts({ routeServiceUrl: "http://10.0.0.9:8001/" }), T0);
+      tt.equal(table.routeService("guarded.com", "/"), "http://10.0.0.9:8001/");
+      table.register("guarded.com", ep("b", 8081), opts(), T0);
+      tt.equal(table.routeService("guarded.com", "/"), "");
+      tt.ok(table.select("guarded.com", "/", "", "", T0) >= 0);
+      // An empty pool answers no_endpoints before anything goes to a route service.
+      table.register("empty.com", ep("c", 8082), opts({ routeServiceUrl: rs }), T0);
+      table.unregister("empty.com", ep("c", 8082), T0);
+      const left = table.select("empty.com", "/", "", "", T0);
+      tt.ok(left === SelectError.NoEndpoints || left === SelectError.NoRoute);
+    },
+  );
+
   t.test("endpoint details and dump", async (tt) => {
     const table = fresh(tt);
     const spec = ep("a", 61000, {
       tags: { component: "x", process_id: "web" },
-      routeServiceUrl: "https://rs.example.com",
       availabilityZone: "z2",
       protocol: "http2",
       updatedAtNs: 12345678901234567n,
@@ -508,7 +555,6 @@ export function routeTableSuite(t: Test, factory: (options: TableOptions) => Rou
       instanceId: "a",
       instanceIndex: "0",
       availabilityZone: "z2",
-      routeServiceUrl: "https://rs.example.com",
       tags: { component: "x", process_id: "web" },
       protocol: "http2",
     });
@@ -520,6 +566,7 @@ export function routeTableSuite(t: Test, factory: (options: TableOptions) => Rou
       hashHeader: "",
       hashBalance: 0,
       maxConnsPerBackend: 5,
+      routeServiceUrl: "",
     });
     tt.match(d[0]?.endpoints[0], {
       inFlight: 1,

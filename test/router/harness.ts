@@ -42,6 +42,7 @@ export interface RegisterMsg {
   app?: string;
   private_instance_id?: string;
   private_instance_index?: string;
+  route_service_url?: string;
   options?: Record<string, unknown>;
 }
 
