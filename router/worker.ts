@@ -134,24 +134,16 @@ function refuse(
   res
     .writeStatus(r.status)
     .writeHeader("X-Kiln-Router-Error", r.cause)
-    .writeHeader("Content-Type", "text/plain; charset=utf-8")
-    .end(r.body, close);
+    .writeHeader("Content-Type", "text/plain; charset=utf-8");
+  // A HEAD answer has the body's length and no body (exchange-base.ts writeRefusal).
+  const bytes = method === "HEAD" ? 0 : r.body.length;
+  if (method === "HEAD") res.endWithoutBody(r.body.length, close);
+  else res.end(r.body, close);
   const status = Number(r.status.slice(0, 3));
   // Unknown hosts share one label: clients choose Host, and must not fill the metrics with it.
   const label = r === Refusals.noRoute ? "(unknown)" : host;
-  ctx.counters.request(label, status, (performance.now() - t0) / 1000, r.body.length);
-  accessLog?.line(
-    Date.now(),
-    host,
-    method,
-    target,
-    status,
-    r.body.length,
-    performance.now() - t0,
-    "",
-    "",
-    client,
-  );
+  ctx.counters.request(label, status, (performance.now() - t0) / 1000, bytes);
+  accessLog?.line(Date.now(), host, method, target, status, bytes, performance.now() - t0, "", "", client);
 }
 
 function onRequest(res: HttpResponse, req: HttpRequest): void {

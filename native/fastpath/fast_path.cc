@@ -608,9 +608,14 @@ void FastPath::Refuse(Exchange* ex, const Refusal& r) {
     e->status = std::atoi(rf.status.c_str());
     e->res->writeStatus(rf.status)
         ->writeHeader("X-Kiln-Router-Error", rf.cause)
-        ->writeHeader("Content-Type", "text/plain; charset=utf-8")
-        ->end(rf.body);
-    e->bytesOut += static_cast<double>(rf.body.size());
+        ->writeHeader("Content-Type", "text/plain; charset=utf-8");
+    // router/proxy/exchange-base.ts writeRefusal: a HEAD answer has the length and no body.
+    if (e->isHead) {
+      e->res->endWithoutBody(rf.body.size());
+    } else {
+      e->res->end(rf.body);
+      e->bytesOut += static_cast<double>(rf.body.size());
+    }
     ClientDone(e);
   });
 }

@@ -98,9 +98,14 @@ export abstract class ExchangeBase {
     res
       .writeStatus(r.status)
       .writeHeader("X-Kiln-Router-Error", r.cause)
-      .writeHeader("Content-Type", "text/plain; charset=utf-8")
-      .end(r.body, !this.reqEnded);
-    this.bytesOut += r.body.length;
+      .writeHeader("Content-Type", "text/plain; charset=utf-8");
+    // A HEAD answer has the body's length and no body (RFC 9110 9.3.2): a body after it would
+    // be read as the start of the next response.
+    if (this.isHead) res.endWithoutBody(r.body.length, !this.reqEnded);
+    else {
+      res.end(r.body, !this.reqEnded);
+      this.bytesOut += r.body.length;
+    }
     this.clientDone();
   }
 

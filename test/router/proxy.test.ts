@@ -511,6 +511,25 @@ t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => 
   t.equal(d2.status, 502, "every endpoint failed: the balancer offers the dead one once more, no loop");
   t.equal(d2.headers["x-kiln-router-error"], "connect_refused");
 
+  // The router's own answer to HEAD has the body's length and no body: on a kept connection
+  // the next answer follows the head at once (the worker's refusals, an upstream failure, and
+  // on the native path the same refusal written in C++).
+  for (const h of ["nowhere.test", "dead.test", "silent.test"]) {
+    const both = await rawExchange(
+      port,
+      `HEAD /h HTTP/1.1\r\nHost: ${h}\r\n\r\nGET /h HTTP/1.1\r\nHost: nowhere.test\r\n\r\n`,
+      h === "silent.test" ? 3500 : 1500,
+    );
+    const [first = "", second = ""] = both.text.split(/(?=HTTP\/1\.1 )/);
+    t.match(
+      first,
+      /^HTTP\/1\.1 (404|502|504) [\s\S]*\r\nContent-Length: [1-9]\d*\r\n/i,
+      `HEAD to ${h}: its length`,
+    );
+    t.ok(first.endsWith("\r\n\r\n"), `HEAD to ${h}: a head alone, no body`);
+    t.match(second, /^HTTP\/1\.1 404 /, `HEAD to ${h}: the next answer follows it`);
+  }
+
   let release: () => void = () => {};
   const held = new Promise<void>((r) => {
     release = r;
