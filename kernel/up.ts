@@ -3,6 +3,8 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type NatsServerHandle, startNatsServer } from "../messaging/nats-server.js";
+import { parseRouterArgs, routerConfig } from "../router/config.js";
+import { statusAuth } from "../router/status/auth.js";
 import type { KernelConfig } from "./config.js";
 import { KilnError } from "./errors.js";
 import type { Logger } from "./log.js";
@@ -18,6 +20,10 @@ export interface Kernel {
 }
 
 export async function startKernel(config: KernelConfig, log: Logger): Promise<Kernel> {
+  // The router's settings are checked here, before anything starts: the child reads the same
+  // environment and flags, and a router that cannot start would be restarted forever.
+  const routerFlags = ["--port", String(config.routerPort), "--status-port", String(config.routerStatusPort)];
+  statusAuth(routerConfig(parseRouterArgs(routerFlags)));
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -63,16 +69,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
   supervisor.start({
     name: "router",
     command: process.execPath,
-    args: [
-      kilnBin,
-      "router",
-      "--nats",
-      nats.url,
-      "--port",
-      String(config.routerPort),
-      "--status-port",
-      String(config.routerStatusPort),
-    ],
+    args: [kilnBin, "router", "--nats", nats.url, ...routerFlags],
     env: componentEnv("router"),
   });
 
