@@ -13,6 +13,8 @@ export interface KernelConfig {
   /** Router HTTP port and status port. */
   routerPort: number;
   routerStatusPort: number;
+  /** Address the router's status port binds (off loopback it needs basic auth; router/status/auth.ts). */
+  routerStatusHost: string;
   /** How long children get to exit after SIGTERM before SIGKILL. */
   stopTimeoutMs: number;
 }
@@ -22,6 +24,7 @@ export const kernelEnv = {
   natsPort: "KILN_NATS_PORT",
   routerPort: "KILN_ROUTER_PORT",
   routerStatusPort: "KILN_ROUTER_STATUS_PORT",
+  routerStatusHost: "KILN_ROUTER_STATUS_HOST",
 } as const;
 
 export const kernelDefaults: KernelConfig = {
@@ -29,6 +32,7 @@ export const kernelDefaults: KernelConfig = {
   natsPort: 4222,
   routerPort: 8080,
   routerStatusPort: 8081,
+  routerStatusHost: "127.0.0.1",
   stopTimeoutMs: 4000,
 };
 
@@ -55,6 +59,7 @@ export function kernelConfig(
     natsPort: envPort(env, kernelEnv.natsPort, kernelDefaults.natsPort),
     routerPort: envPort(env, kernelEnv.routerPort, kernelDefaults.routerPort),
     routerStatusPort: envPort(env, kernelEnv.routerStatusPort, kernelDefaults.routerStatusPort),
+    routerStatusHost: env[kernelEnv.routerStatusHost] || kernelDefaults.routerStatusHost,
     stopTimeoutMs: kernelDefaults.stopTimeoutMs,
   };
   const merged = { ...fromEnv };

@@ -54,4 +54,8 @@ export const KernelCodes = defineCodes("kernel", {
     summary:
       "A setting of `kiln up` or `kiln nats` (flag or KILN_* environment variable) is malformed; the message names it.",
   },
+  KILN_KERNEL_STATUS_CREDENTIALS: {
+    summary:
+      "<data dir>/router/status-credentials.json is unreadable or malformed; fix it or delete it to generate new ones.",
+  },
 });

@@ -28,13 +28,15 @@ function untilSignal(): Promise<NodeJS.Signals> {
 
 export const upCommand: Command = {
   summary: "start the embedded kernel: private NATS and one of each component",
-  usage: "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N]",
+  usage:
+    "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N] [--router-status-host H]",
   async run(argv) {
     const f = parseFlags("up", argv, {
       "data-dir": { type: "string" },
       "nats-port": { type: "string" },
       "router-port": { type: "string" },
       "router-status-port": { type: "string" },
+      "router-status-host": { type: "string" },
     });
     const port = (flag: "nats-port" | "router-port" | "router-status-port"): number | undefined => {
       const raw = f[flag];
@@ -45,6 +47,7 @@ export const upCommand: Command = {
       natsPort: port("nats-port"),
       routerPort: port("router-port"),
       routerStatusPort: port("router-status-port"),
+      routerStatusHost: f["router-status-host"] || undefined,
     });
     const log = createLogger("kernel");
     const signal = untilSignal();
