@@ -22,23 +22,3 @@ export function parseFlags<S extends FlagSpec>(command: string, argv: string[], 
     throw new CliError("KILN_CLI_USAGE", `kiln ${command}: ${message}`);
   }
 }
-
-/** An integer flag in [min, max], or the fallback when absent. */
-export function intFlag(
-  command: string,
-  name: string,
-  value: string | undefined,
-  fallback: number,
-  min = 0,
-  max = 65535,
-): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new CliError(
-      "KILN_CLI_USAGE",
-      `kiln ${command}: --${name} must be an integer from ${min} to ${max}`,
-    );
-  }
-  return n;
-}

@@ -2,6 +2,7 @@
 // as their issues land, the push/scale client commands. Exit codes: 0 ok, 1 failure, 2 usage.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { checkProcessEnv } from "../kernel/config.js";
 import { KilnError } from "../kernel/errors.js";
 import { createLogger } from "../kernel/log.js";
 import { projectRoot } from "../kernel/paths.js";
@@ -28,8 +29,18 @@ export const commands: Record<string, Command> = {
   hm: unavailable("Health Manager"),
 };
 
-/** Codes that mean "the command line was wrong": exit 2, like an unknown command. */
-const usageCodes = new Set(["KILN_CLI_USAGE", "KILN_ROUTER_CONFIG"]);
+/** Codes that mean "the command line or environment was wrong": exit 2, like an unknown command. */
+const usageCodes = new Set(["KILN_CLI_USAGE", "KILN_KERNEL_CONFIG", "KILN_ROUTER_CONFIG"]);
+
+/** A usage error quotes the value it was given, which may hold line breaks: escaped, it stays one line. */
+function oneLine(text: string): string {
+  let out = "";
+  for (const ch of text) {
+    const c = ch.codePointAt(0) ?? 0;
+    out += c === 10 ? "\\n" : c < 0x20 || c === 0x7f ? `\\u${c.toString(16).padStart(4, "0")}` : ch;
+  }
+  return out;
+}
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(join(projectRoot, "package.json"), "utf8")) as { version: string };
@@ -71,13 +82,18 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`Usage: kiln ${first} ${command.usage}\n  ${command.summary}\n`);
     return 0;
   }
-  stopWhenSupervisorGoes(createLogger(first));
   try {
+    checkProcessEnv();
+    stopWhenSupervisorGoes(createLogger(first));
     return await command.run(rest);
   } catch (err) {
     if (err instanceof KilnError) {
-      process.stderr.write(`kiln: ${err.message} (${err.code})\n`);
-      return usageCodes.has(err.code) ? 2 : 1;
+      if (!usageCodes.has(err.code)) {
+        process.stderr.write(`kiln: ${err.message} (${err.code})\n`);
+        return 1;
+      }
+      process.stderr.write(`kiln: ${oneLine(err.message)} (${err.code})\n`);
+      return 2;
     }
     throw err;
   }

@@ -1,6 +1,9 @@
 // Defaults of the embedded kernel (`kiln up`) and the environment variables that
-// override them; the README's configuration table lists the same rows.
+// override them; the README's configuration table lists the same rows. Also the check of the
+// process-wide settings every component reads (KILN_LOG_LEVEL, KILN_NATIVE).
 import { resolve } from "node:path";
+import { KilnError } from "./errors.js";
+import { logLevels } from "./log.js";
 
 export interface KernelConfig {
   /** Where the kernel keeps NATS data, credentials and logs. */
@@ -10,6 +13,8 @@ export interface KernelConfig {
   /** Router HTTP port and status port. */
   routerPort: number;
   routerStatusPort: number;
+  /** Address the router's status port binds (off loopback it needs basic auth; router/status/auth.ts). */
+  routerStatusHost: string;
   /** How long children get to exit after SIGTERM before SIGKILL. */
   stopTimeoutMs: number;
 }
@@ -19,6 +24,7 @@ export const kernelEnv = {
   natsPort: "KILN_NATS_PORT",
   routerPort: "KILN_ROUTER_PORT",
   routerStatusPort: "KILN_ROUTER_STATUS_PORT",
+  routerStatusHost: "KILN_ROUTER_STATUS_HOST",
 } as const;
 
 export const kernelDefaults: KernelConfig = {
@@ -26,25 +32,34 @@ export const kernelDefaults: KernelConfig = {
   natsPort: 4222,
   routerPort: 8080,
   routerStatusPort: 8081,
+  routerStatusHost: "127.0.0.1",
   stopTimeoutMs: 4000,
 };
 
-function envInt(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
+/** A port number given as `source` (a flag or environment variable); KILN_KERNEL_CONFIG otherwise. */
+export function portSetting(raw: string, source: string): number {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new Error(`${name} must be a port number, got ${raw}`);
+  if (raw.trim() === "" || !Number.isInteger(n) || n < 0 || n > 65535)
+    throw new KilnError("KILN_KERNEL_CONFIG", `${source} must be an integer from 0 to 65535, got "${raw}"`);
   return n;
 }
 
+function envPort(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  return raw === undefined || raw === "" ? fallback : portSetting(raw, name);
+}
+
 /** Defaults, then environment, then explicit overrides (flags). */
-export function kernelConfig(overrides: Partial<KernelConfig> = {}): KernelConfig {
+export function kernelConfig(
+  overrides: Partial<KernelConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): KernelConfig {
   const fromEnv: KernelConfig = {
-    dataDir: process.env[kernelEnv.dataDir] || kernelDefaults.dataDir,
-    natsPort: envInt(kernelEnv.natsPort, kernelDefaults.natsPort),
-    routerPort: envInt(kernelEnv.routerPort, kernelDefaults.routerPort),
-    routerStatusPort: envInt(kernelEnv.routerStatusPort, kernelDefaults.routerStatusPort),
+    dataDir: env[kernelEnv.dataDir] || kernelDefaults.dataDir,
+    natsPort: envPort(env, kernelEnv.natsPort, kernelDefaults.natsPort),
+    routerPort: envPort(env, kernelEnv.routerPort, kernelDefaults.routerPort),
+    routerStatusPort: envPort(env, kernelEnv.routerStatusPort, kernelDefaults.routerStatusPort),
+    routerStatusHost: env[kernelEnv.routerStatusHost] || kernelDefaults.routerStatusHost,
     stopTimeoutMs: kernelDefaults.stopTimeoutMs,
   };
   const merged = { ...fromEnv };
@@ -52,4 +67,23 @@ export function kernelConfig(overrides: Partial<KernelConfig> = {}): KernelConfi
     if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
   merged.dataDir = resolve(merged.dataDir);
   return merged;
+}
+
+/**
+ * Refuses malformed process-wide settings before a component starts: the logger and the native
+ * loader read them where failing is not an option and would otherwise fall back to a default.
+ */
+export function checkProcessEnv(env: NodeJS.ProcessEnv = process.env): void {
+  const level = env.KILN_LOG_LEVEL;
+  if (level !== undefined && level !== "" && !(logLevels as string[]).includes(level))
+    throw new KilnError(
+      "KILN_KERNEL_CONFIG",
+      `KILN_LOG_LEVEL must be one of ${logLevels.join(", ")}, got "${level}"`,
+    );
+  const native = env.KILN_NATIVE;
+  if (native !== undefined && native !== "" && native !== "0" && native !== "1")
+    throw new KilnError(
+      "KILN_KERNEL_CONFIG",
+      `KILN_NATIVE must be 0 (the TypeScript fallback) or 1 (the addon, required), or unset, got "${native}"`,
+    );
 }

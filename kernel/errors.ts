@@ -50,4 +50,12 @@ export class KilnError extends Error {
 export const KernelCodes = defineCodes("kernel", {
   KILN_KERNEL_CHILD_FAILED: { summary: "A component of the kernel exited unexpectedly; see its log lines." },
   KILN_KERNEL_DATA_DIR: { summary: "The data directory cannot be created or written; check --data-dir." },
+  KILN_KERNEL_CONFIG: {
+    summary:
+      "A setting of `kiln up` or `kiln nats` (flag or KILN_* environment variable) is malformed; the message names it.",
+  },
+  KILN_KERNEL_STATUS_CREDENTIALS: {
+    summary:
+      "<data dir>/router/status-credentials.json is unreadable or malformed; fix it or delete it to generate new ones.",
+  },
 });

@@ -24,6 +24,9 @@ export interface LoggerOptions {
   write?: (line: string) => void;
 }
 
+/** The values KILN_LOG_LEVEL takes. */
+export const logLevels = Object.keys(rank) as LogLevel[];
+
 export function parseLevel(value: string | undefined, fallback: LogLevel = "info"): LogLevel {
   return value !== undefined && value in rank ? (value as LogLevel) : fallback;
 }

@@ -3,10 +3,13 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type NatsServerHandle, startNatsServer } from "../messaging/nats-server.js";
+import { parseRouterArgs, routerConfig, routerEnv } from "../router/config.js";
+import { isLoopback, statusAuth } from "../router/status/auth.js";
 import type { KernelConfig } from "./config.js";
 import { KilnError } from "./errors.js";
 import type { Logger } from "./log.js";
 import { kilnBin } from "./paths.js";
+import { loadOrCreateStatusCredentials, statusCredentialsPath } from "./status-credentials.js";
 import { Supervisor } from "./supervisor.js";
 
 export interface Kernel {
@@ -18,6 +21,17 @@ export interface Kernel {
 }
 
 export async function startKernel(config: KernelConfig, log: Logger): Promise<Kernel> {
+  // The router's settings are checked here, before anything starts: the child reads the same
+  // environment and flags, and a router that cannot start would be restarted forever.
+  const routerFlags = [
+    "--port",
+    String(config.routerPort),
+    "--status-port",
+    String(config.routerStatusPort),
+    "--status-host",
+    config.routerStatusHost,
+  ];
+  const router = routerConfig(parseRouterArgs(routerFlags));
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -29,6 +43,18 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       },
     );
   }
+  // Status credentials given in the environment are the operator's; otherwise the data dir's,
+  // passed in the environment (not argv, which every local user can read).
+  const ownCredentials = router.statusUser === "" && router.statusPass === "";
+  const statusEnv: NodeJS.ProcessEnv = {};
+  if (ownCredentials) {
+    const c = loadOrCreateStatusCredentials(config.dataDir);
+    router.statusUser = c.user;
+    router.statusPass = c.password;
+    statusEnv[routerEnv.statusUser] = c.user;
+    statusEnv[routerEnv.statusPass] = c.password;
+  }
+  statusAuth(router);
   const natsDir = join(config.dataDir, "nats");
   let nats = await startNatsServer({ dataDir: natsDir, port: config.natsPort });
   let stopping = false;
@@ -63,19 +89,16 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
   supervisor.start({
     name: "router",
     command: process.execPath,
-    args: [
-      kilnBin,
-      "router",
-      "--nats",
-      nats.url,
-      "--port",
-      String(config.routerPort),
-      "--status-port",
-      String(config.routerStatusPort),
-    ],
-    env: componentEnv("router"),
+    args: [kilnBin, "router", "--nats", nats.url, ...routerFlags],
+    env: { ...componentEnv("router"), ...statusEnv },
   });
 
+  const wildcard = ["0.0.0.0", "::"].includes(config.routerStatusHost);
+  const statusAddress = wildcard
+    ? "localhost"
+    : config.routerStatusHost.includes(":")
+      ? `[${config.routerStatusHost}]`
+      : config.routerStatusHost;
   let stopped: Promise<void> | null = null;
   return {
     /** The running server (a new handle after a restart). */
@@ -86,7 +109,8 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     summary: () => [
       `Kiln is up (data in ${config.dataDir}).`,
       `  NATS      ${nats.url}  (users and passwords in ${join(nats.dataDir, "credentials.json")})`,
-      `  router    http://localhost:${config.routerPort}  (status http://localhost:${config.routerStatusPort}/health)`,
+      `  router    http://localhost:${config.routerPort}  (status http://${statusAddress}:${config.routerStatusPort}/health)`,
+      `  status    /routes and /metrics need ${ownCredentials ? `the user and password in ${statusCredentialsPath(config.dataDir)}` : `${routerEnv.statusUser} and ${routerEnv.statusPass}`}${isLoopback(config.routerStatusHost) ? "" : `; listening on ${config.routerStatusHost}, off loopback`}`,
       "Next:",
       "  - register a route: node examples/route-registrar.mjs myapp.localhost 127.0.0.1:3000",
       `  - check it:         curl -H 'Host: myapp.localhost' http://localhost:${config.routerPort}/`,

@@ -259,6 +259,16 @@ function parseAccessLog(raw: string): AccessLogTarget {
   return { file: raw };
 }
 
+/** A NATS server address as nats.js takes it: a URL with a host, the scheme optional. */
+function isServerUrl(raw: string): boolean {
+  const s = raw.trim();
+  try {
+    return new URL(s.includes("://") ? s : `nats://${s}`).hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
 function convert(key: keyof RouterConfig, raw: string, source: string): RouterConfig[keyof RouterConfig] {
   const def = routerDefaults[key];
   if (key === "accessLog") return parseAccessLog(raw);
@@ -275,6 +285,15 @@ function convert(key: keyof RouterConfig, raw: string, source: string): RouterCo
   if (key === "scheduling") {
     if (raw !== "batch" && raw !== "normal")
       throw new RouterError("KILN_ROUTER_CONFIG", `${source} must be batch or normal, got "${raw}"`);
+    return raw;
+  }
+  if (key === "natsUrl") {
+    // nats.js would find a bad URL only on its first connect, as a runtime failure (exit 1).
+    if (!isServerUrl(raw))
+      throw new RouterError(
+        "KILN_ROUTER_CONFIG",
+        `${source} must be a NATS URL such as nats://127.0.0.1:4222, got "${raw}"`,
+      );
     return raw;
   }
   if (key === "sliceUs") {

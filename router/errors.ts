@@ -55,6 +55,11 @@ export const RouterCodes = defineCodes("router", {
   KILN_ROUTER_CONFIG: {
     summary: "A router option is invalid; check the flag or environment variable named.",
   },
+  KILN_ROUTER_STATUS_UNAUTHORIZED: {
+    status: 401,
+    summary:
+      "/routes and /metrics need the status port's basic-auth user and password (statusUser, statusPass; `kiln up` keeps them in <data dir>/router/status-credentials.json).",
+  },
   KILN_ROUTER_LISTEN_FAILED: { summary: "The router could not listen on its port; is it already taken?" },
   KILN_ROUTER_WORKER_FAILED: {
     summary: "A router worker thread failed; the router stops so it can be restarted.",

@@ -16,6 +16,7 @@ import type { CountersSnapshot } from "./metrics/counters.js";
 import { renderMetrics, sumSnapshots } from "./metrics/prometheus.js";
 import { RouteRegistry } from "./registry/registry.js";
 import { tableSink } from "./registry/sink.js";
+import { statusAuth } from "./status/auth.js";
 import { startStatusServer } from "./status/server.js";
 import type { FromWorker, ToWorker, WorkerInit } from "./worker.js";
 
@@ -104,6 +105,8 @@ export async function startRouter(
   log: Logger = createLogger("router"),
   signal?: AbortSignal,
 ): Promise<RouterHandle> {
+  // A status port off loopback without credentials is refused before anything starts.
+  const auth = statusAuth(config);
   const table = createRouteTable({ emptyPoolTimeoutMs: config.emptyPoolTimeoutMs });
   const workers: WorkerSlot[] = [];
   const metricWaiters = new Map<number, { got: CountersSnapshot[]; want: number; resolve: () => void }>();
@@ -287,7 +290,7 @@ export async function startRouter(
     for (const r of rest) workers.push(r.slot);
 
     const routerId = config.routerId || randomUUID();
-    status = await startStatusServer(config.host, config.statusPort, {
+    status = await startStatusServer(config.statusHost, config.statusPort, auth, {
       healthy: () =>
         draining
           ? { ok: false, reason: "draining" }
@@ -310,7 +313,7 @@ export async function startRouter(
     }).catch((err: Error) => {
       throw new RouterError(
         "KILN_ROUTER_LISTEN_FAILED",
-        `cannot listen on ${config.host}:${config.statusPort} (status port): ${err.message}`,
+        `cannot listen on ${config.statusHost}:${config.statusPort} (status port): ${err.message}`,
         err,
       );
     });
@@ -349,6 +352,8 @@ export async function startRouter(
     log.info("router_listening", {
       port,
       statusPort,
+      statusHost: config.statusHost,
+      statusAuth: auth !== null,
       threads: workers.length,
       table: table.shared ? "native" : "fallback",
       upstream: upstreamKind,

@@ -1,10 +1,10 @@
 // `kiln up` (the whole embedded kernel) and `kiln nats` (the private nats-server alone).
 import { join } from "node:path";
-import { kernelConfig } from "../../kernel/config.js";
+import { kernelConfig, portSetting } from "../../kernel/config.js";
 import { createLogger } from "../../kernel/log.js";
 import { startKernel } from "../../kernel/up.js";
 import { startNatsServer } from "../../messaging/nats-server.js";
-import { intFlag, parseFlags } from "../args.js";
+import { parseFlags } from "../args.js";
 import type { Command } from "../command.js";
 
 /**
@@ -28,23 +28,26 @@ function untilSignal(): Promise<NodeJS.Signals> {
 
 export const upCommand: Command = {
   summary: "start the embedded kernel: private NATS and one of each component",
-  usage: "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N]",
+  usage:
+    "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N] [--router-status-host H]",
   async run(argv) {
     const f = parseFlags("up", argv, {
       "data-dir": { type: "string" },
       "nats-port": { type: "string" },
       "router-port": { type: "string" },
       "router-status-port": { type: "string" },
+      "router-status-host": { type: "string" },
     });
+    const port = (flag: "nats-port" | "router-port" | "router-status-port"): number | undefined => {
+      const raw = f[flag];
+      return raw === undefined ? undefined : portSetting(raw, `--${flag}`);
+    };
     const config = kernelConfig({
       dataDir: f["data-dir"],
-      natsPort: f["nats-port"] === undefined ? undefined : intFlag("up", "nats-port", f["nats-port"], 0),
-      routerPort:
-        f["router-port"] === undefined ? undefined : intFlag("up", "router-port", f["router-port"], 0),
-      routerStatusPort:
-        f["router-status-port"] === undefined
-          ? undefined
-          : intFlag("up", "router-status-port", f["router-status-port"], 0),
+      natsPort: port("nats-port"),
+      routerPort: port("router-port"),
+      routerStatusPort: port("router-status-port"),
+      routerStatusHost: f["router-status-host"] || undefined,
     });
     const log = createLogger("kernel");
     const signal = untilSignal();
@@ -64,7 +67,7 @@ export const natsCommand: Command = {
   async run(argv) {
     const f = parseFlags("nats", argv, { "data-dir": { type: "string" }, port: { type: "string" } });
     const config = kernelConfig({ dataDir: f["data-dir"] });
-    const port = intFlag("nats", "port", f.port, config.natsPort);
+    const port = f.port === undefined ? config.natsPort : portSetting(f.port, "--port");
     const signal = untilSignal();
     const nats = await startNatsServer({ dataDir: join(config.dataDir, "nats"), port });
     process.stdout.write(

@@ -1,6 +1,8 @@
 // The status port: /health (200, or 503 while draining or before the first route sync),
 // /routes (the table as JSON) and /metrics (Prometheus text). Off the hot path: node:http.
+// Every path but /health answers 401 without the credentials `auth` asks for (status/auth.ts).
 import { createServer, type Server } from "node:http";
+import type { StatusAuth } from "./auth.js";
 
 export interface StatusSource {
   healthy(): { ok: boolean; reason: string };
@@ -8,11 +10,26 @@ export interface StatusSource {
   metrics(): Promise<string>;
 }
 
-export function startStatusServer(host: string, port: number, src: StatusSource): Promise<Server> {
+export function startStatusServer(
+  host: string,
+  port: number,
+  auth: StatusAuth | null,
+  src: StatusSource,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
+      return;
+    }
+    // Load balancers probe /health without credentials; a path added later is guarded by default.
+    if (auth !== null && path !== "/health" && !auth.allows(req.headers.authorization)) {
+      res.writeHead(401, {
+        "www-authenticate": 'Basic realm="kiln-router"',
+        "content-type": "text/plain; charset=utf-8",
+        "cache-control": "no-store",
+      });
+      res.end("401: this path needs the status port's user and password (KILN_ROUTER_STATUS_UNAUTHORIZED)\n");
       return;
     }
     if (path === "/health") {

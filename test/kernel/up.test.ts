@@ -1,9 +1,10 @@
 // `kiln up` end to end: the kernel's router learns a route from NATS (published with the
 // DEA's credentials from the data dir, as examples/route-registrar.mjs does) and proxies to it.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer, request } from "node:http";
-import { tmpdir } from "node:os";
+import { connect as netConnect } from "node:net";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
 import t from "tap";
@@ -27,6 +28,7 @@ async function startUp(
   t: Teardownable,
   dataDir: string,
   ports: { nats: number; router: number; status: number },
+  extra: { args?: string[]; env?: Record<string, string> } = {},
 ) {
   const up = spawn(
     process.execPath,
@@ -41,8 +43,9 @@ async function startUp(
       String(ports.router),
       "--router-status-port",
       String(ports.status),
+      ...(extra.args ?? []),
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...extra.env } },
   );
   let out = "";
   up.stdout.on("data", (d: Buffer) => {
@@ -72,6 +75,41 @@ async function startUp(
   await until("its router listening", () => errText.includes('"event":"router_listening"'));
   await until("router /health", async () => (await health(ports.status)) === 200);
   return { up, exited, until, stderr: () => errText };
+}
+
+/** The status of GET `path` on the status port, with basic auth when `creds` are given. */
+async function statusOf(port: number, path: string, creds?: { user: string; password: string }) {
+  const headers: Record<string, string> =
+    creds === undefined
+      ? {}
+      : { authorization: `Basic ${Buffer.from(`${creds.user}:${creds.password}`).toString("base64")}` };
+  return (await fetch(`http://127.0.0.1:${port}${path}`, { headers })).status;
+}
+
+/** The router status credentials `kiln up` keeps in `dataDir`, and the file's mode. */
+function statusCredentials(dataDir: string) {
+  const path = join(dataDir, "router", "status-credentials.json");
+  const creds = JSON.parse(readFileSync(path, "utf8")) as { user: string; password: string };
+  return { creds, mode: statSync(path).mode & 0o777 };
+}
+
+/** A non-loopback IPv4 address of this machine, or undefined. */
+function otherAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces()))
+    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  return undefined;
+}
+
+/** Whether a TCP connection to host:port is accepted. */
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect({ host, port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
 }
 
 /** The status of GET /health on `port`, 0 when nothing answers. */
@@ -140,6 +178,11 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
   });
   t.equal(body, "hello from app\n");
 
+  // The status port is on loopback, but kiln up gave its router the data dir's credentials.
+  const status = statusCredentials(dataDir).creds;
+  t.equal(await statusOf(statusPort, "/routes"), 401, "/routes without the status credentials: 401");
+  t.equal(await statusOf(statusPort, "/routes", status), 200, "/routes with them: 200");
+
   // NATS dies: the kernel brings it back on the same port, and the router keeps its routes
   // and reconnects.
   const natsProc = descendants(up.pid).find((p) => p.command.includes("nats-server"));
@@ -191,7 +234,14 @@ t.test(
     const dataDir = mkdtempSync(join(tmpdir(), "kiln-up-"));
     t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
     const ports = { nats: await freePort(), router: await freePort(), status: await freePort() };
-    const first = await startUp(t, dataDir, ports);
+    // The status host reaches the router from kiln up's environment here, from its flag below.
+    const first = await startUp(t, dataDir, ports, { env: { KILN_ROUTER_STATUS_HOST: "0.0.0.0" } });
+    const other = otherAddress();
+    if (other === undefined) t.pass("status host passed on", { skip: "no non-loopback IPv4 address here" });
+    else t.ok(await accepts(other, ports.status), `KILN_ROUTER_STATUS_HOST=0.0.0.0: status port on ${other}`);
+    const before = statusCredentials(dataDir);
+    t.equal(before.mode, 0o600, "the status credentials file is mode 0600");
+    t.equal(await statusOf(ports.status, "/metrics", before.creds), 200, "its credentials open /metrics");
     const router = descendants(first.up.pid).find((p) => p.command.includes(" router "));
     t.ok(router, "the kernel runs a router");
     const routerPid = (router as { pid: number }).pid;
@@ -225,7 +275,11 @@ t.test(
     if (existsSync("/usr/bin/setpriv") || existsSync("/bin/setpriv"))
       t.notOk(alive(natsPid), "the nats-server stopped once its kernel was gone");
 
-    const second = await startUp(t, dataDir, ports);
+    const second = await startUp(t, dataDir, ports, { args: ["--router-status-host", "0.0.0.0"] });
+    if (other !== undefined)
+      t.ok(await accepts(other, ports.status), `--router-status-host 0.0.0.0: status port on ${other}`);
+    t.same(statusCredentials(dataDir), before, "the next kernel keeps the same credentials, mode 0600");
+    t.equal(await statusOf(ports.status, "/metrics", before.creds), 200, "and its router takes them");
     t.equal(await health(ports.status), 200, "the next kernel's router serves /health");
     second.up.kill("SIGTERM");
     t.equal(await second.exited, 0, "and stops cleanly");
