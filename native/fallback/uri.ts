@@ -173,16 +173,19 @@ export function decodeExtras(extras: string): Extras {
   };
 }
 
-/** A request host as both tables match it: lowercase, `:port` dropped; "" when too long. */
-export function requestHost(host: string): string {
-  let end = host.length;
+/** Where a Host value's name ends: before `:port` (an IPv6 literal keeps its brackets). */
+export function hostNameEnd(host: string): number {
   if (host.charCodeAt(0) === 91 /* [ */) {
     const close = host.indexOf("]");
-    if (close >= 0) end = close + 1;
-  } else {
-    const colon = host.indexOf(":");
-    if (colon >= 0) end = colon;
+    return close >= 0 ? close + 1 : host.length;
   }
+  const colon = host.indexOf(":");
+  return colon >= 0 ? colon : host.length;
+}
+
+/** A request host as both tables match it: lowercase, `:port` dropped; "" when too long. */
+export function requestHost(host: string): string {
+  const end = hostNameEnd(host);
   if (end >= HOST_MAX) return "";
   return (end === host.length ? host : host.slice(0, end)).toLowerCase();
 }

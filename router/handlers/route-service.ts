@@ -3,8 +3,10 @@
 // that URL and the time; the service calls the forwarded URL back through the router, which
 // checks the signature and its age and then forwards to the app. Only routes with a service
 // come here (the table answers SelectError.RouteService for them), never the common request.
+
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import { isIP } from "node:net";
+import { hostNameEnd } from "../../native/fallback/uri.js";
 import { SelectError } from "../../native/types.js";
 import type { RouterConfig } from "../config.js";
 import { type Refusal, Refusals } from "../errors.js";
@@ -114,15 +116,7 @@ export function routeServiceProblem(url: string): string {
 
 /** The URL the client asked for, as gorouter forms X-CF-Forwarded-Url: scheme, host without port, target. */
 export function forwardedUrl(proto: string, host: string, target: string): string {
-  let end = host.length;
-  if (host.charCodeAt(0) === 91 /* [ */) {
-    const close = host.indexOf("]");
-    if (close >= 0) end = close + 1;
-  } else {
-    const colon = host.indexOf(":");
-    if (colon >= 0) end = colon;
-  }
-  return `${proto}://${host.slice(0, end)}${target}`;
+  return `${proto}://${host.slice(0, hostNameEnd(host))}${target}`;
 }
 
 /** Drops the route-service lines (and, when `replaceHost` is set, the Host line) from a head block. */

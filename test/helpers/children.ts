@@ -1,6 +1,8 @@
 // Fails a test file that leaves a child process running (nats-server, a router, an app):
 // on the file's teardown every descendant of this process is listed, reported and killed.
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { kilnBin } from "../../kernel/paths.js";
 
 interface ProcInfo {
   pid: number;
@@ -78,5 +80,24 @@ export function guardChildren(t: Teardownable, graceMs = 2000): void {
     const list = left.map((p) => `${p.pid} ${p.command}`).join("; ");
     t.fail(`test file left ${left.length} process(es) running: ${list}`);
     process.exitCode = 1;
+  });
+}
+
+/** Runs `node bin/kiln.js ...argv` with `env` as its whole environment, to its exit (10 s at most). */
+export function runKilnToExit(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [kilnBin, ...argv], { stdio: ["ignore", "ignore", "pipe"], env });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    child.once("exit", (code) => {
+      clearTimeout(kill);
+      resolve({ code, stderr });
+    });
   });
 }

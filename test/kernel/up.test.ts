@@ -3,8 +3,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer, request } from "node:http";
-import { connect as netConnect } from "node:net";
-import { networkInterfaces, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
 import t from "tap";
@@ -12,7 +11,7 @@ import { kilnBin } from "../../kernel/paths.js";
 import { encodeRegistryMessage } from "../../messaging/gorouter.js";
 import { ROUTER_REGISTER } from "../../messaging/subjects.js";
 import { descendants, guardChildren } from "../helpers/children.js";
-import { freePort } from "../helpers/ports.js";
+import { accepts, freePort, otherAddress } from "../helpers/ports.js";
 
 guardChildren(t);
 
@@ -91,25 +90,6 @@ function statusCredentials(dataDir: string) {
   const path = join(dataDir, "router", "status-credentials.json");
   const creds = JSON.parse(readFileSync(path, "utf8")) as { user: string; password: string };
   return { creds, mode: statSync(path).mode & 0o777 };
-}
-
-/** A non-loopback IPv4 address of this machine, or undefined. */
-function otherAddress(): string | undefined {
-  for (const list of Object.values(networkInterfaces()))
-    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  return undefined;
-}
-
-/** Whether a TCP connection to host:port is accepted. */
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect({ host, port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 /** The status of GET /health on `port`, 0 when nothing answers. */

@@ -1,12 +1,6 @@
-// Ports the router cannot have: a coded KILN_ROUTER_LISTEN_FAILED and exit 1, never a stack
-// trace, and never a port shared with another router. The workers' sockets use SO_REUSEPORT,
-// so without the router's own check a second router (an orphan of a killed kernel, say)
-// would silently split the first one's connections.
-import { spawn } from "node:child_process";
 import { createServer } from "node:net";
 import t from "tap";
-import { kilnBin } from "../../kernel/paths.js";
-import { guardChildren } from "../helpers/children.js";
+import { guardChildren, runKilnToExit } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 import { freePort } from "../helpers/ports.js";
 import { startRouterProc, statusGet } from "./harness.js";
@@ -15,20 +9,7 @@ guardChildren(t);
 
 /** Runs `kiln router` with `args` to its exit (10 s at most). */
 function runRouter(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [kilnBin, "router", "--host", "127.0.0.1", ...args], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    child.once("exit", (code) => {
-      clearTimeout(kill);
-      resolve({ code, stderr });
-    });
-  });
+  return runKilnToExit(["router", "--host", "127.0.0.1", ...args]);
 }
 
 t.test("a status port in use: KILN_ROUTER_LISTEN_FAILED, exit 1, no stack trace", async (t) => {

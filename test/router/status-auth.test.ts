@@ -1,13 +1,7 @@
-// The status port's exposure: loopback by default (not the router's --host); off loopback,
-// every path but /health needs basic auth, and a router there without credentials does not
-// start. Hostile Authorization headers and paths are tables run against a real router.
-import { spawn } from "node:child_process";
-import { connect } from "node:net";
-import { networkInterfaces } from "node:os";
 import t from "tap";
-import { kilnBin } from "../../kernel/paths.js";
-import { guardChildren } from "../helpers/children.js";
+import { guardChildren, runKilnToExit } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
+import { accepts, otherAddress } from "../helpers/ports.js";
 import { send, startRouterProc, statusGet } from "./harness.js";
 
 guardChildren(t);
@@ -60,25 +54,6 @@ const guardedPaths = [
   "/health/../routes",
   "/nothing-here",
 ];
-
-/** A non-loopback IPv4 address of this machine, or undefined. */
-function otherAddress(): string | undefined {
-  for (const list of Object.values(networkInterfaces()))
-    for (const a of list ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  return undefined;
-}
-
-/** Whether a TCP connection to host:port is accepted. */
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
 
 /** A request to the status port with an Authorization header when one is given. */
 function ask(port: number, path: string, authorization: string | undefined) {
@@ -149,7 +124,7 @@ t.test("credentials configured on loopback are required there too", async (t) =>
   t.equal((await ask(router.statusPort, "/routes", `Basic ${good}`)).status, 200);
 });
 
-/** Runs `kiln router` with `args` and `env` to its exit (10 s at most). */
+/** Runs `kiln router` with `args` and `env` to its exit, no status settings inherited. */
 function runRouter(
   args: string[],
   env: Record<string, string>,
@@ -157,22 +132,10 @@ function runRouter(
   const base = { ...process.env };
   for (const k of ["KILN_ROUTER_STATUS_HOST", "KILN_ROUTER_STATUS_USER", "KILN_ROUTER_STATUS_PASS"])
     delete base[k];
-  return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      [kilnBin, "router", "--nats", "nats://127.0.0.1:1", "--port", "0", "--status-port", "0", ...args],
-      { stdio: ["ignore", "ignore", "pipe"], env: { ...base, ...env } },
-    );
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const kill = setTimeout(() => child.kill("SIGKILL"), 10_000);
-    child.once("exit", (code) => {
-      clearTimeout(kill);
-      resolve({ code, stderr });
-    });
-  });
+  return runKilnToExit(
+    ["router", "--nats", "nats://127.0.0.1:1", "--port", "0", "--status-port", "0", ...args],
+    { ...base, ...env },
+  );
 }
 
 t.test("a status port off loopback without full credentials does not start: exit 2, one line", async (t) => {
