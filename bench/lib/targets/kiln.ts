@@ -234,7 +234,7 @@ export async function startKiln(o: KilnOptions, label: string): Promise<Target> 
         const slice = typeof l.sliceUs === "number" && l.sliceUs > 0 ? ` with a ${l.sliceUs} µs slice` : "";
         const sched = typeof l.scheduling === "string" ? `, ${l.scheduling} scheduling${slice}` : "";
         out.push(
-          `Kiln router as it reported itself: ${String(l.threads ?? "?")} worker threads, ${String(l.table ?? "?")} route table, ${String(l.upstream ?? "?")} upstream client${l.fastPath === true ? ", native request path" : ""}${sched}${args}.`,
+          `${label} as it reported itself: ${String(l.threads ?? "?")} worker threads, ${String(l.table ?? "?")} route table, ${String(l.upstream ?? "?")} upstream client${l.fastPath === true ? ", native request path" : ""}${sched}${args}.`,
         );
       }
       if (!instances.has("accesslog")) return out;
