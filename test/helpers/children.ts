@@ -62,8 +62,17 @@ interface Teardownable {
  * Call once at the top of a test file with tap's root `t`. At the end of the file it
  * fails the file if any process it started is still running (after a short grace for
  * processes that are exiting), then kills them so they cannot leak into later files.
+ * A file that dies before its teardown (an error thrown at top level) still takes its
+ * processes with it: they are killed as the test process exits.
  */
 export function guardChildren(t: Teardownable, graceMs = 2000): void {
+  process.once("exit", () => {
+    for (const p of descendants()) {
+      try {
+        process.kill(p.pid, "SIGKILL");
+      } catch {}
+    }
+  });
   t.teardown(async () => {
     const deadline = Date.now() + graceMs;
     let left = descendants();
