@@ -212,6 +212,20 @@ t.test(
   },
 );
 
+t.test("stop: an app that ignores SIGTERM is killed after the grace", { skip }, async (t) => {
+  // sleep is pid 1 of its namespace with no SIGTERM handler: the kernel drops the SIGTERM.
+  const s = spec("deaf", appDir("deaf", 2006, {}), 2006, ["sleep", "600"]);
+  const c = await startContainer(runc, s);
+  c.stdout.resume();
+  c.stderr.resume();
+  await c.pid();
+  const asked = Date.now();
+  const exit = await stopContainer(runc, c, 300);
+  t.equal(exit.status, 137, "SIGKILL after the grace");
+  t.ok(Date.now() - asked >= 300, "not before the grace");
+  t.same(await runc.list(s.id), [], "deleted");
+});
+
 // Hostile actions from inside a container, each with the rule that stops it. Every one must
 // fail; the shell prints `ALLOWED <name>` for any that succeeds.
 const hostile: { name: string; rule: string; sh: string }[] = [];
