@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Kiln's set-up: dependencies, protobuf codegen, native addon, TypeScript build and
-// nats-server, each redone only when its inputs changed. Plain Node on purpose: it
-// runs on a fresh clone before `npm ci`. Flags: --build (skip the nats-server check),
+// Kiln's set-up: dependencies, protobuf codegen, native addon, TypeScript build,
+// nats-server and runc, each redone only when its inputs changed. Plain Node on purpose: it
+// runs on a fresh clone before `npm ci`. Flags: --build (skip the nats-server and runc check),
 // --force (redo every step), --quiet, --then ARGS... (run `kiln ARGS` in this same
 // process afterwards, so `npm start` gets signals directly, with no shell in between).
 import { spawnSync } from "node:child_process";
@@ -209,7 +209,7 @@ step(
   () => existsSync(join(root, "dist", "cli", "main.js")),
 );
 
-// 5. nats-server (Debian's package), unless this is a build-only run.
+// 5. nats-server and runc (Debian's packages), unless this is a build-only run.
 function which(cmd) {
   // Debian puts nats-server in /usr/sbin, which is not on every user's PATH.
   for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/bin"]) {
@@ -221,18 +221,26 @@ function which(cmd) {
   return null;
 }
 
-if (!args.has("--build") && which("nats-server") === null) {
+// Debian packages the kernel runs on: nats-server (the bus) and runc (the DEA's containers).
+// Missing ones are installed in one apt-get run when root; otherwise the set-up says what to install.
+const debianPackages = [
+  { cmd: "nats-server", pkg: "nats-server" },
+  { cmd: "runc", pkg: "runc" },
+];
+const missing = args.has("--build") ? [] : debianPackages.filter((p) => which(p.cmd) === null);
+if (missing.length > 0) {
+  const names = missing.map((p) => p.pkg).join(" ");
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
   if (!isRoot) {
-    fail(
-      "nats-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install -y nats-server) and rerun.",
-    );
+    fail(`${names} not installed. Install (Debian/Ubuntu: sudo apt-get install -y ${names}) and rerun.`);
   }
-  say("installing nats-server from Debian's packages");
+  say(`installing ${names} from Debian's packages`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   run("apt-get", ["update", "-qq"], { env });
-  run("apt-get", ["install", "-y", "-qq", "nats-server"], { env });
-  if (which("nats-server") === null) fail("apt-get installed nats-server but it is not on PATH");
+  run("apt-get", ["install", "-y", "-qq", ...missing.map((p) => p.pkg)], { env });
+  for (const p of missing) {
+    if (which(p.cmd) === null) fail(`apt-get installed ${p.pkg} but ${p.cmd} is not on PATH`);
+  }
 }
 
 say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
