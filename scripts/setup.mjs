@@ -237,7 +237,8 @@ if (missing.length > 0) {
   say(`installing ${names} from Debian's packages`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   run("apt-get", ["update", "-qq"], { env });
-  run("apt-get", ["install", "-y", "-qq", ...missing.map((p) => p.pkg)], { env });
+  // Only what the commands need: runc recommends criu and its Python stack, which Kiln does not use.
+  run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing.map((p) => p.pkg)], { env });
   for (const p of missing) {
     if (which(p.cmd) === null) fail(`apt-get installed ${p.pkg} but ${p.cmd} is not on PATH`);
   }
