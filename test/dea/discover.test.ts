@@ -43,14 +43,15 @@ t.test("two DEAs and a full one", async (t) => {
   const nats = await startTestNats(t);
   const cc = await nats.connect("cc");
   // busy and light reserve the same memory (384 of 4096 MiB: 9.375 ms) and differ in instances
-  // of the app: busy 3 (30 ms), light 1 (10 ms). Their ids are chosen so the hash term favours
+  // of the app: busy 6 (60 ms), light 1 (10 ms). Their ids are chosen so the hash term favours
   // busy (SHA-1 term 3 ms for dea-busy-0, 8 ms for dea-light-3): only the instance term puts
-  // light first. busy: 30 + 9.375 + 3 ≈ 42 ms; light: 10 + 9.375 + 8 ≈ 27 ms.
+  // light first. busy: 60 + 9.375 + 3 ≈ 72 ms; light: 10 + 9.375 + 8 ≈ 27 ms
+  // (45 ms apart, so a loaded machine's timer jitter does not swap them).
   // full: every MiB of its memory reserved by another app.
   const [busy, light, full] = await Promise.all([
-    startDeaProc(t, nats, "dea-busy-0", CAPACITY, { KILN_DEA_TEST_RESERVATIONS: `${APP}:3:128:128` }),
+    startDeaProc(t, nats, "dea-busy-0", CAPACITY, { KILN_DEA_TEST_RESERVATIONS: `${APP}:6:64:64` }),
     startDeaProc(t, nats, "dea-light-3", CAPACITY, {
-      KILN_DEA_TEST_RESERVATIONS: `${APP}:1:128:128,other-app:2:128:0`,
+      KILN_DEA_TEST_RESERVATIONS: `${APP}:1:64:64,other-app:5:64:0`,
     }),
     startDeaProc(t, nats, "dea-full", ["--memory-mb", "512", "--disk-mb", "8192"], {
       KILN_DEA_TEST_RESERVATIONS: "other-app:2:256:0",
@@ -64,7 +65,7 @@ t.test("two DEAs and a full one", async (t) => {
       t.equal(reply.deaId, light.id, `round ${i}: first reply from the lighter DEA`);
       t.equal(reply.appInstances, 1);
       t.equal(reply.availableMemoryMb, 4096 - 384);
-      t.equal(reply.availableDiskMb, 8192 - 128);
+      t.equal(reply.availableDiskMb, 8192 - 64);
     }
   });
 
@@ -77,8 +78,8 @@ t.test("two DEAs and a full one", async (t) => {
     );
     const [l, b] = got;
     t.equal(l?.reply.taintMs, 27, "light: round(10 + 9.375 + 8) ms");
-    t.equal(b?.reply.taintMs, 42, "busy: round(30 + 9.375 + 3) ms");
-    t.equal(b?.reply.appInstances, 3);
+    t.equal(b?.reply.taintMs, 72, "busy: round(60 + 9.375 + 3) ms");
+    t.equal(b?.reply.appInstances, 6);
     t.ok(b !== undefined && b.afterMs >= b.reply.taintMs, "busy answered no sooner than its taint delay");
   });
 
