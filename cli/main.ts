@@ -8,6 +8,7 @@ import { createLogger } from "../kernel/log.js";
 import { projectRoot } from "../kernel/paths.js";
 import { stopWhenSupervisorGoes } from "../kernel/supervised.js";
 import type { Command } from "./command.js";
+import { deaCommand } from "./commands/dea.js";
 import { natsCommand, upCommand } from "./commands/kernel.js";
 import { routerCommand } from "./commands/router.js";
 import { CliError } from "./errors.js";
@@ -25,12 +26,12 @@ export const commands: Record<string, Command> = {
   nats: natsCommand,
   router: routerCommand,
   cc: unavailable("Cloud Controller"),
-  dea: unavailable("Droplet Execution Agent"),
+  dea: deaCommand,
   hm: unavailable("Health Manager"),
 };
 
 /** Codes that mean "the command line or environment was wrong": exit 2, like an unknown command. */
-const usageCodes = new Set(["KILN_CLI_USAGE", "KILN_KERNEL_CONFIG", "KILN_ROUTER_CONFIG"]);
+const usageCodes = new Set(["KILN_CLI_USAGE", "KILN_KERNEL_CONFIG", "KILN_ROUTER_CONFIG", "KILN_DEA_CONFIG"]);
 
 /** A usage error quotes the value it was given, which may hold line breaks: escaped, it stays one line. */
 function oneLine(text: string): string {

@@ -115,6 +115,11 @@ export interface DeaAdvertise {
   appInstanceCounts: Record<string, number>;
   placementZone: string;
   at: number;
+  /** "runc" or "none". */
+  isolation: string;
+  /** In use = capacity - available. */
+  memoryCapacityMb: number;
+  diskCapacityMb: number;
 }
 
 /** droplet.exited (DEA → HM/CC). `exitStatus` < 0 means killed by that signal number. */
@@ -601,6 +606,9 @@ const descriptors: Descriptors = {
       appInstanceCounts: i.appInstanceCounts ?? {},
       placementZone: i.placementZone ?? "",
       at: i.at ?? 0,
+      isolation: i.isolation ?? "",
+      memoryCapacityMb: i.memoryCapacityMb ?? 0,
+      diskCapacityMb: i.diskCapacityMb ?? 0,
     }),
     check(v) {
       const k = "dea.advertise";
@@ -608,6 +616,8 @@ const descriptors: Descriptors = {
       nonEmpty(v.host, k, "host");
       uint32(v.availableMemoryMb, k, "availableMemoryMb");
       uint32(v.availableDiskMb, k, "availableDiskMb");
+      uint32(v.memoryCapacityMb, k, "memoryCapacityMb");
+      uint32(v.diskCapacityMb, k, "diskCapacityMb");
       safeUint(v.at, k, "at");
       for (const app in v.appInstanceCounts) {
         uint32(v.appInstanceCounts[app] as number, k, `appInstanceCounts[${app}]`);
@@ -627,6 +637,9 @@ const descriptors: Descriptors = {
         appInstanceCounts: counts,
         placementZone: w.placementZone,
         at: i64(w.at, "dea.advertise", "at"),
+        isolation: w.isolation,
+        memoryCapacityMb: w.memoryCapacityMb,
+        diskCapacityMb: w.diskCapacityMb,
       };
     },
   },

@@ -109,6 +109,9 @@ const samples: { [K in PayloadKind]: Payloads[K] } = {
     appInstanceCounts: { "app-1": 2, "app-2": 1 },
     placementZone: "z1",
     at: now,
+    isolation: "runc",
+    memoryCapacityMb: 4096,
+    diskCapacityMb: 20_000,
   },
   "droplet.exited": {
     app: "app-1",

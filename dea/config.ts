@@ -1,0 +1,252 @@
+// The DEA's options: one typed object, its defaults, and the environment variables and
+// `kiln dea` flags that override them (dea/README.md lists the same table).
+import { statfsSync } from "node:fs";
+import { totalmem } from "node:os";
+import { dirname, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { isValidToken } from "../messaging/subjects.js";
+import { DeaProcessError } from "./process/errors.js";
+
+export type Isolation = "runc" | "none";
+
+/** Instances reserved at start for tests only (KILN_DEA_TEST_RESERVATIONS); never set in production. */
+export interface TestReservation {
+  app: string;
+  count: number;
+  memoryMb: number;
+  diskMb: number;
+}
+
+export interface DeaConfig {
+  /** Id in dea.<id>.* subjects and every message (random per process when empty). */
+  deaId: string;
+  natsUrl: string;
+  natsUser: string;
+  natsPass: string;
+  /** Address other components (the router) reach this DEA's instances on. */
+  host: string;
+  /** Placement zone announced in dea.advertise. */
+  zone: string;
+  /** Stacks this DEA runs droplets of. */
+  stacks: string[];
+  /** Memory offered to instances, MiB (0: three quarters of the machine's memory). */
+  memoryMb: number;
+  /** Disk offered to instances, MiB (0: three quarters of the data dir's file system). */
+  diskMb: number;
+  /** Where droplets, staging and instance files live. */
+  dataDir: string;
+  /** How instances are isolated: runc containers, or plain processes ("none"). */
+  isolation: Isolation;
+  /** dea.advertise is sent at start and then this often. */
+  advertiseIntervalMs: number;
+  /** Tests only: reservations made at start, so a DEA looks busy without running apps. */
+  testReservations: TestReservation[];
+}
+
+const MIB = 1024 * 1024;
+/** Largest memory or disk a DEA can advertise (a uint32 field). */
+const MAX_MB = 0xffff_ffff;
+
+export const deaDefaults: DeaConfig = {
+  deaId: "",
+  natsUrl: "nats://127.0.0.1:4222",
+  natsUser: "",
+  natsPass: "",
+  host: "127.0.0.1",
+  zone: "default",
+  // The stack name Cloud Foundry buildpacks know; a discover with an empty stack takes any.
+  stacks: ["cflinuxfs4"],
+  memoryMb: 0,
+  diskMb: 0,
+  dataDir: ".kiln/dea",
+  isolation: "runc",
+  advertiseIntervalMs: 5_000,
+  testReservations: [],
+};
+
+/** Environment variable of each option (lists are comma separated). */
+export const deaEnv: Record<keyof DeaConfig, string> = {
+  deaId: "KILN_DEA_ID",
+  natsUrl: "KILN_NATS_URL",
+  natsUser: "KILN_NATS_USER",
+  natsPass: "KILN_NATS_PASS",
+  host: "KILN_DEA_HOST",
+  zone: "KILN_DEA_ZONE",
+  stacks: "KILN_DEA_STACKS",
+  memoryMb: "KILN_DEA_MEMORY_MB",
+  diskMb: "KILN_DEA_DISK_MB",
+  dataDir: "KILN_DEA_DATA_DIR",
+  isolation: "KILN_DEA_ISOLATION",
+  advertiseIntervalMs: "KILN_DEA_ADVERTISE_INTERVAL_MS",
+  testReservations: "KILN_DEA_TEST_RESERVATIONS",
+};
+
+/** `kiln dea` flag of each option that has one (test reservations have none). */
+const flagOf: Partial<Record<keyof DeaConfig, string>> = {
+  deaId: "id",
+  natsUrl: "nats",
+  natsUser: "nats-user",
+  natsPass: "nats-pass",
+  host: "host",
+  zone: "zone",
+  stacks: "stacks",
+  memoryMb: "memory-mb",
+  diskMb: "disk-mb",
+  dataDir: "data-dir",
+  isolation: "isolation",
+  advertiseIntervalMs: "advertise-interval-ms",
+};
+
+/** Usage line of `kiln dea`. */
+export const deaUsage = Object.values(flagOf)
+  .map((f) => `[--${f} V]`)
+  .join(" ");
+
+function bad(source: string, what: string, raw: string): DeaProcessError {
+  return new DeaProcessError("KILN_DEA_CONFIG", `${source} must be ${what}, got "${raw}"`);
+}
+
+function isServerUrl(raw: string): boolean {
+  const s = raw.trim();
+  try {
+    return new URL(s.includes("://") ? s : `nats://${s}`).hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+function hasControl(raw: string): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+function integer(raw: string, source: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(n) || n < min || n > max)
+    throw bad(source, `an integer from ${min} to ${max}`, raw);
+  return n;
+}
+
+/** `APP:COUNT:MEMORY_MB:DISK_MB`, comma separated. */
+function parseTestReservations(raw: string, source: string): TestReservation[] {
+  const out: TestReservation[] = [];
+  const whole = (text: string | undefined, min: number, max: number): number | null => {
+    const n = Number(text);
+    return text === undefined || text.trim() === "" || !Number.isInteger(n) || n < min || n > max ? null : n;
+  };
+  for (const entry of raw.split(",")) {
+    const [app, count, memory, disk, ...rest] = entry.trim().split(":");
+    const r = {
+      app: app ?? "",
+      count: whole(count, 1, 10_000),
+      memoryMb: whole(memory, 0, MAX_MB),
+      diskMb: whole(disk, 0, MAX_MB),
+    };
+    if (
+      rest.length > 0 ||
+      !isValidToken(r.app) ||
+      r.count === null ||
+      r.memoryMb === null ||
+      r.diskMb === null
+    )
+      throw bad(source, "a list of APP:COUNT:MEMORY_MB:DISK_MB (whole numbers, count 1 to 10000)", raw);
+    out.push({ app: r.app, count: r.count, memoryMb: r.memoryMb, diskMb: r.diskMb });
+  }
+  return out;
+}
+
+function convert(key: keyof DeaConfig, raw: string, source: string): DeaConfig[keyof DeaConfig] {
+  switch (key) {
+    case "deaId":
+      // The id is a subject token (dea.<id>.start): no dots, wildcards or spaces.
+      if (!isValidToken(raw)) throw bad(source, "a NATS subject token (no '.', '*', '>' or spaces)", raw);
+      return raw;
+    case "natsUrl":
+      if (!isServerUrl(raw)) throw bad(source, "a NATS URL such as nats://127.0.0.1:4222", raw);
+      return raw;
+    case "zone":
+    case "host":
+      if (raw === "" || /\s/.test(raw) || hasControl(raw))
+        throw bad(source, "a non-empty name without spaces", raw);
+      return raw;
+    case "stacks": {
+      const list = raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== "");
+      if (list.length === 0 || list.some((s) => !isValidToken(s)))
+        throw bad(source, "a comma-separated list of stack names", raw);
+      return list;
+    }
+    case "memoryMb":
+    case "diskMb":
+      return integer(raw, source, 0, MAX_MB);
+    case "advertiseIntervalMs":
+      return integer(raw, source, 10, 3_600_000);
+    case "isolation":
+      if (raw !== "runc" && raw !== "none") throw bad(source, "runc or none", raw);
+      return raw;
+    case "testReservations":
+      return parseTestReservations(raw, source);
+    default:
+      return raw;
+  }
+}
+
+/** MiB of the file system that holds `dir` (or would: the nearest existing parent). */
+function fileSystemMb(dir: string): number {
+  let d = resolve(dir);
+  for (;;) {
+    try {
+      const s = statfsSync(d);
+      return Math.floor((s.blocks * s.bsize) / MIB);
+    } catch {
+      const up = dirname(d);
+      if (up === d) return 0;
+      d = up;
+    }
+  }
+}
+
+/** Three quarters of the machine's memory / the data dir's file system: room left for the host. */
+function share(totalMb: number): number {
+  return Math.max(1, Math.min(MAX_MB, Math.floor(totalMb * 0.75)));
+}
+
+/** Defaults, then environment variables, then explicit overrides; 0 memory/disk become measured shares. */
+export function deaConfig(
+  overrides: Partial<DeaConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): DeaConfig {
+  const cfg: DeaConfig = { ...deaDefaults, stacks: [...deaDefaults.stacks], testReservations: [] };
+  const target = cfg as unknown as Record<string, unknown>;
+  for (const key of Object.keys(deaEnv) as (keyof DeaConfig)[]) {
+    const raw = env[deaEnv[key]];
+    if (raw !== undefined && raw !== "") target[key] = convert(key, raw, deaEnv[key]);
+  }
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) target[k] = v;
+  if (cfg.memoryMb === 0) cfg.memoryMb = share(Math.floor(totalmem() / MIB));
+  if (cfg.diskMb === 0) cfg.diskMb = share(fileSystemMb(cfg.dataDir));
+  return cfg;
+}
+
+/** Parses `kiln dea` flags into overrides (unknown flags are a config error). */
+export function parseDeaArgs(argv: string[]): Partial<DeaConfig> {
+  const options: Record<string, { type: "string" }> = {};
+  for (const f of Object.values(flagOf)) options[f] = { type: "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new DeaProcessError("KILN_DEA_CONFIG", `kiln dea: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, flag] of Object.entries(flagOf) as [keyof DeaConfig, string][]) {
+    const raw = values[flag];
+    if (typeof raw === "string") out[key] = convert(key, raw, `--${flag}`);
+  }
+  return out as Partial<DeaConfig>;
+}

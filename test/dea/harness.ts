@@ -1,0 +1,111 @@
+// Test rig for the DEA: real `kiln dea` processes (from dist/) against a private nats-server,
+// their structured log lines parsed, SIGTERM and an exit check in t.teardown.
+import { type ChildProcess, spawn } from "node:child_process";
+import { kilnBin } from "../../kernel/paths.js";
+import type { TestNats } from "../helpers/nats.js";
+
+interface Teardownable {
+  teardown(fn: () => void | Promise<void>): void;
+  fail(message: string): void;
+}
+
+export interface DeaProc {
+  child: ChildProcess;
+  id: string;
+  /** Structured log lines the DEA wrote (stderr), parsed; a bare line is kept as { raw }. */
+  logs: Record<string, unknown>[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the first log line of this event that arrives from now on (or already came). */
+  waitFor(event: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** SIGTERM and wait for the exit. */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** A `kiln dea --id ID` process with the `dea` NATS user; resolves once it logged dea_started. */
+export async function startDeaProc(
+  t: Teardownable,
+  nats: TestNats,
+  id: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<DeaProc> {
+  const cred = nats.credentials("dea");
+  const clean: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("KILN_")) clean[k] = v;
+  const child = spawn(process.execPath, [kilnBin, "dea", "--nats", nats.url, "--id", id, ...args], {
+    env: { ...clean, KILN_NATS_USER: cred.user, KILN_NATS_PASS: cred.pass, ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const waiters: { event: string; resolve: (r: Record<string, unknown>) => void }[] = [];
+  let buf = "";
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    buf += d;
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        rec = { raw: line };
+      }
+      logs.push(rec);
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        const w = waiters[i];
+        if (w !== undefined && w.event === rec.event) {
+          waiters.splice(i, 1);
+          w.resolve(rec);
+        }
+      }
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const waitFor = (event: string, timeoutMs = 10_000): Promise<Record<string, unknown>> => {
+    const seen = logs.find((l) => l.event === event);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`DEA ${id}: no ${event} within ${timeoutMs} ms: ${JSON.stringify(logs)}`)),
+        timeoutMs,
+      );
+      waiters.push({
+        event,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      });
+      void exited.then((e) => {
+        clearTimeout(timer);
+        reject(
+          new Error(`DEA ${id} exited (${e.code ?? e.signal}) before ${event}: ${JSON.stringify(logs)}`),
+        );
+      });
+    });
+  };
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      const e = await exited;
+      clearTimeout(timer);
+      return e;
+    }
+    return exited;
+  };
+  t.teardown(async () => {
+    await stop();
+    const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");
+    if (bare.length > 0) t.fail(`DEA ${id} wrote lines that are not log records: ${JSON.stringify(bare)}`);
+  });
+  await waitFor("dea_started");
+  return { child, id, logs, exited, waitFor, stop };
+}
+
+/** Lines of one event, in order. */
+export function events(logs: Record<string, unknown>[], event: string): Record<string, unknown>[] {
+  return logs.filter((l) => l.event === event);
+}
