@@ -10,7 +10,10 @@ import { create } from "tar";
 import { DigestStream, type Digests } from "./digest.js";
 import { StagingError } from "./errors.js";
 
-/** Every path under `root`, relative, folders before their contents, names in byte order. */
+/**
+ * Every path under `root`, relative, folders before their contents, names sorted here:
+ * libuv happens to list a folder sorted, but Node does not promise any order.
+ */
 async function sortedTree(root: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (rel: string): Promise<void> => {

@@ -203,8 +203,17 @@ function asStagingError(err: unknown, archivePath: string): StagingError {
   );
 }
 
-/** Writes one checked entry; the folders above it are real folders this unpack made. */
-async function writeEntry(destDir: string, rel: string, entry: ReadEntry): Promise<number> {
+/**
+ * Writes one checked entry; the folders above it are real folders this unpack made.
+ * `stopped` rejects on a refusal: the entry's data may then never come (the gzip stream
+ * failed in the middle of it), and waiting on the entry alone would never end.
+ */
+async function writeEntry(
+  destDir: string,
+  rel: string,
+  entry: ReadEntry,
+  stopped: Promise<never>,
+): Promise<number> {
   const abs = resolve(destDir, rel);
   if (rel === "") {
     entry.resume();
@@ -235,9 +244,12 @@ async function writeEntry(destDir: string, rel: string, entry: ReadEntry): Promi
       const fh = await open(abs, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode | 0o600);
       let bytes = 0;
       try {
-        for await (const chunk of entry as AsyncIterable<Buffer>) {
-          bytes += chunk.length;
-          await fh.write(chunk);
+        const chunks = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        for (;;) {
+          const next = await Promise.race([chunks.next(), stopped]);
+          if (next.done === true) break;
+          bytes += next.value.length;
+          await fh.write(next.value);
         }
       } finally {
         await fh.close();
@@ -280,11 +292,17 @@ export async function unpack(
   // the pipeline has settled (the parser still holds data) from being an unhandled 'error'.
   counter.on("error", () => {});
   let current: ReadEntry | undefined;
-  let stopped = false;
+  let stop: (err: StagingError) => void = () => {};
+  const stopped = new Promise<never>((_, reject) => {
+    stop = reject;
+  });
+  stopped.catch(() => {}); // read only through the race in writeEntry
+  let isStopped = false;
   const refuse = (err: unknown): void => {
     refusal ??= asStagingError(err, archivePath);
-    if (stopped) return;
-    stopped = true;
+    if (isStopped) return;
+    isStopped = true;
+    stop(refusal);
     counter.destroy(refusal);
     // The parser would wait for the rest of the stream, and the entry being written for
     // data that will not come.
@@ -313,7 +331,7 @@ export async function unpack(
       }
       current = entry;
       try {
-        bytes += await writeEntry(destDir, rel, entry);
+        bytes += await writeEntry(destDir, rel, entry, stopped);
         files++;
       } catch (err) {
         entry.resume();

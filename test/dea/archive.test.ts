@@ -171,6 +171,13 @@ const hostile: Hostile[] = [
     code: "KILN_DEA_ARCHIVE_TOO_LARGE",
   },
   {
+    name: "a header declaring more than the size limit, before its data comes",
+    entries: [...good, { header: { path: "big", type: "File", size: 2 * MiB }, body: Buffer.from("x") }],
+    tail: Buffer.alloc(0),
+    limits: { maxBytes: MiB },
+    code: "KILN_DEA_ARCHIVE_TOO_LARGE",
+  },
+  {
     name: "a header that understates its size, with megabytes after it",
     entries: [...good, { header: { path: "small", type: "File", size: 0 } }],
     tail: Buffer.alloc(4 * MiB),
@@ -204,6 +211,15 @@ const hostile: Hostile[] = [
     code: "KILN_DEA_ARCHIVE_CORRUPT",
   },
   { name: "compressed twice", raw: gzipSync(tarball(good)), code: "KILN_DEA_ARCHIVE_CORRUPT" },
+  {
+    // The gzip stream ends in the middle of a file's data, while that file is being written.
+    name: "gzip cut short inside a file",
+    raw: (() => {
+      const whole = tarball([...good, file("app/data.bin", randomBytes(2 * MiB))]);
+      return whole.subarray(0, whole.length - MiB);
+    })(),
+    code: "KILN_DEA_ARCHIVE_CORRUPT",
+  },
 ];
 
 t.test("hostile packages are refused with their code and leave nothing", async (t) => {
@@ -294,6 +310,17 @@ t.test("a droplet's digest depends on the tree only", async (t) => {
   const three = await work.packDroplet(tree, join(sandbox, "d3.tgz"));
   t.not(three.sha256, one.sha256, "one byte changed: another digest");
   t.not(three.sha1, one.sha1);
+  // The same tree made in another order gives the same droplet.
+  const names = ["f3", "f1", "f4", "f2"];
+  const made = (root: string, order: string[]): void => {
+    mkdirSync(root);
+    for (const n of order) writeFileSync(join(root, n), n);
+  };
+  made(join(sandbox, "order-a"), names);
+  made(join(sandbox, "order-b"), [...names].reverse());
+  const a = await work.packDroplet(join(sandbox, "order-a"), join(sandbox, "oa.tgz"));
+  const b = await work.packDroplet(join(sandbox, "order-b"), join(sandbox, "ob.tgz"));
+  t.equal(b.sha256, a.sha256, "the same tree made in another order: same digest");
   const back = join(sandbox, "back");
   await work.unpackPackage(join(sandbox, "d3.tgz"), back);
   t.same(listTree(back), listTree(tree), "the droplet unpacks to the same tree");
@@ -315,9 +342,16 @@ t.test("the event loop stays free while a 50 MiB package unpacks", async (t) => 
     last = now;
   }, 5);
   const started = performance.now();
+  const busyBefore = performance.eventLoopUtilization();
   const res = await work.unpackPackage(archive, join(sandbox, "large"));
+  const busy = performance.eventLoopUtilization(busyBefore).utilization;
   const took = performance.now() - started;
   clearInterval(timer);
   t.equal(res.bytes, 50 * MiB);
-  t.ok(maxLag < 50, `max event-loop lag ${maxLag.toFixed(1)} ms during a ${took.toFixed(0)} ms unpack`);
+  // The unpack is asynchronous even on the main thread, so lag alone cannot tell the pool
+  // from inline work; the share of the unpack's time the main thread was busy can.
+  t.ok(busy < 0.2, `main thread busy ${(busy * 100).toFixed(1)}% of a ${took.toFixed(0)} ms unpack`);
+  // A loop blocked by the unpack would lag by about its whole length. The bound leaves room
+  // for the scheduling of a shared 2-core machine, which alone has shown lags of 55 ms.
+  t.ok(maxLag < 100, `max event-loop lag ${maxLag.toFixed(1)} ms during a ${took.toFixed(0)} ms unpack`);
 });
