@@ -1,0 +1,34 @@
+// Staging's settings and their defaults, in one place: the limits a package must stay within
+// to be unpacked, and the size of the DEA's archive worker pool.
+
+/** What a package may hold; anything beyond is refused with a coded error before it is written. */
+export interface UnpackLimits {
+  /** Entries (files, folders, links) in the package. */
+  maxFiles: number;
+  /**
+   * Uncompressed bytes: the sum of the entries' declared sizes, and also the bytes the gzip
+   * stream actually inflates to, less tar's own framing of 1 KiB per entry (so a header that
+   * understates its size, or data after the end of the archive, cannot get past).
+   */
+  maxBytes: number;
+  /** Characters in one entry's path (and in a link's target). */
+  maxPathLength: number;
+}
+
+export const unpackLimitDefaults: Readonly<UnpackLimits> = Object.freeze({
+  maxFiles: 50_000,
+  maxBytes: 1024 * 1024 * 1024,
+  maxPathLength: 1024,
+});
+
+export interface ArchivePoolOptions {
+  /** Worker threads for archive work; small, so staging never takes the DEA's cores from its apps. */
+  maxThreads: number;
+  /** A worker idle this long (ms) exits; the pool starts one again on the next task. */
+  idleTimeoutMs: number;
+}
+
+export const archivePoolDefaults: Readonly<ArchivePoolOptions> = Object.freeze({
+  maxThreads: 2,
+  idleTimeoutMs: 30_000,
+});
