@@ -3,7 +3,7 @@
 import { statfsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { applySettings, parseFlags } from "../kernel/settings.js";
 import { isValidToken } from "../messaging/subjects.js";
 import { DeaProcessError } from "./process/errors.js";
 
@@ -222,12 +222,7 @@ export function deaConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): DeaConfig {
   const cfg: DeaConfig = { ...deaDefaults, stacks: [...deaDefaults.stacks], testReservations: [] };
-  const target = cfg as unknown as Record<string, unknown>;
-  for (const key of Object.keys(deaEnv) as (keyof DeaConfig)[]) {
-    const raw = env[deaEnv[key]];
-    if (raw !== undefined && raw !== "") target[key] = convert(key, raw, deaEnv[key]);
-  }
-  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) target[k] = v;
+  applySettings(cfg, deaEnv, convert, overrides, env);
   if (cfg.memoryMb === 0) cfg.memoryMb = share(Math.floor(totalmem() / MIB));
   if (cfg.diskMb === 0) cfg.diskMb = share(fileSystemMb(cfg.dataDir));
   return cfg;
@@ -235,18 +230,5 @@ export function deaConfig(
 
 /** Parses `kiln dea` flags into overrides (unknown flags are a config error). */
 export function parseDeaArgs(argv: string[]): Partial<DeaConfig> {
-  const options: Record<string, { type: "string" }> = {};
-  for (const f of Object.values(flagOf)) options[f] = { type: "string" };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
-  } catch (err) {
-    throw new DeaProcessError("KILN_DEA_CONFIG", `kiln dea: ${(err as Error).message.split("\n")[0]}`);
-  }
-  const out: Record<string, unknown> = {};
-  for (const [key, flag] of Object.entries(flagOf) as [keyof DeaConfig, string][]) {
-    const raw = values[flag];
-    if (typeof raw === "string") out[key] = convert(key, raw, `--${flag}`);
-  }
-  return out as Partial<DeaConfig>;
+  return parseFlags(argv, flagOf, convert, (m) => new DeaProcessError("KILN_DEA_CONFIG", `kiln dea: ${m}`));
 }

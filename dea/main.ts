@@ -2,8 +2,10 @@
 // dea.advertise publisher; SIGTERM unsubscribes, drains and closes. `kiln dea` calls
 // runDeaCommand; tests and embedders call startDea. Running instances and staging come later
 // (dea/container, dea/staging) and fill the same ledger.
+
 import { randomUUID } from "node:crypto";
 import { createLogger, type Logger } from "../kernel/log.js";
+import { runUntilSignal } from "../kernel/run.js";
 import { connectNats, type KilnConnection } from "../messaging/connection.js";
 import { type DeaConfig, deaConfig, parseDeaArgs } from "./config.js";
 import { Advertiser } from "./placement/advertise.js";
@@ -52,6 +54,7 @@ export async function startDea(
     signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
   });
   aborted.catch(() => {});
+  log.info("dea_starting", { id, nats: config.natsUrl, isolation: config.isolation });
   const connecting = connectNats({
     servers: config.natsUrl,
     user: config.natsUser || undefined,
@@ -151,25 +154,9 @@ export async function startDea(
 export async function runDeaCommand(argv: string[]): Promise<number> {
   const log = createLogger("dea");
   const config = deaConfig(parseDeaArgs(argv));
-  let dea: DeaHandle | null = null;
-  const starting = new AbortController();
-  const onSignal = (signal: NodeJS.Signals): void => {
-    log.info("signal", { signal });
-    if (dea === null) starting.abort(new Error(`stopped by ${signal} while starting`));
-    else void dea.stop();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  try {
-    dea = await startDea(config, log, starting.signal);
-    return await dea.done;
-  } catch (err) {
-    if (!starting.signal.aborted) throw err;
-    // The NATS client's first connect cannot be cancelled: leave without waiting for it.
-    setTimeout(() => process.exit(0), 200).unref();
-    return 0;
-  } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
-  }
+  return runUntilSignal(
+    log,
+    (signal) => startDea(config, log, signal),
+    (dea) => void dea.stop(),
+  );
 }

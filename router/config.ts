@@ -1,7 +1,7 @@
 // The router's options: one typed object, its defaults, and the environment variables
 // and `kiln router` flags that override them (the README's configuration table lists the same).
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
+import { applySettings, parseFlags } from "../kernel/settings.js";
 import { RouterError } from "./errors.js";
 
 /** Where access log lines go: nowhere, standard output, or a file (appended). */
@@ -342,32 +342,10 @@ export function routerConfig(
     stickyCookies: [...routerDefaults.stickyCookies],
     trustedProxies: [...routerDefaults.trustedProxies],
   };
-  const target = cfg as unknown as Record<string, unknown>;
-  for (const key of Object.keys(routerEnv) as (keyof RouterConfig)[]) {
-    const raw = env[routerEnv[key]];
-    if (raw !== undefined && raw !== "") target[key] = convert(key, raw, routerEnv[key]);
-  }
-  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) target[k] = v;
-  return cfg;
+  return applySettings(cfg, routerEnv, convert, overrides, env);
 }
 
 /** Parses `kiln router` flags into overrides (unknown flags are a config error). */
 export function parseRouterArgs(argv: string[]): Partial<RouterConfig> {
-  const options: Record<string, { type: "string" }> = {};
-  for (const f of Object.values(flagOf)) options[f] = { type: "string" };
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<
-      string,
-      string | undefined
-    >;
-  } catch (err) {
-    throw new RouterError("KILN_ROUTER_CONFIG", `kiln router: ${(err as Error).message.split("\n")[0]}`);
-  }
-  const out: Record<string, unknown> = {};
-  for (const [key, flag] of Object.entries(flagOf) as [keyof RouterConfig, string][]) {
-    const raw = values[flag];
-    if (typeof raw === "string") out[key] = convert(key, raw, `--${flag}`);
-  }
-  return out as Partial<RouterConfig>;
+  return parseFlags(argv, flagOf, convert, (m) => new RouterError("KILN_ROUTER_CONFIG", `kiln router: ${m}`));
 }

@@ -1,12 +1,14 @@
 // The router process: route table, worker threads running uWebSockets.js on one port,
 // the NATS connection and route registry, the status server, and SIGTERM draining.
 // `kiln router` calls runRouterCommand; tests and embedders call startRouter.
+
 import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
 import { createServer } from "node:net";
 import { Worker } from "node:worker_threads";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { compiledSibling } from "../kernel/paths.js";
+import { runUntilSignal } from "../kernel/run.js";
 import { connectNats, type KilnConnection } from "../messaging/connection.js";
 import { createRouteTable } from "../native/table.js";
 import type { RouteSink, RouteTable, RouteUpdate } from "../native/types.js";
@@ -385,27 +387,9 @@ export async function startRouter(
 export async function runRouterCommand(argv: string[]): Promise<number> {
   const log = createLogger("router");
   const config = routerConfig(parseRouterArgs(argv));
-  let router: RouterHandle | null = null;
-  const starting = new AbortController();
-  const onSignal = (signal: NodeJS.Signals): void => {
-    log.info("signal", { signal });
-    // Still starting (e.g. waiting for NATS): nothing is routed yet, so nothing to drain.
-    if (router === null) starting.abort(new Error(`stopped by ${signal} while starting`));
-    else void router.drain();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  try {
-    router = await startRouter(config, log, starting.signal);
-    return await router.done;
-  } catch (err) {
-    if (!starting.signal.aborted) throw err;
-    // Workers are stopped; only the NATS client may still be retrying its first connect,
-    // which cannot be cancelled: leave without waiting for it.
-    setTimeout(() => process.exit(0), 200).unref();
-    return 0;
-  } finally {
-    process.off("SIGTERM", onSignal);
-    process.off("SIGINT", onSignal);
-  }
+  return runUntilSignal(
+    log,
+    (signal) => startRouter(config, log, signal),
+    (router) => void router.drain(),
+  );
 }

@@ -120,7 +120,11 @@ t.test("SIGTERM while NATS is still unreachable: exit 0 at once", async (t) => {
     err += d;
   });
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  await new Promise((r) => setTimeout(r, 1000));
+  // Signalled once it is starting (its signal handlers are in place by then), however slow
+  // the machine is to get it there.
+  for (let i = 0; i < 400 && !err.includes('"event":"dea_starting"'); i++)
+    await new Promise((r) => setTimeout(r, 25));
+  await new Promise((r) => setTimeout(r, 200));
   const sent = Date.now();
   child.kill("SIGTERM");
   t.equal(await exited, 0, "exit 0");
