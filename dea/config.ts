@@ -3,7 +3,7 @@
 import { statfsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
-import { applySettings, parseFlags } from "../kernel/settings.js";
+import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
 import { isValidToken } from "../messaging/subjects.js";
 import { DeaProcessError } from "./process/errors.js";
 
@@ -104,15 +104,6 @@ export const deaUsage = Object.values(flagOf)
 
 function bad(source: string, what: string, raw: string): DeaProcessError {
   return new DeaProcessError("KILN_DEA_CONFIG", `${source} must be ${what}, got "${raw}"`);
-}
-
-function isServerUrl(raw: string): boolean {
-  const s = raw.trim();
-  try {
-    return new URL(s.includes("://") ? s : `nats://${s}`).hostname !== "";
-  } catch {
-    return false;
-  }
 }
 
 function hasControl(raw: string): boolean {

@@ -3,9 +3,12 @@
 // error a user sees is a DeaError with a stable code listed in docs/errors.md.
 import { KilnError } from "../kernel/errors.js";
 
-export class DeaError extends KilnError {
-  constructor(code: string, message: string, cause?: unknown) {
+/** `C`: the codes of the part that throws it, so `code` is typed by the subclass. */
+export class DeaError<C extends string = string> extends KilnError {
+  declare readonly code: C;
+
+  constructor(code: C, message: string, cause?: unknown) {
     super(code, message, cause === undefined ? undefined : { cause });
-    this.name = "DeaError";
+    this.name = new.target.name;
   }
 }

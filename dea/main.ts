@@ -49,13 +49,8 @@ export async function startDea(
         diskMb: r.diskMb,
       });
 
-  const aborted = new Promise<never>((_, reject) => {
-    if (signal?.aborted) reject(signal.reason);
-    signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
-  });
-  aborted.catch(() => {});
   log.info("dea_starting", { id, nats: config.natsUrl, isolation: config.isolation });
-  const connecting = connectNats({
+  const bus: KilnConnection = await connectNats({
     servers: config.natsUrl,
     user: config.natsUser || undefined,
     pass: config.natsPass || undefined,
@@ -65,13 +60,8 @@ export async function startDea(
       reconnected: ({ server }) => log.info("nats_reconnected", { server }),
       error: ({ error, code }) => log.warn("nats_error", { code, error }),
     },
+    ...(signal === undefined ? {} : { signal }),
   });
-  if (signal !== undefined)
-    aborted.catch(() => {
-      // Stopped while connecting: close the connection if it still arrives.
-      void connecting.then((b) => b.close()).catch(() => {});
-    });
-  const bus: KilnConnection = await Promise.race([connecting, aborted]);
 
   const discover = new DiscoverResponder({
     bus,

@@ -48,3 +48,13 @@ export function parseFlags<C extends object>(
   }
   return out as Partial<C>;
 }
+
+/** A NATS server address as nats.js takes it: a URL with a host, the scheme optional. */
+export function isServerUrl(raw: string): boolean {
+  const s = raw.trim();
+  try {
+    return new URL(s.includes("://") ? s : `nats://${s}`).hostname !== "";
+  } catch {
+    return false;
+  }
+}

@@ -55,6 +55,11 @@ export interface ConnectNatsOptions {
   pingIntervalMs?: number;
   /** Listeners attached before connecting (the only way to see "connected"). */
   listeners?: { [E in ConnectionEvent]?: ConnectionListener<E> };
+  /**
+   * Stops waiting for the first connect (a component stopped while NATS is unreachable): the
+   * promise rejects with the signal's reason, and a connection that still arrives is closed.
+   */
+  signal?: AbortSignal;
 }
 
 /** Kiln's connection policy; each can be overridden per connection. */
@@ -246,7 +251,22 @@ export class KilnConnection {
  * Connects to NATS with Kiln's policy: reconnect forever with jitter, buffered publishes,
  * wait for a server that is not up yet. Throws KILN_MSG_CONNECT_FAILED (e.g. bad credentials).
  */
-export async function connectNats(options: ConnectNatsOptions): Promise<KilnConnection> {
+export function connectNats(options: ConnectNatsOptions): Promise<KilnConnection> {
+  const signal = options.signal;
+  const connecting = connectOnce(options);
+  if (signal === undefined) return connecting;
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+  aborted.catch(() => {
+    // Stopped while connecting: close the connection if it still arrives.
+    void connecting.then((b) => b.close()).catch(() => {});
+  });
+  return Promise.race([connecting, aborted]);
+}
+
+async function connectOnce(options: ConnectNatsOptions): Promise<KilnConnection> {
   let nc: NatsConnection;
   try {
     nc = await connect({

@@ -1,8 +1,9 @@
 // The router's options: one typed object, its defaults, and the environment variables
 // and `kiln router` flags that override them (the README's configuration table lists the same).
 import { availableParallelism } from "node:os";
-import { applySettings, parseFlags } from "../kernel/settings.js";
+import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
 import { RouterError } from "./errors.js";
+import { parseTrustedProxies } from "./handlers/forwarded.js";
 
 /** Where access log lines go: nowhere, standard output, or a file (appended). */
 export type AccessLogTarget = "off" | "stdout" | { file: string };
@@ -259,16 +260,6 @@ function parseAccessLog(raw: string): AccessLogTarget {
   return { file: raw };
 }
 
-/** A NATS server address as nats.js takes it: a URL with a host, the scheme optional. */
-function isServerUrl(raw: string): boolean {
-  const s = raw.trim();
-  try {
-    return new URL(s.includes("://") ? s : `nats://${s}`).hostname !== "";
-  } catch {
-    return false;
-  }
-}
-
 function convert(key: keyof RouterConfig, raw: string, source: string): RouterConfig[keyof RouterConfig] {
   const def = routerDefaults[key];
   if (key === "accessLog") return parseAccessLog(raw);
@@ -306,11 +297,15 @@ function convert(key: keyof RouterConfig, raw: string, source: string): RouterCo
       );
     return n;
   }
-  if (Array.isArray(def))
-    return raw
+  if (Array.isArray(def)) {
+    const list = raw
       .split(",")
       .map((s) => s.trim())
       .filter((s) => s !== "");
+    // Checked here, so a bad network is a configuration error (exit 2) before any worker starts.
+    if (key === "trustedProxies") parseTrustedProxies(list, `${source} "${raw}"`);
+    return list;
+  }
   if (typeof def === "number") {
     const n = Number(raw);
     const max =

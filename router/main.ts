@@ -322,11 +322,7 @@ export async function startRouter(
     const addr = status.address();
     const statusPort = typeof addr === "object" && addr !== null ? addr.port : config.statusPort;
 
-    const aborted = new Promise<never>((_, reject) => {
-      if (signal?.aborted) reject(signal.reason);
-      signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
-    });
-    const connecting = connectNats({
+    bus = await connectNats({
       servers: config.natsUrl,
       user: config.natsUser || undefined,
       pass: config.natsPass || undefined,
@@ -335,12 +331,8 @@ export async function startRouter(
         disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
         reconnected: ({ server }) => log.info("nats_reconnected", { server }),
       },
+      ...(signal === undefined ? {} : { signal }),
     });
-    aborted.catch(() => {
-      // Stopped while connecting: close the connection if it still arrives.
-      void connecting.then((b) => b.close()).catch(() => {});
-    });
-    bus = await Promise.race([connecting, aborted]);
     registry = new RouteRegistry({
       nc: bus.nc,
       sink: routerSink(table, workers, log),

@@ -10,8 +10,7 @@ import { upstreamAvailable } from "../native/upstream.js";
 import { AccessLog } from "./access-log.js";
 import type { RouterConfig } from "./config.js";
 import { type Refusal, Refusals } from "./errors.js";
-import { addressText } from "./handlers/client-address.js";
-import { forwardedClient, isTrusted, parseTrustedProxies } from "./handlers/forwarded.js";
+import { requestClient } from "./handlers/forwarded.js";
 import {
   bodyOf,
   collectHeader,
@@ -115,7 +114,6 @@ ctx.routeServices = routeServices;
 /** One forwarder class per worker, so the request handler's `new` stays monomorphic. */
 const ExchangeClass = side !== null ? NativeExchange : Exchange;
 const forwardedProto = cfg.forwardedProto;
-const trustedNets = parseTrustedProxies(cfg.trustedProxies);
 /** The native request path: needs the shared native table and the native upstream client. */
 const fast =
   side !== null && init.tableId >= 0 && cfg.fastPath === "on" ? new FastPath(ctx, init.tableId) : null;
@@ -159,10 +157,10 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
   const query = req.getQuery() as string | undefined;
   const target = query === undefined || query === "" ? url : `${url}?${query}`;
   const host = s.host;
-  const peerBytes = new Uint8Array(res.getRemoteAddress());
-  const peer = addressText(peerBytes);
-  const trusted = isTrusted(trustedNets, peerBytes);
-  const client = trusted ? forwardedClient(s.xff, peer) : peer;
+  const who = requestClient;
+  who.read(ctx.trustedNets, res.getRemoteAddress(), s.xff);
+  const peer = who.peer;
+  const client = who.client;
   if (s.bytes > maxHeaderBytes) {
     refuse(res, Refusals.headersTooLarge, host, method, target, true, client);
     return;
@@ -211,7 +209,7 @@ function onRequest(res: HttpResponse, req: HttpRequest): void {
       ? `${method} ${target} HTTP/1.1\r\n${s.head}`
       : `${method} ${rs.target} HTTP/1.1\r\n${rs.head}${rs.extra}`) +
     `x-forwarded-for: ${s.xff === "" ? peer : `${s.xff}, ${peer}`}\r\n` +
-    `x-forwarded-proto: ${trusted && s.xfp !== "" ? s.xfp : forwardedProto}\r\n` +
+    `x-forwarded-proto: ${who.trusted && s.xfp !== "" ? s.xfp : forwardedProto}\r\n` +
     `x-request-start: ${now}\r\n` +
     `x-vcap-request-id: ${requestId}\r\n` +
     `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n${framingLine(s, reqBody)}`;

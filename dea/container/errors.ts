@@ -24,9 +24,4 @@ export const ContainerCodes = defineCodes("dea container", {
 
 export type ContainerCode = keyof typeof ContainerCodes;
 
-export class ContainerError extends DeaError {
-  constructor(code: ContainerCode, message: string, cause?: unknown) {
-    super(code, message, cause);
-    this.name = "ContainerError";
-  }
-}
+export class ContainerError extends DeaError<ContainerCode> {}

@@ -23,12 +23,4 @@ export const PlacementCodes = defineCodes("dea", {
 
 export type PlacementCode = keyof typeof PlacementCodes;
 
-export class PlacementError extends DeaError {
-  override readonly code: PlacementCode;
-
-  constructor(code: PlacementCode, message: string, cause?: unknown) {
-    super(code, message, cause);
-    this.name = "PlacementError";
-    this.code = code;
-  }
-}
+export class PlacementError extends DeaError<PlacementCode> {}

@@ -12,12 +12,4 @@ export const DeaProcessCodes = defineCodes("dea", {
 
 export type DeaProcessCode = keyof typeof DeaProcessCodes;
 
-export class DeaProcessError extends DeaError {
-  override readonly code: DeaProcessCode;
-
-  constructor(code: DeaProcessCode, message: string, cause?: unknown) {
-    super(code, message, cause);
-    this.name = "DeaProcessError";
-    this.code = code;
-  }
-}
+export class DeaProcessError extends DeaError<DeaProcessCode> {}

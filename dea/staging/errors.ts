@@ -46,11 +46,4 @@ export const StagingCodes = defineCodes("dea staging", {
 
 export type StagingCode = keyof typeof StagingCodes;
 
-export class StagingError extends DeaError {
-  declare readonly code: StagingCode;
-
-  constructor(code: StagingCode, message: string, cause?: unknown) {
-    super(code, message, cause);
-    this.name = "StagingError";
-  }
-}
+export class StagingError extends DeaError<StagingCode> {}

@@ -6,6 +6,7 @@
 // (Trusted); test/router/forwarded.test.ts runs one table of cases through both.
 import { isIPv4, isIPv6 } from "node:net";
 import { RouterError } from "../errors.js";
+import { addressText } from "./client-address.js";
 
 /** A trusted network: its address bytes (4 or 16) and prefix length. */
 export interface TrustedNet {
@@ -40,20 +41,20 @@ function v6Bytes(text: string): number[] | null {
   return out;
 }
 
-/** Parses `--trusted-proxies` (CIDRs or single addresses); a bad entry is KILN_ROUTER_CONFIG. */
-export function parseTrustedProxies(list: string[]): TrustedNet[] {
+/** Parses `--trusted-proxies` (CIDRs or single addresses, from `source`); a bad entry is KILN_ROUTER_CONFIG. */
+export function parseTrustedProxies(list: string[], source = "--trusted-proxies"): TrustedNet[] {
   const out: TrustedNet[] = [];
   for (const entry of list) {
     const slash = entry.indexOf("/");
     const addr = slash < 0 ? entry : entry.slice(0, slash);
     const v4 = isIPv4(addr);
     if (!v4 && !isIPv6(addr))
-      throw new RouterError("KILN_ROUTER_CONFIG", `--trusted-proxies: "${entry}" is not an address or CIDR`);
+      throw new RouterError("KILN_ROUTER_CONFIG", `${source}: "${entry}" is not an address or CIDR`);
     const bits = v4 ? 32 : 128;
     const prefixText = slash < 0 ? String(bits) : entry.slice(slash + 1);
     const prefix = Number(prefixText);
     if (!/^\d{1,3}$/.test(prefixText) || prefix > bits)
-      throw new RouterError("KILN_ROUTER_CONFIG", `--trusted-proxies: "${entry}" has a bad prefix length`);
+      throw new RouterError("KILN_ROUTER_CONFIG", `${source}: "${entry}" has a bad prefix length`);
     let bytes = v4 ? v4Bytes(addr) : (v6Bytes(addr) as number[]);
     let p = prefix;
     // An IPv4-mapped network matches the IPv4 peers it names.
@@ -106,3 +107,23 @@ export function forwardedClient(xff: string, peer: string): string {
   const last = (comma < 0 ? xff : xff.slice(comma + 1)).trim();
   return last === "" ? peer : last;
 }
+
+/**
+ * Who sent the request being handled: its peer's address text, whether that peer is trusted,
+ * and the client address that follows. One per thread, refilled per request (the handler and
+ * the WebSocket upgrade run synchronously), so nothing is allocated for it.
+ */
+export class RequestClient {
+  peer = "";
+  trusted = false;
+  client = "";
+
+  read(nets: TrustedNet[], remoteAddress: ArrayBuffer, xff: string): void {
+    const bytes = new Uint8Array(remoteAddress);
+    this.peer = addressText(bytes);
+    this.trusted = isTrusted(nets, bytes);
+    this.client = this.trusted ? forwardedClient(xff, this.peer) : this.peer;
+  }
+}
+
+export const requestClient = new RequestClient();

@@ -1,8 +1,10 @@
 // Per-worker proxy state: the route table, endpoint details cached by handle, the
 // backend pools, counters and the access log. One instance per worker thread.
+
 import type { EndpointInfo, RouteTable } from "../../native/types.js";
 import type { AccessLog } from "../access-log.js";
 import type { RouterConfig } from "../config.js";
+import { parseTrustedProxies, type TrustedNet } from "../handlers/forwarded.js";
 import type { RouteServices } from "../handlers/route-service.js";
 import { WorkerCounters } from "../metrics/counters.js";
 import type { NativeSide } from "./native-exchange.js";
@@ -36,6 +38,8 @@ export class ProxyContext {
   readonly counters = new WorkerCounters();
   readonly accessLog: AccessLog | null;
   readonly limits: PoolLimits;
+  /** --trusted-proxies, parsed once per worker (router/handlers/forwarded.ts). */
+  readonly trustedNets: TrustedNet[];
   /** The worker's native upstream client, or null when it forwards with the JavaScript one. */
   native: NativeSide | null = null;
   /** Route services of this worker (router/handlers/route-service.ts); set by the worker. */
@@ -47,6 +51,7 @@ export class ProxyContext {
     this.cfg = cfg;
     this.table = table;
     this.accessLog = accessLog;
+    this.trustedNets = parseTrustedProxies(cfg.trustedProxies);
     this.limits = {
       connectTimeoutMs: cfg.connectTimeoutMs,
       poolIdleTimeoutMs: cfg.poolIdleTimeoutMs,

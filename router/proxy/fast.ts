@@ -7,7 +7,6 @@
 import { binding } from "../../native/index.js";
 import { flushEveryMs } from "../access-log.js";
 import { failureClasses, Upstream } from "../errors.js";
-import { parseTrustedProxies } from "../handlers/forwarded.js";
 import { latencyBuckets } from "../metrics/counters.js";
 import type { ProxyContext } from "./context.js";
 import { kindOf, nativeUpstreamOptions } from "./native-exchange.js";
@@ -60,7 +59,7 @@ export class FastPath {
     // Not transientBodies: that mode hands bodies to JavaScript, and this client's go to C++.
     this.backend = new ctor(tableId, nativeUpstreamOptions(cfg), {
       forwardedProto: cfg.forwardedProto,
-      trustedProxies: parseTrustedProxies(cfg.trustedProxies),
+      trustedProxies: ctx.trustedNets,
       maxHeaderBytes: cfg.maxHeaderBytes,
       maxAttempts: cfg.maxAttempts,
       latencyBuckets,

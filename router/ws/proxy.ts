@@ -4,8 +4,7 @@
 import { connect, type Socket } from "node:net";
 import { SelectError } from "../../native/types.js";
 import { failureClasses, type Refusal, Refusals, Upstream } from "../errors.js";
-import { addressText } from "../handlers/client-address.js";
-import { forwardedClient, isTrusted, parseTrustedProxies } from "../handlers/forwarded.js";
+import { requestClient } from "../handlers/forwarded.js";
 import {
   bodyOf,
   collectHeader,
@@ -428,7 +427,6 @@ function refuse(res: HttpResponse, r: Refusal): void {
 
 /** The uWS WebSocket behaviour of a router worker. */
 export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsData> {
-  const trustedNets = parseTrustedProxies(ctx.cfg.trustedProxies);
   return {
     compression: uWS.DISABLED,
     maxPayloadLength: ctx.cfg.wsMaxMessageBytes,
@@ -455,10 +453,10 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
         refuse(res, Refusals.badRequest);
         return;
       }
-      const peerBytes = new Uint8Array(res.getRemoteAddress());
-      const peer = addressText(peerBytes);
-      const trusted = isTrusted(trustedNets, peerBytes);
-      const client = trusted ? forwardedClient(s.xff, peer) : peer;
+      const who = requestClient;
+      who.read(ctx.trustedNets, res.getRemoteAddress(), s.xff);
+      const peer = who.peer;
+      const client = who.client;
       let handle: number;
       let hashKey = "";
       if (s.appInstance !== "") {
@@ -504,7 +502,7 @@ export function wsBehavior(ctx: ProxyContext, uWS: Uws): WebSocketBehavior<WsDat
       const headBase =
         `GET ${target} HTTP/1.1\r\n${forwarded}connection: Upgrade\r\nupgrade: websocket\r\n` +
         `x-forwarded-for: ${s.xff === "" ? peer : `${s.xff}, ${peer}`}\r\n` +
-        `x-forwarded-proto: ${trusted && s.xfp !== "" ? s.xfp : ctx.cfg.forwardedProto}\r\n` +
+        `x-forwarded-proto: ${who.trusted && s.xfp !== "" ? s.xfp : ctx.cfg.forwardedProto}\r\n` +
         `x-request-start: ${now}\r\nx-vcap-request-id: ${requestId}\r\n` +
         `traceparent: ${traceparentFor(s.traceparent, requestId)}\r\n`;
       const tunnel = new Tunnel(ctx, res, context, key, handle, ep, {

@@ -81,6 +81,8 @@ const components: Record<string, { base: string[]; cases: Case[] }> = {
       flag("--status-port", "1e9", R),
       flag("--drain-timeout-ms", "soon", R),
       flag("--nats", "nats://h:abc", R),
+      flag("--trusted-proxies", "10.0.0.0/33", R),
+      env("KILN_ROUTER_TRUSTED_PROXIES", "127.0.0.1,example.com", R),
       ...processWide,
     ],
   },
