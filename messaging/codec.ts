@@ -55,6 +55,10 @@ export interface StageReply {
   detectedBuildpack: string;
   startCommand: string;
   error: string;
+  /** The error's code; empty when ok. */
+  errorCode: string;
+  /** Last lines of the staging log (at most 20). */
+  logTail: string[];
 }
 
 /** dea.<id>.start (CC → one DEA). */
@@ -434,6 +438,8 @@ const descriptors: Descriptors = {
       detectedBuildpack: i.detectedBuildpack ?? "",
       startCommand: i.startCommand ?? "",
       error: i.error ?? "",
+      errorCode: i.errorCode ?? "",
+      logTail: i.logTail ?? [],
     }),
     check(v) {
       const k = "dea.stage:reply";
@@ -452,6 +458,8 @@ const descriptors: Descriptors = {
         detectedBuildpack: w.detectedBuildpack,
         startCommand: w.startCommand,
         error: w.error,
+        errorCode: w.errorCode,
+        logTail: w.logTail,
       };
     },
   },

@@ -52,6 +52,8 @@ const samples: { [K in PayloadKind]: Payloads[K] } = {
     detectedBuildpack: "nodejs",
     startCommand: "node server.js",
     error: "",
+    errorCode: "",
+    logTail: ["-----> Node app detected", "-----> Done"],
   },
   "dea.start": {
     app: "app-1",
