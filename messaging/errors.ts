@@ -37,6 +37,9 @@ export const MessagingCodes = defineCodes("messaging", {
   },
   KILN_MSG_CONNECTION_CLOSED: { summary: "The NATS connection was closed; create a new one." },
   KILN_MSG_CONNECT_FAILED: { summary: "Could not connect to NATS; check the URL, user and password." },
+  KILN_MSG_JETSTREAM: {
+    summary: "A JetStream stream or the object store could not be opened or created; the message says why.",
+  },
   KILN_NATS_START_FAILED: {
     summary: "The private nats-server did not start; the message holds the tail of its output.",
   },
