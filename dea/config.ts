@@ -39,6 +39,18 @@ export interface DeaConfig {
   isolation: Isolation;
   /** dea.advertise is sent at start and then this often. */
   advertiseIntervalMs: number;
+  /** dea.heartbeat (every instance's state and usage) is sent this often. */
+  heartbeatIntervalMs: number;
+  /** A stopped instance gets SIGTERM, then SIGKILL after this long. */
+  stopGraceMs: number;
+  /** Log lines per second one instance or staging task may ship; the rest are counted and dropped. */
+  logRate: number;
+  /** Droplets kept unpacked on disk, MiB in all (least recently used go first). */
+  dropletCacheMb: number;
+  /** First of the unprivileged uids given to instances and staging tasks (one each). */
+  uidBase: number;
+  /** A staging task without its own timeout is stopped after this long. */
+  stagingTimeoutMs: number;
   /** Tests only: reservations made at start, so a DEA looks busy without running apps. */
   testReservations: TestReservation[];
 }
@@ -61,6 +73,13 @@ export const deaDefaults: DeaConfig = {
   dataDir: ".kiln/dea",
   isolation: "runc",
   advertiseIntervalMs: 5_000,
+  heartbeatIntervalMs: 5_000,
+  stopGraceMs: 10_000,
+  logRate: 1_000,
+  dropletCacheMb: 2_048,
+  // Above the usual ranges of system and login users, below the 65534 of nobody.
+  uidBase: 40_000,
+  stagingTimeoutMs: 15 * 60_000,
   testReservations: [],
 };
 
@@ -78,6 +97,12 @@ export const deaEnv: Record<keyof DeaConfig, string> = {
   dataDir: "KILN_DEA_DATA_DIR",
   isolation: "KILN_DEA_ISOLATION",
   advertiseIntervalMs: "KILN_DEA_ADVERTISE_INTERVAL_MS",
+  heartbeatIntervalMs: "KILN_DEA_HEARTBEAT_INTERVAL_MS",
+  stopGraceMs: "KILN_DEA_STOP_GRACE_MS",
+  logRate: "KILN_DEA_LOG_RATE",
+  dropletCacheMb: "KILN_DEA_DROPLET_CACHE_MB",
+  uidBase: "KILN_DEA_UID_BASE",
+  stagingTimeoutMs: "KILN_DEA_STAGING_TIMEOUT_MS",
   testReservations: "KILN_DEA_TEST_RESERVATIONS",
 };
 
@@ -95,6 +120,12 @@ const flagOf: Partial<Record<keyof DeaConfig, string>> = {
   dataDir: "data-dir",
   isolation: "isolation",
   advertiseIntervalMs: "advertise-interval-ms",
+  heartbeatIntervalMs: "heartbeat-interval-ms",
+  stopGraceMs: "stop-grace-ms",
+  logRate: "log-rate",
+  dropletCacheMb: "droplet-cache-mb",
+  uidBase: "uid-base",
+  stagingTimeoutMs: "staging-timeout-ms",
 };
 
 /** Usage line of `kiln dea`. */
@@ -176,7 +207,19 @@ function convert(key: keyof DeaConfig, raw: string, source: string): DeaConfig[k
     case "diskMb":
       return integer(raw, source, 0, MAX_MB);
     case "advertiseIntervalMs":
+    case "heartbeatIntervalMs":
       return integer(raw, source, 10, 3_600_000);
+    case "stopGraceMs":
+      return integer(raw, source, 0, 3_600_000);
+    case "stagingTimeoutMs":
+      return integer(raw, source, 1_000, 24 * 3_600_000);
+    case "logRate":
+      return integer(raw, source, 1, 1_000_000);
+    case "dropletCacheMb":
+      return integer(raw, source, 1, MAX_MB);
+    case "uidBase":
+      // Room for 10000 uids below nobody (65534); never root or the system range.
+      return integer(raw, source, 1_000, 55_000);
     case "isolation":
       if (raw !== "runc" && raw !== "none") throw bad(source, "runc or none", raw);
       return raw;

@@ -33,6 +33,12 @@ t.test("defaults, environment, then flags", async (t) => {
     KILN_DEA_DISK_MB: "2048",
     KILN_DEA_ISOLATION: "none",
     KILN_DEA_ADVERTISE_INTERVAL_MS: "250",
+    KILN_DEA_HEARTBEAT_INTERVAL_MS: "300",
+    KILN_DEA_STOP_GRACE_MS: "0",
+    KILN_DEA_LOG_RATE: "50",
+    KILN_DEA_DROPLET_CACHE_MB: "64",
+    KILN_DEA_UID_BASE: "30000",
+    KILN_DEA_STAGING_TIMEOUT_MS: "60000",
     KILN_DEA_TEST_RESERVATIONS: "app-1:2:128:256",
   };
   const e = deaConfig({}, env);
@@ -45,6 +51,12 @@ t.test("defaults, environment, then flags", async (t) => {
     diskMb: 2048,
     isolation: "none",
     advertiseIntervalMs: 250,
+    heartbeatIntervalMs: 300,
+    stopGraceMs: 0,
+    logRate: 50,
+    dropletCacheMb: 64,
+    uidBase: 30000,
+    stagingTimeoutMs: 60000,
     testReservations: [{ app: "app-1", count: 2, memoryMb: 128, diskMb: 256 }],
   });
   const f = deaConfig(parseDeaArgs(["--id", "dea-flag", "--memory-mb", "512", "--isolation", "runc"]), env);
@@ -76,6 +88,13 @@ t.test("kiln dea: a malformed setting is exit 2 and one coded line", async (t) =
     ["--isolation", "gvisor", {}, ["--isolation", "gvisor"]],
     ["--id", "dea*", {}, ["--id", "dea*"]],
     ["--advertise-interval-ms", "soon", {}, ["--advertise-interval-ms", "soon"]],
+    ["KILN_DEA_UID_BASE", "0", { KILN_DEA_UID_BASE: "0" }, []],
+    ["--uid-base", "65534", {}, ["--uid-base", "65534"]],
+    ["--log-rate", "0", {}, ["--log-rate", "0"]],
+    ["--stop-grace-ms", "-1", {}, ["--stop-grace-ms=-1"]],
+    ["KILN_DEA_HEARTBEAT_INTERVAL_MS", "1", { KILN_DEA_HEARTBEAT_INTERVAL_MS: "1" }, []],
+    ["--droplet-cache-mb", "0", {}, ["--droplet-cache-mb", "0"]],
+    ["--staging-timeout-ms", "10", {}, ["--staging-timeout-ms", "10"]],
     ["--nats", "nats://127.0.0.1:99999", {}, ["--nats", "nats://127.0.0.1:99999"]],
   ];
   for (const [name, shown, env, args] of cases) {
