@@ -21,10 +21,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import t from "tap";
-import { Header, type HeaderData } from "tar";
 import { ArchiveWork } from "../../dea/staging/archive.js";
 import type { StagingCode } from "../../dea/staging/errors.js";
 import { guardChildren } from "../helpers/children.js";
+import { file, type RawEntry, tarball } from "./hostile-packages.js";
 
 guardChildren(t);
 
@@ -32,39 +32,6 @@ const sandbox = mkdtempSync(join(tmpdir(), "kiln-archive-"));
 t.teardown(() => rmSync(sandbox, { recursive: true, force: true }));
 const work = new ArchiveWork({ maxThreads: 2 });
 t.teardown(() => work.close());
-
-interface RawEntry {
-  header: HeaderData;
-  /** The bytes after the header, whatever the header says its size is; padded to 512. */
-  body?: Buffer;
-}
-
-function block(h: HeaderData): Buffer {
-  const header = new Header({ mode: 0o644, mtime: new Date(1_000_000_000_000), uid: 0, gid: 0, ...h });
-  header.encode();
-  return header.block as Buffer;
-}
-
-function pad(b: Buffer): Buffer {
-  const rest = b.length % 512;
-  return rest === 0 ? b : Buffer.concat([b, Buffer.alloc(512 - rest)]);
-}
-
-function file(path: string, content: string | Buffer, mode = 0o644): RawEntry {
-  const body = typeof content === "string" ? Buffer.from(content) : content;
-  return { header: { path, type: "File", size: body.length, mode }, body };
-}
-
-/** A .tar.gz of the entries; `tail` goes after them instead of the two end blocks. */
-function tarball(entries: RawEntry[], tail: Buffer = Buffer.alloc(1024)): Buffer {
-  const parts: Buffer[] = [];
-  for (const e of entries) {
-    parts.push(block(e.header));
-    if (e.body !== undefined) parts.push(pad(e.body));
-  }
-  parts.push(tail);
-  return gzipSync(Buffer.concat(parts), { level: 1 });
-}
 
 let serial = 0;
 function writeArchive(bytes: Buffer): string {
