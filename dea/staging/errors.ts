@@ -60,15 +60,15 @@ export const StagingCodes = defineCodes("dea staging", {
       "The buildpack's bin/compile exited non-zero (a dependency that would not install, a build error); the log tail shows why.",
   },
   KILN_DEA_STAGING_RELEASE_FAILED: {
-    summary:
-      "The buildpack's bin/release failed or printed YAML that is not a mapping; fix the buildpack.",
+    summary: "The buildpack's bin/release failed or printed YAML that is not a mapping; fix the buildpack.",
   },
   KILN_DEA_STAGING_NO_START_COMMAND: {
     summary:
       "Staging found no start command: add a Procfile with a `web:` line, or the file the buildpack starts by default.",
   },
   KILN_DEA_STAGING_TIMEOUT: {
-    summary: "Staging ran longer than its timeout and was killed; raise the timeout or make the build faster.",
+    summary:
+      "Staging ran longer than its timeout and was killed; raise the timeout or make the build faster.",
   },
   KILN_DEA_STAGING_OUT_OF_MEMORY: {
     summary: "Staging ran out of its memory limit and was killed; stage with more memory.",

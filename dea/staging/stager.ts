@@ -4,7 +4,19 @@
 // object store under droplets/<sha256>. Every failure is a StageReply with a code, never a throw.
 import { randomBytes } from "node:crypto";
 import { constants, createReadStream, createWriteStream } from "node:fs";
-import { access, chmod, chown, lchown, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  access,
+  chmod,
+  chown,
+  lchown,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
@@ -106,7 +118,13 @@ export async function stage(
   try {
     const staged = await run(deps, req, limits, id, work, say, phases, signal);
     const ms = Math.round(performance.now() - started);
-    deps.log.info("staged", { app: req.app, task: req.taskId, buildpack: staged.detectedBuildpack, ms, phases });
+    deps.log.info("staged", {
+      app: req.app,
+      task: req.taskId,
+      buildpack: staged.detectedBuildpack,
+      ms,
+      phases,
+    });
     return staged;
   } catch (err) {
     const code: string = err instanceof StagingError ? err.code : "KILN_DEA_STAGING_FAILED";
@@ -174,11 +192,23 @@ async function run(
 
   t = performance.now();
   const timeoutMs = req.timeoutMs || limits.timeoutMs;
-  const exit = await runDriver(deps, req, limits, id, { build, cache, envDir, buildpack }, say, timeoutMs, signal);
+  const exit = await runDriver(
+    deps,
+    req,
+    limits,
+    id,
+    { build, cache, envDir, buildpack },
+    say,
+    timeoutMs,
+    signal,
+  );
   phases.run = Math.round(performance.now() - t);
   if (exit.aborted) throw new StagingError("KILN_DEA_STAGING_ABORTED", "staging was stopped");
   if (exit.timedOut)
-    throw new StagingError("KILN_DEA_STAGING_TIMEOUT", `staging took longer than ${timeoutMs} ms and was killed`);
+    throw new StagingError(
+      "KILN_DEA_STAGING_TIMEOUT",
+      `staging took longer than ${timeoutMs} ms and was killed`,
+    );
   if (exit.outOfMemory)
     throw new StagingError(
       "KILN_DEA_STAGING_OUT_OF_MEMORY",
@@ -228,7 +258,10 @@ async function run(
   const dropletKey = `droplets/${digests.sha256}`;
   await uploadDroplet(deps.blobs, dropletKey, dropletPath);
   phases.upload = Math.round(performance.now() - t);
-  say("stdout", `-----> Droplet ${digests.sha256.slice(0, 12)}: ${digests.bytes} bytes, start: ${startCommand}`);
+  say(
+    "stdout",
+    `-----> Droplet ${digests.sha256.slice(0, 12)}: ${digests.bytes} bytes, start: ${startCommand}`,
+  );
   return {
     taskId: req.taskId,
     ok: true,
@@ -242,12 +275,16 @@ async function run(
   };
 }
 
-type ChosenBuildpack = { kind: "detect" } | { kind: "builtin"; name: string } | { kind: "custom"; path: string };
+type ChosenBuildpack =
+  | { kind: "detect" }
+  | { kind: "builtin"; name: string }
+  | { kind: "custom"; path: string };
 
 /** The request's buildpack: "" detects, a built-in's name, or an absolute path to a buildpack folder. */
 export async function chooseBuildpack(requested: string): Promise<ChosenBuildpack> {
   if (requested === "") return { kind: "detect" };
-  if ((builtinBuildpacks as readonly string[]).includes(requested)) return { kind: "builtin", name: requested };
+  if ((builtinBuildpacks as readonly string[]).includes(requested))
+    return { kind: "builtin", name: requested };
   if (!requested.startsWith("/"))
     throw new StagingError(
       "KILN_DEA_STAGING_BUILDPACK_UNKNOWN",
@@ -402,9 +439,12 @@ async function fetchPackage(blobs: ObjectStore, key: string, dest: string): Prom
   if (obj === null)
     throw new StagingError("KILN_DEA_STAGING_PACKAGE_MISSING", `the object store has no package ${key}`);
   try {
-    await pipeline(Readable.fromWeb(obj.data as import("node:stream/web").ReadableStream), createWriteStream(dest));
+    await pipeline(
+      Readable.fromWeb(obj.data as import("node:stream/web").ReadableStream),
+      createWriteStream(dest),
+    );
     const err = await obj.error;
-    if (err !== null) throw err;
+    if (err instanceof Error) throw err;
   } catch (err) {
     throw new StagingError(
       "KILN_DEA_STAGING_FAILED",
@@ -416,7 +456,10 @@ async function fetchPackage(blobs: ObjectStore, key: string, dest: string): Prom
 
 async function uploadDroplet(blobs: ObjectStore, key: string, path: string): Promise<void> {
   try {
-    await blobs.put({ name: key }, Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>);
+    await blobs.put(
+      { name: key },
+      Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>,
+    );
   } catch (err) {
     throw new StagingError(
       "KILN_DEA_STAGING_FAILED",
