@@ -4,19 +4,7 @@
 // object store under droplets/<sha256>. Every failure is a StageReply with a code, never a throw.
 import { randomBytes } from "node:crypto";
 import { constants, createReadStream, createWriteStream } from "node:fs";
-import {
-  access,
-  chmod,
-  chown,
-  lchown,
-  lstat,
-  mkdir,
-  readdir,
-  readFile,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
+import { access, chmod, chown, lchown, lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
@@ -29,6 +17,7 @@ import { startPlain } from "../container/plain.js";
 import type { Runc } from "../container/runc.js";
 import { appMountPoint, type ContainerSpec, cpuSharesFor } from "../container/spec.js";
 import type { ArchiveWork } from "./archive.js";
+import { readBuildFile, writeBuildFile } from "./build-files.js";
 import { type StagingLimits, stagingDefaults } from "./config.js";
 import { type StagingCode, StagingError } from "./errors.js";
 import { killTree } from "./kill-tree.js";
@@ -125,7 +114,7 @@ export async function stage(
       ms,
       phases,
     });
-    return staged;
+    return { ...staged, logTail: [...tail] };
   } catch (err) {
     const code: string = err instanceof StagingError ? err.code : "KILN_DEA_STAGING_FAILED";
     const message = err instanceof Error ? err.message : String(err);
@@ -220,17 +209,16 @@ async function run(
     throw new StagingError(code ?? "KILN_DEA_STAGING_FAILED", why);
   }
 
-  const result = join(build, ".kiln", "staging");
-  const detected = (await readFile(join(result, "buildpack"), "utf8").catch(() => "")).trim();
-  const releaseText = await readFile(join(result, "release.yml"), "utf8").catch(() => "");
-  await rm(result, { recursive: true, force: true });
+  const detected = (await readBuildFile(build, ".kiln/staging/buildpack")).trim();
+  const releaseText = await readBuildFile(build, ".kiln/staging/release.yml");
+  await rm(join(build, ".kiln", "staging"), { recursive: true, force: true });
   const released = parseRelease(releaseText);
   if (released === null)
     throw new StagingError(
       "KILN_DEA_STAGING_RELEASE_FAILED",
       `bin/release of buildpack ${detected} printed YAML that is not a mapping`,
     );
-  const procfile = parseProcfile(await readFile(join(build, "Procfile"), "utf8").catch(() => ""));
+  const procfile = parseProcfile(await readBuildFile(build, "Procfile"));
   const processTypes = { ...released, ...procfile };
   const startCommand = processTypes.web ?? "";
   if (startCommand === "")
@@ -246,8 +234,7 @@ async function run(
     );
   const buildpackName = buildpack.kind === "custom" ? buildpack.path : detected;
   const info: DropletInfo = { startCommand, buildpack: buildpackName, processTypes };
-  await mkdir(join(build, ".kiln"), { recursive: true });
-  await writeFile(join(build, dropletInfoPath), `${JSON.stringify(info, null, 2)}\n`);
+  await writeBuildFile(build, dropletInfoPath, `${JSON.stringify(info, null, 2)}\n`);
   aborted();
 
   t = performance.now();

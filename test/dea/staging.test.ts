@@ -442,9 +442,52 @@ t.test("failures give a coded reply with the log tail", { skip }, async (t) => {
   });
 });
 
+/** A custom buildpack whose compile runs `compile` (sh). */
+function buildpackWith(name: string, compile: string): string {
+  const bp = appWith(name, {
+    "bin/compile": `#!/bin/sh\n${compile}\n`,
+    "bin/release": "#!/bin/sh\necho '--- {}'\n",
+  });
+  for (const f of ["compile", "release"]) chmodSync(join(bp, "bin", f), 0o755);
+  return bp;
+}
+
+t.test("a build's links are never followed by the stager", { skip }, async (t) => {
+  const dir = appWith("linky-app", { Procfile: "web: sleep 1\n" });
+  const procfileLink = buildpackWith("procfile-link", 'rm "$1/Procfile"; ln -s /etc/passwd "$1/Procfile"');
+  const a = await stageDir(dir, { buildpack: procfileLink });
+  t.equal(a.reply.errorCode, "KILN_DEA_STAGING_RELEASE_FAILED");
+  t.match(a.reply.error, /Procfile is not a regular file/);
+  t.notMatch(JSON.stringify(a.reply), /root:/, "nothing of the host's file reaches the reply");
+  const kilnLink = buildpackWith(
+    "kiln-link",
+    'rm -rf "$1/.kiln"; mkdir -p /tmp/staging; ln -s /tmp "$1/.kiln"',
+  );
+  const b = await stageDir(dir, { buildpack: kilnLink });
+  t.equal(b.reply.errorCode, "KILN_DEA_STAGING_RELEASE_FAILED");
+  t.match(b.reply.error, /is not under real folders/);
+});
+
+t.test("out of memory, and a staging stopped by its signal", { skip }, async (t) => {
+  const hog = buildpackWith("hog", "python3 -c 'b = b\"x\" * (512 * 1024 * 1024); print(len(b))'");
+  const dir = appWith("hog-app", { Procfile: "web: sleep 1\n" });
+  const oom = await stageDir(dir, { buildpack: hog, memoryMb: 64 });
+  t.equal(oom.reply.errorCode, "KILN_DEA_STAGING_OUT_OF_MEMORY", oom.reply.error);
+  const slow = buildpackWith("slow-abort", "echo waiting; sleep 30");
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 800);
+  const stopped = await stageDir(dir, { buildpack: slow }, deps(), ac.signal);
+  t.equal(stopped.reply.errorCode, "KILN_DEA_STAGING_ABORTED");
+  t.ok(stopped.ms < 10_000, `stopped after ${stopped.ms} ms`);
+});
+
 t.test("two stagings at once", { skip }, async (t) => {
   const [a, b] = await Promise.all([stageDir(join(examples, "node")), stageDir(join(examples, "python"))]);
   t.ok(a.reply.ok && b.reply.ok, `${a.reply.error} ${b.reply.error}`);
+  t.ok(
+    a.reply.logTail.some((l) => l.startsWith("-----> Droplet")),
+    "an ok reply carries its log tail too",
+  );
   t.equal(a.reply.detectedBuildpack, "node");
   t.equal(b.reply.detectedBuildpack, "python");
 });
