@@ -1,5 +1,6 @@
 // Staging's settings and their defaults, in one place: the limits a package must stay within
-// to be unpacked, and the size of the DEA's archive worker pool.
+// to be unpacked, the size of the DEA's archive worker pool, and what a staging gets when its
+// request leaves memory, disk or timeout at 0.
 
 /** What a package may hold; anything beyond is refused with a coded error before it is written. */
 export interface UnpackLimits {

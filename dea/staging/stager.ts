@@ -326,6 +326,7 @@ async function runDriver(
     ...req.env,
     TMPDIR: "/tmp",
     PATH: "/usr/local/bin:/usr/bin:/bin:/usr/lib/go/bin",
+    KILN_SKIP_COMPILE: "",
     KILN_BUILD_DIR: at.build,
     KILN_CACHE_DIR: at.cache,
     KILN_ENV_DIR: at.env,

@@ -519,6 +519,15 @@ t.test("isolation none: the same driver as a plain process", async (t) => {
   }
 });
 
+t.test("isolation none: a timeout kills the whole process tree", async (t) => {
+  const slow = buildpackWith("slow-plain", "echo waiting; sleep 30 & sleep 30");
+  const dir = appWith("slow-plain-app", { Procfile: "web: sleep 1\n" });
+  const { reply, ms } = await stageDir(dir, { buildpack: slow, timeoutMs: 1000 }, deps({ runc: null }));
+  t.equal(reply.errorCode, "KILN_DEA_STAGING_TIMEOUT");
+  t.ok(ms < 10_000, `killed after ${ms} ms`);
+  // guardChildren fails the file if either sleep outlived the staging.
+});
+
 t.test("nothing is left behind", async (t) => {
   t.same(readdirSync(join(base, "staging")), [], "every work folder is removed");
   if (skip === false) t.same(await runc.list(prefix), [], "no container is left");
