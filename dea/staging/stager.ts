@@ -2,7 +2,7 @@
 // then ONE container (a container start costs ~200 ms) running dea/buildpacks/driver.sh, which
 // detects, compiles and releases; then the droplet, with .kiln/droplet.json, back into the
 // object store under droplets/<sha256>. Every failure is a StageReply with a code, never a throw.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { constants, createReadStream, createWriteStream } from "node:fs";
 import { access, chmod, chown, lchown, lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
@@ -18,7 +18,7 @@ import type { Runc } from "../container/runc.js";
 import { appMountPoint, type ContainerSpec, cpuSharesFor } from "../container/spec.js";
 import type { ArchiveWork } from "./archive.js";
 import { readBuildFile, writeBuildFile } from "./build-files.js";
-import { type StagingLimits, stagingDefaults } from "./config.js";
+import { type StagingLimits, stagingDefaults, unpackLimitDefaults } from "./config.js";
 import { type StagingCode, StagingError } from "./errors.js";
 import { killTree } from "./kill-tree.js";
 import { LineSplitter } from "./lines.js";
@@ -158,7 +158,11 @@ async function run(
   const packagePath = join(work, "package.tgz");
   const build = join(work, "app");
   const envDir = join(work, "env");
-  const cache = join(deps.cacheDir, tokenOf(req.app));
+  // The hash keeps apps whose ids differ only in characters tokenOf replaces apart.
+  const cache = join(
+    deps.cacheDir,
+    `${tokenOf(req.app)}-${createHash("sha256").update(req.app).digest("hex").slice(0, 12)}`,
+  );
 
   let t = performance.now();
   say("stdout", "-----> Downloading app package");
@@ -168,7 +172,7 @@ async function run(
 
   t = performance.now();
   const unpacked = await deps.archive.unpackPackage(packagePath, build, {
-    maxBytes: Math.min(1024 * MiB, diskBytes),
+    maxBytes: Math.min(unpackLimitDefaults.maxBytes, diskBytes),
   });
   await rm(packagePath, { force: true });
   say("stdout", `-----> Unpacked ${unpacked.files} entries, ${unpacked.bytes} bytes`);
@@ -400,10 +404,14 @@ async function runDriver(
       p.stdout.on("data", (d: Buffer) => outLines.push(d));
       p.stderr.on("data", (d: Buffer) => errLines.push(d));
       status = await p.exited;
-      // The driver is gone; a process it left (a daemon a buildpack started) goes with it.
-      killTree(p.pid);
     }
-    await Promise.all(streams.map((s) => finished(s).catch(() => {})));
+    // The output ends with the driver, unless (isolation none) a process it left behind holds
+    // the pipes: then it is read no longer than a moment after the driver's exit.
+    const drained = Promise.all(streams.map((s) => finished(s).catch(() => {})));
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise((r) => (grace = setTimeout(r, 2000)))]);
+    clearTimeout(grace);
+    for (const s of streams) (s as Readable).destroy();
     outLines.end();
     errLines.end();
     return { status, outOfMemory, timedOut, aborted: wasAborted, stderr: stderrTail };
