@@ -201,6 +201,22 @@ t.test("python installs vendored requirements offline, on PYTHONPATH through .pr
   t.equal(out.trim(), "hello from a vendored wheel");
 });
 
+t.test("release YAML and Procfile parsing", async (t) => {
+  t.same(parseRelease("---\ndefault_process_types:\n  web: 'node a.js'\n  worker: x\n"), {
+    web: "node a.js",
+    worker: "x",
+  });
+  t.same(parseRelease(""), {}, "no output: no defaults");
+  t.same(parseRelease("--- {}\n"), {});
+  t.equal(parseRelease("- a list\n"), null, "not a mapping");
+  t.equal(parseRelease("default_process_types: [a]\n"), null);
+  t.equal(parseRelease("a: [unclosed\n"), null, "not YAML");
+  t.same(parseProcfile("web: node a.js --x=1\n# note\nworker:  run  \nbad line\n"), {
+    web: "node a.js --x=1",
+    worker: "run",
+  });
+});
+
 t.test("every buildpack script is committed executable", async (t) => {
   const listed = execFileSync(
     "git",

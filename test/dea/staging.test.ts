@@ -481,6 +481,45 @@ t.test("out of memory, and a staging stopped by its signal", { skip }, async (t)
   t.ok(stopped.ms < 10_000, `stopped after ${stopped.ms} ms`);
 });
 
+t.test("output arrives line by line while the staging runs", { skip }, async (t) => {
+  const bp = buildpackWith(
+    "chatty",
+    'echo first; head -c 100000 /dev/zero | tr "\\0" x; echo; sleep 1; echo last >&2',
+  );
+  const dir = appWith("chatty-app", { Procfile: "web: sleep 1\n" });
+  const seen: { stream: string; text: string; at: number }[] = [];
+  const packageKey = await upload(dir);
+  const reply = await stage(
+    deps(),
+    {
+      app: "chatty",
+      taskId: "chatty-1",
+      packageKey,
+      buildpack: bp,
+      stack: "",
+      env: {},
+      memoryMb: 256,
+      diskMb: 256,
+      timeoutMs: 0,
+    },
+    (stream, text) => seen.push({ stream, text, at: performance.now() }),
+  );
+  const end = performance.now();
+  t.ok(reply.ok, reply.error);
+  const first = seen.find((l) => l.text === "first");
+  t.ok(first !== undefined && end - first.at > 500, "the first line came before the staging ended");
+  const long = seen.filter((l) => /^x+$/.test(l.text));
+  t.same(
+    long.map((l) => l.text.length),
+    [65536, 100000 - 65536],
+    "a long line is passed on in 64 KiB pieces",
+  );
+  t.ok(
+    seen.some((l) => l.stream === "stderr" && l.text === "last"),
+    "stderr lines are marked so",
+  );
+});
+
 t.test("two stagings at once", { skip }, async (t) => {
   const [a, b] = await Promise.all([stageDir(join(examples, "node")), stageDir(join(examples, "python"))]);
   t.ok(a.reply.ok && b.reply.ok, `${a.reply.error} ${b.reply.error}`);
