@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Kiln's set-up: dependencies, protobuf codegen, native addon, TypeScript build,
-// nats-server and runc, each redone only when its inputs changed. Plain Node on purpose: it
-// runs on a fresh clone before `npm ci`. Flags: --build (skip the nats-server and runc check),
-// --force (redo every step), --quiet, --then ARGS... (run `kiln ARGS` in this same
-// process afterwards, so `npm start` gets signals directly, with no shell in between).
+// nats-server, runc and the buildpacks' Debian packages, each redone only when its inputs changed.
+// Plain Node on purpose: it runs on a fresh clone before `npm ci`. Flags: --build (skip the
+// Debian packages check), --force (redo every step), --quiet, --then ARGS... (run `kiln ARGS`
+// in this same process afterwards, so `npm start` gets signals directly, with no shell in between).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -209,7 +209,7 @@ step(
   () => existsSync(join(root, "dist", "cli", "main.js")),
 );
 
-// 5. nats-server and runc (Debian's packages), unless this is a build-only run.
+// 5. nats-server, runc and the buildpacks' tools (Debian's packages), unless this is a build-only run.
 function which(cmd) {
   // Debian puts nats-server in /usr/sbin, which is not on every user's PATH.
   for (const dir of [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/usr/bin"]) {
@@ -221,13 +221,23 @@ function which(cmd) {
   return null;
 }
 
-// Debian packages the kernel runs on: nats-server (the bus) and runc (the DEA's containers).
+/** Whether pip runs under Debian's python3 (not a pyenv shim's). */
+function hasPip() {
+  return spawnSync("/usr/bin/python3", ["-m", "pip", "--version"], { stdio: "ignore" }).status === 0;
+}
+
+// Debian packages the kernel runs on: nats-server (the bus), runc (the DEA's containers), and
+// what the built-in buildpacks stage with: Go, nginx (static sites) and pip (Python).
 // Missing ones are installed in one apt-get run when root; otherwise the set-up says what to install.
 const debianPackages = [
   { cmd: "nats-server", pkg: "nats-server" },
   { cmd: "runc", pkg: "runc" },
+  { cmd: "go", pkg: "golang-go" },
+  { cmd: "nginx", pkg: "nginx-light" },
+  { cmd: "pip", pkg: "python3-pip", present: hasPip },
 ];
-const missing = args.has("--build") ? [] : debianPackages.filter((p) => which(p.cmd) === null);
+const present = (p) => (p.present === undefined ? which(p.cmd) !== null : p.present());
+const missing = args.has("--build") ? [] : debianPackages.filter((p) => !present(p));
 if (missing.length > 0) {
   const names = missing.map((p) => p.pkg).join(" ");
   const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
@@ -240,7 +250,7 @@ if (missing.length > 0) {
   // Only what the commands need: runc recommends criu and its Python stack, which Kiln does not use.
   run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing.map((p) => p.pkg)], { env });
   for (const p of missing) {
-    if (which(p.cmd) === null) fail(`apt-get installed ${p.pkg} but ${p.cmd} is not on PATH`);
+    if (!present(p)) fail(`apt-get installed ${p.pkg} but ${p.cmd} is not usable`);
   }
 }
 

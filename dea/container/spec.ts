@@ -26,6 +26,8 @@ export interface ContainerSpec {
   cpuShares: number;
   /** Host paths mounted read-only at the same place inside (a buildpack, a droplet cache). */
   readOnlyMounts?: { source: string; destination: string }[];
+  /** Host paths mounted writable at the same place inside (staging's buildpack cache); owned by `uid`. */
+  writableMounts?: { source: string; destination: string }[];
   /** Seccomp deny list; the full list unless a test switches rules off. */
   deniedCalls?: readonly DeniedCall[];
 }
@@ -101,12 +103,13 @@ export function ociConfig(spec: ContainerSpec, rootfs = "rootfs"): OciConfig {
   );
   check(Number.isInteger(spec.pids) && spec.pids >= 1, "pids", "must be 1 or more");
   check(Number.isInteger(spec.cpuShares) && spec.cpuShares >= 2, "cpuShares", "must be 2 or more");
-  for (const m of spec.readOnlyMounts ?? []) {
-    check(
-      m.source.startsWith("/") && m.destination.startsWith("/"),
-      "readOnlyMounts",
-      "must be absolute paths",
-    );
+  for (const [field, mounts] of [
+    ["readOnlyMounts", spec.readOnlyMounts],
+    ["writableMounts", spec.writableMounts],
+  ] as const) {
+    for (const m of mounts ?? []) {
+      check(m.source.startsWith("/") && m.destination.startsWith("/"), field, "must be absolute paths");
+    }
   }
 
   const env = { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: "/home/vcap", ...spec.env };
@@ -166,6 +169,7 @@ export function ociConfig(spec: ContainerSpec, rootfs = "rootfs"): OciConfig {
       },
       ...hostReadOnly.map((p) => bind(p, p, false)),
       ...(spec.readOnlyMounts ?? []).map((m) => bind(m.source, m.destination, false)),
+      ...(spec.writableMounts ?? []).map((m) => bind(m.source, m.destination, true)),
       bind(spec.appDir, appMountPoint, true),
     ],
     linux: {

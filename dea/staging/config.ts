@@ -1,5 +1,6 @@
 // Staging's settings and their defaults, in one place: the limits a package must stay within
-// to be unpacked, and the size of the DEA's archive worker pool.
+// to be unpacked, the size of the DEA's archive worker pool, and what a staging gets when its
+// request leaves memory, disk or timeout at 0.
 
 /** What a package may hold; anything beyond is refused with a coded error before it is written. */
 export interface UnpackLimits {
@@ -31,4 +32,29 @@ export interface ArchivePoolOptions {
 export const archivePoolDefaults: Readonly<ArchivePoolOptions> = Object.freeze({
   maxThreads: 2,
   idleTimeoutMs: 30_000,
+});
+
+/** Staging's defaults for what a StageRequest leaves at 0. */
+export interface StagingLimits {
+  /** Memory of the staging container, MiB, when the request gives none. */
+  memoryMb: number;
+  /** Disk the staged app may fill, MiB, when the request gives none. */
+  diskMb: number;
+  /** How long one staging may run, ms, when the request gives no timeout. */
+  timeoutMs: number;
+  /** Tasks (processes and threads) the staging container may hold: npm and go build fan out. */
+  pids: number;
+  /** Lines of the staging log a failed reply carries. */
+  logTailLines: number;
+  /** Longest log line passed on; a longer one is cut into pieces of this size. */
+  maxLineBytes: number;
+}
+
+export const stagingDefaults: Readonly<StagingLimits> = Object.freeze({
+  memoryMb: 1024,
+  diskMb: 4096,
+  timeoutMs: 15 * 60_000,
+  pids: 1024,
+  logTailLines: 20,
+  maxLineBytes: 64 * 1024,
 });

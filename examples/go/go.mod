@@ -1,0 +1,3 @@
+module example.com/kiln/hello-go
+
+go 1.19
