@@ -1,6 +1,7 @@
 // Staging's settings and their defaults, in one place: the limits a package must stay within
 // to be unpacked, the size of the DEA's archive worker pool, and what a staging gets when its
 // request leaves memory, disk or timeout at 0.
+import { MAX_LINE_BYTES } from "../logs/lines.js";
 
 /** What a package may hold; anything beyond is refused with a coded error before it is written. */
 export interface UnpackLimits {
@@ -56,5 +57,5 @@ export const stagingDefaults: Readonly<StagingLimits> = Object.freeze({
   timeoutMs: 15 * 60_000,
   pids: 1024,
   logTailLines: 20,
-  maxLineBytes: 64 * 1024,
+  maxLineBytes: MAX_LINE_BYTES,
 });

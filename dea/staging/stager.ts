@@ -16,12 +16,12 @@ import { startContainer } from "../container/container.js";
 import { startPlain } from "../container/plain.js";
 import type { Runc } from "../container/runc.js";
 import { appMountPoint, type ContainerSpec, cpuSharesFor } from "../container/spec.js";
+import { LineSplitter } from "../logs/lines.js";
 import type { ArchiveWork } from "./archive.js";
 import { readBuildFile, writeBuildFile } from "./build-files.js";
 import { type StagingLimits, stagingDefaults, unpackLimitDefaults } from "./config.js";
 import { type StagingCode, StagingError } from "./errors.js";
 import { killTree } from "./kill-tree.js";
-import { LineSplitter } from "./lines.js";
 import { type DropletInfo, dropletInfoPath, parseProcfile, parseRelease } from "./release.js";
 
 export interface StagingDeps {

@@ -511,8 +511,8 @@ t.test("output arrives line by line while the staging runs", { skip }, async (t)
   const long = seen.filter((l) => /^x+$/.test(l.text));
   t.same(
     long.map((l) => l.text.length),
-    [65536, 100000 - 65536],
-    "a long line is passed on in 64 KiB pieces",
+    [16384, 16384, 16384, 16384, 16384, 16384, 100000 - 6 * 16384],
+    "a long line is passed on in 16 KiB pieces",
   );
   t.ok(
     seen.some((l) => l.stream === "stderr" && l.text === "last"),
