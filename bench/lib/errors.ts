@@ -12,7 +12,8 @@ export const BenchCodes = defineCodes("bench", {
   KILN_BENCH_LOAD_FAILED: { summary: "The load generator failed or printed no result; see its output." },
   KILN_BENCH_BAD_ARGS: { summary: "A bench command-line option is invalid; run with --help." },
   KILN_BENCH_STEP_FAILED: {
-    summary: "A step of a scenario bench failed or timed out (staging, a start, a stop); the message says which.",
+    summary:
+      "A step of a scenario bench failed or timed out (staging, a start, a stop); the message says which.",
   },
   KILN_BENCH_HEADERS_DIFFER: {
     summary:
