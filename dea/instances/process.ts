@@ -1,0 +1,108 @@
+// An instance's process, in a runc container or (--isolation none) as a plain process,
+// behind one shape. Unlike startContainer, the exit is reported the moment `runc run` ends
+// (with the OOM flag read from the still-present cgroup) and the container is deleted only
+// when `cleanup` is called, so droplet.exited goes out before the slow runc delete.
+import { constants } from "node:os";
+import type { Readable } from "node:stream";
+import { removeBundle, writeBundle } from "../container/bundle.js";
+import { cgroupUsage, containerCgroups } from "../container/cgroups.js";
+import { startPlain } from "../container/plain.js";
+import type { Runc } from "../container/runc.js";
+import type { ContainerSpec } from "../container/spec.js";
+
+export interface ProcessExit {
+  /** As a shell reports it: 128+signal when a signal ended it; null when unknown. */
+  status: number | null;
+  outOfMemory: boolean;
+}
+
+export interface InstanceProcess {
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Host pid of the first process (0 once it has ended or when it never started). */
+  pid(): Promise<number>;
+  /** cgroup paths for usage samples; null for a plain process. */
+  cgroups(): Promise<Record<string, string> | null>;
+  /** Resolves as soon as the process has ended; nothing is deleted yet. */
+  readonly exited: Promise<ProcessExit>;
+  /** `signal` to the first process, or with `all` to every process of the instance. */
+  signal(signal: NodeJS.Signals, all?: boolean): Promise<void>;
+  /** Removes the container and its bundle (after `exited`); a no-op for a plain process. */
+  cleanup(): Promise<void>;
+}
+
+export async function runContainer(runc: Runc, spec: ContainerSpec): Promise<InstanceProcess> {
+  await writeBundle(runc.root, spec);
+  const running = runc.run(spec.id);
+  let paths: Record<string, string> | null = null;
+  let ended = false;
+  const exited = running.exited.then(async ({ code, signal }): Promise<ProcessExit> => {
+    ended = true;
+    const status = code ?? (signal === null ? null : 128 + constants.signals[signal]);
+    let outOfMemory = false;
+    try {
+      // --keep leaves the cgroup in place until cleanup: its OOM count is still readable.
+      paths ??= await containerCgroups(runc.stateRoot, spec.id);
+      outOfMemory = (await cgroupUsage(paths)).oomKills > 0;
+    } catch {}
+    return { status, outOfMemory };
+  });
+  const pid = async (): Promise<number> => {
+    while (!ended) {
+      try {
+        const s = await runc.state(spec.id);
+        if (s.pid > 0 && s.status === "running") return s.pid;
+      } catch {}
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return 0;
+  };
+  return {
+    stdout: running.child.stdout as Readable,
+    stderr: running.child.stderr as Readable,
+    pid,
+    cgroups: async () => {
+      paths ??= await containerCgroups(runc.stateRoot, spec.id);
+      return paths;
+    },
+    exited,
+    signal: async (sig, all = false) => {
+      try {
+        await runc.kill(spec.id, sig, all);
+      } catch {
+        // Already ended: exited settles on its own.
+      }
+    },
+    cleanup: async () => {
+      await runc.delete(spec.id);
+      await removeBundle(runc.root, spec.id);
+    },
+  };
+}
+
+export function runPlain(spec: ContainerSpec): InstanceProcess {
+  const p = startPlain(spec);
+  let ended = false;
+  const exited = p.exited.then((status): ProcessExit => {
+    ended = true;
+    return { status, outOfMemory: false };
+  });
+  return {
+    stdout: p.stdout as Readable,
+    stderr: p.stderr as Readable,
+    pid: async () => (ended ? 0 : p.pid),
+    cgroups: async () => null,
+    exited,
+    signal: async (sig, all = false) => {
+      if (ended) return;
+      try {
+        // prlimit execs the command, so p.pid is the app; `all` reaches its group too.
+        if (all) process.kill(-p.pid, sig);
+      } catch {}
+      try {
+        process.kill(p.pid, sig);
+      } catch {}
+    },
+    cleanup: async () => {},
+  };
+}
