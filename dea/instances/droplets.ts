@@ -134,7 +134,7 @@ export class DropletCache {
       out.end();
       await finished(out);
       const err = await obj.error;
-      if (err !== null) throw err;
+      if (err) throw err;
       const digests = await this.options.archive.digestFile(archivePath);
       await this.options.archive.unpackPackage(archivePath, dir);
       const meta = await readMeta(dir);

@@ -35,7 +35,7 @@ import { InstanceError } from "./errors.js";
 import { checkOnce, type HealthCheck, healthCheckType, waitHealthy } from "./health.js";
 import { eachLine } from "./lines.js";
 import { PortPool } from "./ports.js";
-import { type InstanceProcess, type ProcessExit, runContainer, runPlain } from "./process.js";
+import { type InstanceProcess, type ProcessExit, runContainer, runPlain, signalUid } from "./process.js";
 import { Registrar } from "./registrar.js";
 import { UidPool, type UidRange } from "./uids.js";
 
@@ -146,9 +146,10 @@ export class Instances {
 
   /**
    * Subscribes to dea.<id>.start and dea.stop, greets the routers and starts the heartbeat.
-   * Call after adopt(). Malformed requests are logged and dropped.
+   * Call after adopt(); resolves once the server has the subscriptions. Malformed requests
+   * are logged and dropped.
    */
-  listen(): void {
+  async listen(): Promise<void> {
     if (this.subs.length > 0 || this.closing) return;
     const nc = this.o.bus.nc;
     this.subs.push(
@@ -182,6 +183,7 @@ export class Instances {
     this.registrar.start();
     this.heartbeatTimer = setInterval(() => void this.beat(), this.o.heartbeatIntervalMs);
     this.heartbeatTimer.unref();
+    await this.o.bus.flush();
   }
 
   /**
@@ -260,7 +262,7 @@ export class Instances {
           await runc.delete(id);
           await removeBundle(runc.root, id);
         }
-        if (rec !== null && rec.pid > 0) await killPlainLeftover(rec);
+        if (rec !== null && rec.pid > 0 && rec.uid > 0) await signalUid(rec.uid, "SIGKILL");
         await rm(join(this.instancesDir, id), { recursive: true, force: true });
         await rm(join(this.instancesDir, `${id}.json`), { force: true });
       } catch (err) {
@@ -505,7 +507,8 @@ export class Instances {
     this.registrar.unregister(inst.instanceId);
     const proc = inst.proc;
     if (proc !== null && inst.killTimer === null) {
-      void proc.signal("SIGTERM");
+      // To every process: `sh -c` is the container's pid 1 and, as such, ignores SIGTERM.
+      void proc.signal("SIGTERM", true);
       inst.killTimer = setTimeout(() => void proc.signal("SIGKILL", true), this.o.stopGraceMs);
     }
     return inst.done;
@@ -639,16 +642,5 @@ export class Instances {
     } catch {
       // Ended while sampled: its last numbers stand.
     }
-  }
-}
-
-/** Kills a plain process of a previous run, if the pid still belongs to that instance's uid. */
-async function killPlainLeftover(rec: InstanceRecord): Promise<void> {
-  try {
-    const status = await readFile(`/proc/${rec.pid}/status`, "utf8");
-    const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
-    if (uid !== undefined && Number(uid) === rec.uid) process.kill(rec.pid, "SIGKILL");
-  } catch {
-    // Gone already.
   }
 }

@@ -2,6 +2,7 @@
 // behind one shape. Unlike startContainer, the exit is reported the moment `runc run` ends
 // (with the OOM flag read from the still-present cgroup) and the container is deleted only
 // when `cleanup` is called, so droplet.exited goes out before the slow runc delete.
+import { readdir, readFile } from "node:fs/promises";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
 import { removeBundle, writeBundle } from "../container/bundle.js";
@@ -95,14 +96,32 @@ export function runPlain(spec: ContainerSpec): InstanceProcess {
     exited,
     signal: async (sig, all = false) => {
       if (ended) return;
-      try {
-        // prlimit execs the command, so p.pid is the app; `all` reaches its group too.
-        if (all) process.kill(-p.pid, sig);
-      } catch {}
+      if (all) {
+        // The instance's uid is its own: every process running as it belongs to the instance.
+        await signalUid(spec.uid, sig);
+        return;
+      }
       try {
         process.kill(p.pid, sig);
       } catch {}
     },
     cleanup: async () => {},
   };
+}
+
+/** Sends `sig` to every process whose real uid is `uid` (an instance's own uid). */
+export async function signalUid(uid: number, sig: NodeJS.Signals): Promise<number> {
+  let n = 0;
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const status = await readFile(`/proc/${name}/status`, "utf8");
+      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) !== uid) continue;
+      process.kill(Number(name), sig);
+      n++;
+    } catch {
+      // Ended meanwhile.
+    }
+  }
+  return n;
 }
