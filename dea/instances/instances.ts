@@ -211,6 +211,8 @@ export class Instances {
       if (ids.size > 0 || indices.size > 0) {
         if (!ids.has(inst.instanceId) && !indices.has(inst.index)) continue;
       }
+      // A stop also cancels a restart an http health check had asked for.
+      inst.restart = false;
       chosen.push(inst);
     }
     await Promise.all(chosen.map((inst) => this.end(inst, "STOPPED")));

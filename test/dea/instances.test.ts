@@ -97,11 +97,13 @@ t.test("the environment is Cloud Foundry's and carries nothing of the DEA's (pur
 
 const server = `
 const http = require("http"), fs = require("fs");
+let healthy = 0;
 if (process.env.IGNORE_TERM) process.on("SIGTERM", () => console.log("SIGTERM ignored"));
 else process.on("SIGTERM", () => process.exit(0));
 if (process.env.HOG) { const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1)); }
 http.createServer((q, s) => {
   if (q.url === "/env") return s.end(JSON.stringify(process.env));
+  if (q.url === "/health") { s.statusCode = process.env.SICK && healthy++ > 0 ? 503 : 200; return s.end(); }
   if (q.url.startsWith("/read?")) {
     const p = decodeURIComponent(q.url.slice(6));
     try { fs.statSync(p).isDirectory() ? fs.readdirSync(p) : fs.readFileSync(p); return s.end("READ"); }
@@ -156,6 +158,12 @@ const exitedOf = (seen: Seen[], instanceId: string): DropletExited | undefined =
     .map((s) => decode("droplet.exited", s.msg.data))
     .find((e) => e.instanceId === instanceId);
 
+const exitsOf = (seen: Seen[], app: string): DropletExited[] =>
+  seen
+    .filter((s) => s.subject === "droplet.exited")
+    .map((s) => decode("droplet.exited", s.msg.data))
+    .filter((e) => e.app === app);
+
 const registersOf = (seen: Seen[], subject: string): RegistryMessage[] =>
   seen
     .filter((s) => s.subject === subject)
@@ -198,6 +206,7 @@ t.test("instances in runc containers", { skip }, async (t) => {
     dataDir,
     uidRange: { first: 31_000, count: 100 },
     stopGraceMs: 1500,
+    httpCheckIntervalMs: 100,
     heartbeatIntervalMs: 300,
     containerPrefix: prefix,
     output: (o, stream, text) => lines.push(`${o.index} ${stream} ${text}`),
@@ -303,6 +312,29 @@ t.test("instances in runc containers", { skip }, async (t) => {
     }
   });
 
+  await t.test("router.start sets the register interval and brings every route again", async (t) => {
+    const before = registersOf(seen, "router.register").length;
+    observer.publish(
+      "router.start",
+      new TextEncoder().encode(
+        JSON.stringify({
+          id: "r1",
+          hosts: [],
+          minimumRegisterIntervalInSeconds: 1,
+          pruneThresholdInSeconds: 120,
+        }),
+      ),
+    );
+    await until("routes registered at once", () =>
+      registersOf(seen, "router.register").length >= before + 2 ? true : undefined,
+    );
+    const asked = Date.now();
+    await until("and again a second later", () =>
+      registersOf(seen, "router.register").length >= before + 4 ? true : undefined,
+    );
+    t.ok(Date.now() - asked > 500, `re-registered after ${Date.now() - asked} ms`);
+  });
+
   await t.test("kill -9: router.unregister, then droplet.exited CRASHED, within 100 ms", async (t) => {
     const victim = ofApp("app-1").find((i) => i.index === 0);
     const id = victim?.instanceId ?? "";
@@ -376,6 +408,35 @@ t.test("instances in runc containers", { skip }, async (t) => {
       "the app saw the SIGTERM",
     );
   });
+
+  await t.test(
+    "health: never healthy → CRASHED; an http check failing while running restarts it",
+    async (t) => {
+      await instances.start(request({ app: "mute", startCommand: "sleep 600", healthCheckTimeoutMs: 300 }));
+      const mute = await until("droplet.exited of mute", () => exitsOf(seen, "mute")[0]);
+      t.equal(mute.reason, "CRASHED");
+      t.equal(mute.description, "health check timed out");
+
+      await instances.start(
+        request({
+          app: "sick",
+          env: { SICK: "1" },
+          healthCheckType: "http",
+          healthCheckHttpEndpoint: "/health",
+          healthCheckTimeoutMs: 300,
+        }),
+      );
+      const first = await until("droplet.exited of sick", () => exitsOf(seen, "sick")[0]);
+      t.equal(first.reason, "CRASHED");
+      t.equal(first.description, "health check timed out");
+      const again = await until("a new instance of index 0", () =>
+        ofApp("sick").find((i) => i.index === 0 && i.instanceId !== first.instanceId),
+      );
+      t.ok(again, "started again with the same index");
+      await instances.stop({ app: "sick", version: "", indices: [], instanceIds: [] });
+      await until("sick gone", () => (ofApp("sick").length === 0 ? true : undefined));
+    },
+  );
 
   await t.test("a bad start request is reported, never thrown", async (t) => {
     await instances.start(request({ app: "missing", dropletKey: "droplets/none" }));
