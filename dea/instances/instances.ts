@@ -239,6 +239,8 @@ export class Instances {
   async adopt(): Promise<void> {
     await mkdir(this.instancesDir, { recursive: true });
     await chmod(this.instancesDir, 0o711);
+    // A plain process reaches its directory by path: the data dir must let it pass (not list).
+    if (this.o.runc === null) await chmod(this.o.dataDir, 0o711);
     const prefix = this.o.containerPrefix;
     const runc = this.o.runc;
     const containers = runc === null ? [] : await runc.list(prefix);

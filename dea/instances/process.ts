@@ -28,7 +28,7 @@ export interface InstanceProcess {
   readonly exited: Promise<ProcessExit>;
   /** `signal` to the first process, or with `all` to every process of the instance. */
   signal(signal: NodeJS.Signals, all?: boolean): Promise<void>;
-  /** Removes the container and its bundle (after `exited`); a no-op for a plain process. */
+  /** Removes the container and its bundle (after `exited`); kills a plain process's stragglers. */
   cleanup(): Promise<void>;
 }
 
@@ -105,7 +105,10 @@ export function runPlain(spec: ContainerSpec): InstanceProcess {
         process.kill(p.pid, sig);
       } catch {}
     },
-    cleanup: async () => {},
+    cleanup: async () => {
+      // Whatever the app left running in the background goes with it.
+      await signalUid(spec.uid, "SIGKILL");
+    },
   };
 }
 
