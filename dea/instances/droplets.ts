@@ -89,11 +89,14 @@ export class DropletCache {
       }
       d = await pending;
     }
-    if (sha1 !== "" && sha1.toLowerCase() !== d.sha1)
+    if (sha1 !== "" && sha1.toLowerCase() !== d.sha1) {
+      if (!this.pins.has(d.dir) && this.doomed.delete(d.dir))
+        void rm(d.dir, { recursive: true, force: true });
       throw new InstanceError(
         "KILN_DEA_INSTANCE_DROPLET_SHA1",
         `droplet ${key} has SHA-1 ${d.sha1}, the start request names ${sha1}`,
       );
+    }
     this.pins.set(d.dir, (this.pins.get(d.dir) ?? 0) + 1);
     return d;
   }
@@ -141,7 +144,9 @@ export class DropletCache {
       const d: CachedDroplet = { digest, sha1: digests.sha1, dir, meta, bytes: digests.bytes };
       const unpacked = await this.options.archive.sample({ dir });
       d.bytes = Math.max(d.bytes, unpacked.diskBytes);
-      this.lru.set(digest, d);
+      // Larger than the whole cache: served to the starts waiting for it, removed after their copies.
+      if (d.bytes > this.options.maxBytes) this.doomed.add(dir);
+      else this.lru.set(digest, d);
       return d;
     } catch (err) {
       await rm(dir, { recursive: true, force: true });

@@ -246,7 +246,7 @@ export class Instances {
     const containers = runc === null ? [] : await runc.list(prefix);
     const names = await readdir(this.instancesDir);
     const records = new Map<string, InstanceRecord | null>();
-    for (const c of containers) records.set(c.id, null);
+    for (const c of containers) if (!this.has(c.id)) records.set(c.id, null);
     for (const name of names) {
       const id = name.endsWith(".json") ? name.slice(0, -5) : name;
       if (!id.startsWith(prefix) || [...this.live.values()].some((i) => i.containerId === id)) continue;
@@ -348,7 +348,7 @@ export class Instances {
         ...this.exitFields(inst),
         reason: inst.reason,
         exitStatus: 0,
-        description: reason,
+        description: reason === "DEA_EVACUATION" ? "the DEA is evacuating" : "the DEA is shutting down",
       });
     }
     await Promise.all(all.map((inst) => this.end(inst, reason)));
@@ -431,8 +431,8 @@ export class Instances {
       };
       const proc = this.o.runc === null ? runPlain(spec) : await runContainer(this.o.runc, spec);
       inst.proc = proc;
-      eachLine(proc.stdout, (text) => this.o.output(inst.origin, "stdout", text));
-      eachLine(proc.stderr, (text) => this.o.output(inst.origin, "stderr", text));
+      eachLine(proc.stdout, (text) => this.emitLine(inst, "stdout", text));
+      eachLine(proc.stderr, (text) => this.emitLine(inst, "stderr", text));
       void proc.exited.then((exit) => this.exited(inst, exit));
       if (this.o.runc === null) await this.writeRecord(inst, await proc.pid());
     } catch (err) {
@@ -565,6 +565,15 @@ export class Instances {
     this.live.delete(inst.instanceId);
     inst.resolveDone();
     if (inst.restart && !this.closing) void this.startOne(inst.req, inst.index);
+  }
+
+  private emitLine(inst: Instance, stream: "stdout" | "stderr", text: string): void {
+    try {
+      this.o.output(inst.origin, stream, text);
+    } catch (err) {
+      // The sink's failure must not become an uncaught exception in a stream handler.
+      this.o.log.warn("instance_output_failed", { instanceId: inst.instanceId, error: err });
+    }
   }
 
   private exitFields(inst: Instance): { app: string; instanceId: string; index: number; version: string } {
