@@ -3,10 +3,11 @@
 // router; a killed instance is unregistered and reported within 100 ms; a memory hog is
 // reported out of memory; instances cannot read each other or the DEA; stop, the SIGKILL
 // after the grace, the heartbeat, evacuation and the adoption after a DEA crash.
-// Skipped with the probe's reason where runc cannot run.
+// Skipped with the probe's reason where runc cannot run. The archive pool and the crashing
+// DEA (instance-crash-child.ts) run compiled from dist/: build first.
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -520,4 +521,17 @@ t.test("instances in runc containers", { skip }, async (t) => {
       }
     },
   );
+
+  await t.test("after shutdown nothing is left", async (t) => {
+    await instances.start(request({ app: "last" }));
+    await instances.shutdown();
+    t.equal(exitsOf(seen, "last")[0]?.reason, "DEA_SHUTDOWN");
+    t.same(await runc.list(prefix), [], "no container");
+    t.same(
+      (await readdir(join(dataDir, "instances"))).filter((n) => n.startsWith(prefix)),
+      [],
+      "no instance directory or record",
+    );
+    t.equal(ledger.reservedMemoryMb, 0, "no reservation");
+  });
 });
