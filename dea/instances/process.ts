@@ -2,11 +2,13 @@
 // behind one shape. Unlike startContainer, the exit is reported the moment `runc run` ends
 // (with the OOM flag read from the still-present cgroup) and the container is deleted only
 // when `cleanup` is called, so droplet.exited goes out before the slow runc delete.
+import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { constants } from "node:os";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { removeBundle, writeBundle } from "../container/bundle.js";
-import { cgroupUsage, containerCgroups } from "../container/cgroups.js";
+import { containerCgroups } from "../container/cgroups.js";
 import { startPlain } from "../container/plain.js";
 import type { Runc } from "../container/runc.js";
 import type { ContainerSpec } from "../container/spec.js";
@@ -42,9 +44,10 @@ export async function runContainer(runc: Runc, spec: ContainerSpec): Promise<Ins
     const status = code ?? (signal === null ? null : 128 + constants.signals[signal]);
     let outOfMemory = false;
     try {
-      // --keep leaves the cgroup in place until cleanup: its OOM count is still readable.
+      // --keep leaves the cgroup in place until cleanup: its OOM count is still readable. Read
+      // synchronously (a pseudo-file in memory) so a busy thread pool cannot delay the report.
       paths ??= await containerCgroups(runc.stateRoot, spec.id);
-      outOfMemory = (await cgroupUsage(paths)).oomKills > 0;
+      outOfMemory = oomKilled(paths);
     } catch {}
     return { status, outOfMemory };
   });
@@ -58,6 +61,10 @@ export async function runContainer(runc: Runc, spec: ContainerSpec): Promise<Ins
     }
     return 0;
   };
+  // Learn the cgroup paths as soon as the container runs, so the exit path looks nothing up.
+  void pid().then(async (p) => {
+    if (p > 0) paths ??= await containerCgroups(runc.stateRoot, spec.id).catch(() => null);
+  });
   return {
     stdout: running.child.stdout as Readable,
     stderr: running.child.stderr as Readable,
@@ -127,4 +134,15 @@ export async function signalUid(uid: number, sig: NodeJS.Signals): Promise<numbe
     }
   }
   return n;
+}
+
+/** Whether the kernel's OOM killer killed a process of the cgroup (v1 memory.oom_control, v2 memory.events). */
+function oomKilled(paths: Record<string, string>): boolean {
+  const v1 = paths.memory;
+  const file = v1 !== undefined ? join(v1, "memory.oom_control") : join(paths[""] ?? "", "memory.events");
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const [k, v] = line.split(" ");
+    if (k === "oom_kill") return Number(v) > 0;
+  }
+  return false;
 }
