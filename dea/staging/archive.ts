@@ -5,6 +5,7 @@
 // leave as .tar.gz keyed by their SHA-256.
 import { Piscina } from "piscina";
 import { compiledSibling } from "../../kernel/paths.js";
+import type { Sample, SampleTask } from "../instances/sample.js";
 import type { ArchiveReply, ArchiveTask, ArchiveValue } from "./archive-worker.js";
 import {
   type ArchivePoolOptions,
@@ -51,6 +52,11 @@ export class ArchiveWork {
   /** SHA-256 and SHA-1 of a file, and its size. */
   digestFile(path: string): Promise<Digests> {
     return this.run<Digests>({ op: "digest", path });
+  }
+
+  /** Usage of an instance: memory and CPU time (cgroup or /proc) and its directory's size on disk. */
+  sample(task: SampleTask): Promise<Sample> {
+    return this.run<Sample>({ op: "sample", ...task });
   }
 
   /** Waits for running tasks, then stops the workers; later calls are refused. */

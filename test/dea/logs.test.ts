@@ -27,6 +27,7 @@ const splitCases: { name: string; chunks: (string | number[])[]; max?: number; l
   { name: "long line across chunks cut", chunks: ["abc", "def", "gh"], max: 4, lines: ["abcd", "efgh"] },
   // "é" is C3 A9: a cut at 4 bytes would split it, so the piece ends before it.
   { name: "cut never splits a character", chunks: ["abcé\n"], max: 4, lines: ["abc", "é"] },
+  { name: "three-byte characters cut between them", chunks: ["€€€€€\n"], max: 10, lines: ["€€€", "€€"] },
   {
     name: "a character split between reads stays whole",
     chunks: [
