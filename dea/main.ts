@@ -1,20 +1,41 @@
-// The DEA process: NATS connection, the resource ledger, the dea.discover responder and the
-// dea.advertise publisher; SIGTERM unsubscribes, drains and closes. `kiln dea` calls
-// runDeaCommand; tests and embedders call startDea. Running instances and staging come later
-// (dea/container, dea/staging) and fill the same ledger.
+// The DEA process: NATS connection, the resource ledger, placement (dea.discover,
+// dea.advertise), staging (dea.<id>.stage), instances (dea.<id>.start, dea.stop, the
+// heartbeat) and log shipping; SIGTERM evacuates the instances, then drains and closes.
+// `kiln dea` calls runDeaCommand; tests and embedders call startDea.
 
 import { randomUUID } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { LRUCache } from "lru-cache";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
 import { connectNats, type KilnConnection } from "../messaging/connection.js";
+import { blobStore, ensureLogStream } from "../messaging/jetstream.js";
 import { type DeaConfig, deaConfig, parseDeaArgs } from "./config.js";
+import { removeLeftovers } from "./container/leftovers.js";
+import { requireIsolation } from "./container/probe.js";
+import { Runc } from "./container/runc.js";
+import { Instances } from "./instances/instances.js";
+import { type LogOutlet, LogShipper } from "./logs/shipper.js";
 import { Advertiser } from "./placement/advertise.js";
 import { type DiscoverCounters, DiscoverResponder } from "./placement/discover.js";
 import { ResourceLedger } from "./placement/ledger.js";
+import { ArchiveWork } from "./staging/archive.js";
+import { StageResponder, stagingContainerPrefix } from "./staging/responder.js";
+
+/** Where the DEA keeps its containers (runc state and bundles) under its data directory. */
+export function containerRoot(dataDir: string): string {
+  return join(dataDir, "containers");
+}
 
 export interface DeaCounters extends DiscoverCounters {
   advertised: number;
   advertiseSkipped: number;
+  staged: number;
+  stagingFailed: number;
+  stagingRejected: number;
+  logLinesPublished: number;
+  logLinesDropped: number;
 }
 
 export interface DeaHandle {
@@ -22,16 +43,22 @@ export interface DeaHandle {
   /** The id in use (config.deaId, or the random one chosen at start). */
   readonly id: string;
   readonly ledger: ResourceLedger;
+  readonly instances: Instances;
   counters(): DeaCounters;
-  /** Unsubscribes, drains the NATS connection and closes it; idempotent. */
+  /**
+   * Evacuates (every instance reported DEA_EVACUATION, then stopped), unsubscribes, drains
+   * the NATS connection and closes it; idempotent.
+   */
   stop(): Promise<void>;
   /** Resolves with the exit code once stopped (0), or 1 when the connection closed under it. */
   readonly done: Promise<number>;
 }
 
 /**
- * Starts the DEA; resolves once it answers dea.discover and has advertised. Aborting `signal`
- * while it waits for NATS rejects with the signal's reason.
+ * Starts the DEA; resolves once it answers dea.discover, dea.<id>.stage and dea.<id>.start
+ * and has advertised. Refuses to start (KILN_DEA_CONTAINER_UNAVAILABLE) when runc cannot
+ * isolate apps here and `--isolation none` was not given. Aborting `signal` while it waits
+ * for NATS rejects with the signal's reason.
  */
 export async function startDea(
   config: DeaConfig,
@@ -50,6 +77,19 @@ export async function startDea(
       });
 
   log.info("dea_starting", { id, nats: config.natsUrl, isolation: config.isolation });
+  // The data dir holds droplets, instances' files and staging work: the DEA's alone.
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  let runc: Runc | null = null;
+  if (config.isolation === "runc") {
+    runc = new Runc({ root: containerRoot(config.dataDir) });
+    await requireIsolation(runc);
+  } else {
+    log.warn("isolation_none", {
+      message:
+        "apps run as plain processes under their own uids, memory limited by prlimit; they are not isolated",
+    });
+  }
+
   const bus: KilnConnection = await connectNats({
     servers: config.natsUrl,
     user: config.natsUser || undefined,
@@ -63,6 +103,64 @@ export async function startDea(
     ...(signal === undefined ? {} : { signal }),
   });
 
+  let blobs: Awaited<ReturnType<typeof blobStore>>;
+  try {
+    await ensureLogStream(bus.nc);
+    blobs = await blobStore(bus.nc);
+  } catch (err) {
+    await bus.close();
+    throw err;
+  }
+  const archive = new ArchiveWork();
+  const shipper = new LogShipper({
+    bus,
+    log: log.child("logs"),
+    rate: { linesPerSecond: config.logRate, burst: 2 * config.logRate },
+  });
+  // One outlet (one rate) per instance; bounded, since instances come and go.
+  const outlets = new LRUCache<string, LogOutlet>({ max: 10_000 });
+  const instances = new Instances({
+    bus,
+    deaId: id,
+    host: config.host,
+    runc,
+    archive,
+    blobs,
+    ledger,
+    dataDir: config.dataDir,
+    // The first uid stages; instances take the next 9999, one each.
+    uidRange: { first: config.uidBase + 1, count: 9_999 },
+    stopGraceMs: config.stopGraceMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    dropletCacheBytes: config.dropletCacheMb * 1024 * 1024,
+    output: (origin, stream, text) => {
+      let o = outlets.get(origin.instanceId);
+      if (o === undefined) {
+        o = shipper.outlet({ app: origin.app, source: "APP", index: origin.index });
+        outlets.set(origin.instanceId, o);
+      }
+      o.line(stream, text);
+    },
+    log: log.child("instances"),
+  });
+  const staging = new StageResponder({
+    bus,
+    deaId: id,
+    shipper,
+    log: log.child("staging"),
+    deps: {
+      runc,
+      archive,
+      blobs,
+      workDir: join(config.dataDir, "staging"),
+      cacheDir: join(config.dataDir, "buildpack-cache"),
+      uid: config.uidBase,
+      gid: config.uidBase,
+      containerPrefix: stagingContainerPrefix,
+      log: log.child("staging"),
+      limits: { timeoutMs: config.stagingTimeoutMs },
+    },
+  });
   const discover = new DiscoverResponder({
     bus,
     ledger,
@@ -83,22 +181,39 @@ export async function startDea(
     intervalMs: config.advertiseIntervalMs,
     log: log.child("advertise"),
   });
-  const counters = (): DeaCounters => ({
-    ...discover.counters(),
-    advertised: advertiser.sent,
-    advertiseSkipped: advertiser.skipped,
-  });
+  const counters = (): DeaCounters => {
+    const st = staging.counters();
+    return {
+      ...discover.counters(),
+      advertised: advertiser.sent,
+      advertiseSkipped: advertiser.skipped,
+      staged: st.staged,
+      stagingFailed: st.failed,
+      stagingRejected: st.rejected,
+      logLinesPublished: shipper.counters.published,
+      logLinesDropped: shipper.counters.dropped,
+    };
+  };
 
   let resolveDone: (code: number) => void = () => {};
   const done = new Promise<number>((r) => {
     resolveDone = r;
   });
+  const quiet = (): void => {
+    advertiser.stop();
+    discover.stop();
+    staging.stop();
+  };
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      advertiser.stop();
-      discover.stop();
+      // Placement first, so no new work arrives; then the instances are announced as
+      // evacuated (the Health Manager starts them elsewhere) and stopped, unregistered first.
+      quiet();
+      await instances.evacuate().catch((err: unknown) => log.error("evacuate_failed", { error: err }));
+      shipper.stop();
       await bus.drain().catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
+      await archive.close();
       log.info("dea_stopped", { id, counters: counters() });
       resolveDone(0);
     })();
@@ -109,13 +224,20 @@ export async function startDea(
     // Closed for good under us (reconnects are unlimited, so this is an auth or server refusal).
     log.error("nats_closed", { error });
     stopping = (async () => {
-      advertiser.stop();
-      discover.stop();
+      quiet();
+      await instances.shutdown().catch(() => {});
+      shipper.stop();
+      await archive.close();
       resolveDone(1);
     })();
   });
 
   try {
+    // What a previous run left (its SIGKILL, a crash): reported and removed before new work.
+    await instances.adopt();
+    if (runc !== null) await removeLeftovers(runc, stagingContainerPrefix);
+    await instances.listen();
+    staging.start();
     discover.start();
     await bus.flush();
     advertiser.start();
@@ -132,12 +254,14 @@ export async function startDea(
     isolation: config.isolation,
     memoryMb: config.memoryMb,
     diskMb: config.diskMb,
+    dataDir: config.dataDir,
     reservedMemoryMb: ledger.reservedMemoryMb,
     reservedDiskMb: ledger.reservedDiskMb,
     instances: ledger.instances,
     advertiseIntervalMs: config.advertiseIntervalMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
   });
-  return { config, id, ledger, counters, stop, done };
+  return { config, id, ledger, instances, counters, stop, done };
 }
 
 /** `kiln dea [flags]`: runs until SIGTERM/SIGINT and resolves with the exit code. */
