@@ -245,6 +245,11 @@ function fileSystemMb(dir: string): number {
   }
 }
 
+/** Where the DEA keeps its containers (runc state and bundles) under its data directory. */
+export function containerRoot(dataDir: string): string {
+  return resolve(dataDir, "containers");
+}
+
 /** Three quarters of the machine's memory / the data dir's file system: room left for the host. */
 function share(totalMb: number): number {
   return Math.max(1, Math.min(MAX_MB, Math.floor(totalMb * 0.75)));

@@ -11,7 +11,7 @@ import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
 import { connectNats, type KilnConnection } from "../messaging/connection.js";
 import { blobStore, ensureLogStream } from "../messaging/jetstream.js";
-import { type DeaConfig, deaConfig, parseDeaArgs } from "./config.js";
+import { containerRoot, type DeaConfig, deaConfig, parseDeaArgs } from "./config.js";
 import { removeLeftovers } from "./container/leftovers.js";
 import { requireIsolation } from "./container/probe.js";
 import { Runc } from "./container/runc.js";
@@ -22,11 +22,6 @@ import { type DiscoverCounters, DiscoverResponder } from "./placement/discover.j
 import { ResourceLedger } from "./placement/ledger.js";
 import { ArchiveWork } from "./staging/archive.js";
 import { StageResponder, stagingContainerPrefix } from "./staging/responder.js";
-
-/** Where the DEA keeps its containers (runc state and bundles) under its data directory. */
-export function containerRoot(dataDir: string): string {
-  return join(dataDir, "containers");
-}
 
 export interface DeaCounters extends DiscoverCounters {
   advertised: number;
@@ -204,6 +199,17 @@ export async function startDea(
     discover.stop();
     staging.stop();
   };
+  // Drain what is buffered, but not forever: with NATS gone (the kernel and its server killed
+  // together) a drain would wait for a server that is not coming back.
+  const closeBus = async (): Promise<void> => {
+    if (bus.state !== "connected") {
+      await bus.close().catch(() => {});
+      return;
+    }
+    const timer = setTimeout(() => void bus.nc.close().catch(() => {}), 2_000);
+    await bus.drain().catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
+    clearTimeout(timer);
+  };
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -212,7 +218,7 @@ export async function startDea(
       quiet();
       await instances.evacuate().catch((err: unknown) => log.error("evacuate_failed", { error: err }));
       shipper.stop();
-      await bus.drain().catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
+      await closeBus();
       await archive.close();
       log.info("dea_stopped", { id, counters: counters() });
       resolveDone(0);

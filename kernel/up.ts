@@ -2,6 +2,9 @@
 // one of each component as supervised child processes. Stops everything on SIGINT/SIGTERM.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { containerRoot, deaConfig, parseDeaArgs } from "../dea/config.js";
+import { probeIsolation } from "../dea/container/probe.js";
+import { Runc } from "../dea/container/runc.js";
 import { type NatsServerHandle, startNatsServer } from "../messaging/nats-server.js";
 import { parseRouterArgs, routerConfig, routerEnv } from "../router/config.js";
 import { isLoopback, statusAuth } from "../router/status/auth.js";
@@ -32,6 +35,13 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     config.routerStatusHost,
   ];
   const router = routerConfig(parseRouterArgs(routerFlags));
+  // The DEA's too (KILN_DEA_* in the environment), and whether it can isolate apps here: a
+  // DEA that cannot would exit at once and be restarted forever, so it is left out and the
+  // summary says why.
+  const deaFlags = ["--data-dir", join(config.dataDir, "dea")];
+  const dea = deaConfig(parseDeaArgs(deaFlags));
+  const deaUnable =
+    dea.isolation === "runc" ? await probeIsolation(new Runc({ root: containerRoot(dea.dataDir) })) : null;
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -93,6 +103,15 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     env: { ...componentEnv("router"), ...statusEnv },
   });
 
+  if (deaUnable === null) {
+    supervisor.start({
+      name: "dea",
+      command: process.execPath,
+      args: [kilnBin, "dea", "--nats", nats.url, ...deaFlags],
+      env: componentEnv("dea"),
+    });
+  } else log.warn("dea_not_started", { reason: deaUnable });
+
   const wildcard = ["0.0.0.0", "::"].includes(config.routerStatusHost);
   const statusAddress = wildcard
     ? "localhost"
@@ -111,6 +130,9 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       `  NATS      ${nats.url}  (users and passwords in ${join(nats.dataDir, "credentials.json")})`,
       `  router    http://localhost:${config.routerPort}  (status http://${statusAddress}:${config.routerStatusPort}/health)`,
       `  status    /routes and /metrics need ${ownCredentials ? `the user and password in ${statusCredentialsPath(config.dataDir)}` : `${routerEnv.statusUser} and ${routerEnv.statusPass}`}${isLoopback(config.routerStatusHost) ? "" : `; listening on ${config.routerStatusHost}, off loopback`}`,
+      deaUnable === null
+        ? `  DEA       runs apps in ${dea.isolation === "runc" ? "runc containers" : "plain processes (--isolation none: not isolated)"}, ${dea.memoryMb} MiB for instances (data in ${dea.dataDir})`
+        : `  DEA       not started: ${deaUnable}. Set KILN_DEA_ISOLATION=none to run apps as plain processes (not isolated).`,
       "Next:",
       "  - register a route: node examples/route-registrar.mjs myapp.localhost 127.0.0.1:3000",
       `  - check it:         curl -H 'Host: myapp.localhost' http://localhost:${config.routerPort}/`,

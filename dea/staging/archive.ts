@@ -74,6 +74,9 @@ export class ArchiveWork {
       minThreads: 0,
       maxThreads: this.options.maxThreads,
       idleTimeout: this.options.idleTimeoutMs,
+      // The worker is compiled JavaScript: a TypeScript loader the parent runs under (tests)
+      // would only add seconds to each worker's start.
+      execArgv: [],
     });
     const reply = await this.pool.run(task);
     if (!reply.ok) throw new StagingError(reply.code, reply.message);

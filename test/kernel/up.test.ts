@@ -111,11 +111,13 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
   await new Promise<void>((r) => backend.listen(0, "127.0.0.1", r));
   t.teardown(() => new Promise<void>((r) => backend.close(() => r())));
   const appPort = (backend.address() as { port: number }).port;
-  const { up, exited, until } = await startUp(t, dataDir, {
+  const { up, exited, until, stderr } = await startUp(t, dataDir, {
     nats: natsPort,
     router: routerPort,
     status: statusPort,
   });
+  // The DEA joins the kernel (or, where runc cannot run, is left out with the reason).
+  await until("its DEA started or left out", () => /"event":"(dea_started|dea_not_started)"/.test(stderr()));
 
   const creds = JSON.parse(readFileSync(join(dataDir, "nats", "credentials.json"), "utf8")) as {
     users: Record<string, string>;
@@ -227,9 +229,14 @@ t.test(
     const routerPid = (router as { pid: number }).pid;
     const natsPid = descendants(first.up.pid).find((p) => p.command.includes("nats-server"))?.pid ?? -1;
     t.ok(natsPid > 0, "the kernel runs a nats-server");
+    await first.until("its DEA started or left out", () =>
+      /"event":"(dea_started|dea_not_started)"/.test(first.stderr()),
+    );
+    const deaPid = descendants(first.up.pid).find((p) => p.command.includes(" dea "))?.pid ?? -1;
     // Once their kernel is gone they are nobody's children: stop them here should they outlive this test.
     t.teardown(() => {
-      for (const pid of [routerPid, natsPid]) {
+      for (const pid of [routerPid, natsPid, deaPid]) {
+        if (pid <= 0) continue;
         try {
           process.kill(pid, "SIGKILL");
         } catch {}
@@ -246,9 +253,10 @@ t.test(
       }
     };
     const end = Date.now() + 5000;
-    while ((alive(routerPid) || alive(natsPid)) && Date.now() < end)
+    while ((alive(routerPid) || alive(natsPid) || (deaPid > 0 && alive(deaPid))) && Date.now() < end)
       await new Promise((r) => setTimeout(r, 50));
     t.notOk(alive(routerPid), "the router stopped once its kernel was gone");
+    if (deaPid > 0) t.notOk(alive(deaPid), "the DEA stopped once its kernel was gone");
     t.equal(await health(ports.status), 0, "nothing answers on the status port");
     // setpriv --pdeathsig (messaging/nats-server.ts); without setpriv the next kernel stops
     // the server it finds through the pid file instead.
