@@ -4,7 +4,6 @@
 // Skipped with the probe's reason where runc cannot run (no root, no runc, no cgroups).
 import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
@@ -19,6 +18,7 @@ import { Runc } from "../../dea/container/runc.js";
 import { deniedCalls } from "../../dea/container/seccomp.js";
 import { type ContainerSpec, cpuSharesFor, ociConfig } from "../../dea/container/spec.js";
 import { guardChildren } from "../helpers/children.js";
+import { bodyOf } from "../helpers/http.js";
 import { freePort } from "../helpers/ports.js";
 
 guardChildren(t);
@@ -65,20 +65,7 @@ function spec(
   };
 }
 
-function get(port: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const req = request({ host: "127.0.0.1", port, path: "/", timeout: 1000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (d: string) => {
-        body += d;
-      });
-      res.on("end", () => resolve(body));
-    });
-    req.on("error", () => resolve(null));
-    req.on("timeout", () => req.destroy());
-    req.end();
-  });
-}
+const get = (port: number, path = "/"): Promise<string | null> => bodyOf(port, path);
 
 /** Nothing of container `id` is left: not in `runc list`, no cgroup directory, no bundle. */
 async function assertGone(t: Test, id: string, cgroups: Record<string, string>): Promise<void> {

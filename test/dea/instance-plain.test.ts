@@ -3,7 +3,6 @@
 // then the only wall between instances and the DEA. Needs root to run apps as their uid.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
@@ -14,6 +13,7 @@ import { createLogger } from "../../kernel/log.js";
 import { type DropletExited, decode, type StartRequest } from "../../messaging/codec.js";
 import { decodeRegister, type RegistryMessage } from "../../messaging/gorouter.js";
 import { guardChildren } from "../helpers/children.js";
+import { bodyOf } from "../helpers/http.js";
 import { startTestNats } from "../helpers/nats.js";
 
 guardChildren(t);
@@ -35,20 +35,7 @@ http.createServer((q, s) => {
 }).listen(+process.env.PORT, "0.0.0.0");
 `;
 
-function get(port: number, path = "/"): Promise<string | null> {
-  return new Promise((resolve) => {
-    const req = request({ host: "127.0.0.1", port, path, timeout: 2000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (d: string) => {
-        body += d;
-      });
-      res.on("end", () => resolve(body));
-    });
-    req.on("error", () => resolve(null));
-    req.on("timeout", () => req.destroy());
-    req.end();
-  });
-}
+const get = (port: number, path = "/"): Promise<string | null> => bodyOf(port, path);
 
 async function until<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
   const deadline = Date.now() + ms;

@@ -8,7 +8,6 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Msg, ObjectStore } from "nats";
@@ -31,6 +30,7 @@ import {
 import type { KilnConnection } from "../../messaging/connection.js";
 import { decodeRegister, decodeUnregister, type RegistryMessage } from "../../messaging/gorouter.js";
 import { guardChildren } from "../helpers/children.js";
+import { bodyOf } from "../helpers/http.js";
 import { startTestNats } from "../helpers/nats.js";
 
 guardChildren(t);
@@ -114,20 +114,7 @@ http.createServer((q, s) => {
 }).listen(+process.env.PORT, "0.0.0.0", () => console.log("listening on " + process.env.PORT));
 `;
 
-function get(port: number, path = "/"): Promise<string | null> {
-  return new Promise((resolve) => {
-    const req = request({ host: "127.0.0.1", port, path, timeout: 2000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (d: string) => {
-        body += d;
-      });
-      res.on("end", () => resolve(body));
-    });
-    req.on("error", () => resolve(null));
-    req.on("timeout", () => req.destroy());
-    req.end();
-  });
-}
+const get = (port: number, path = "/"): Promise<string | null> => bodyOf(port, path);
 
 interface Seen {
   subject: string;

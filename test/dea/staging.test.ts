@@ -6,7 +6,6 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { lchown, mkdtemp, readdir, rm } from "node:fs/promises";
-import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -25,6 +24,7 @@ import { createLogger } from "../../kernel/log.js";
 import type { StageReply, StageRequest } from "../../messaging/codec.js";
 import { OBJECT_STORE_BLOBS } from "../../messaging/subjects.js";
 import { guardChildren } from "../helpers/children.js";
+import { bodyOf } from "../helpers/http.js";
 import { startTestNats } from "../helpers/nats.js";
 import { freePort } from "../helpers/ports.js";
 
@@ -145,20 +145,7 @@ async function unpackDroplet(reply: StageReply): Promise<{ dir: string; info: Dr
   return { dir, info };
 }
 
-function get(port: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const req = request({ host: "127.0.0.1", port, path: "/", timeout: 1000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (d: string) => {
-        body += d;
-      });
-      res.on("end", () => resolve(body));
-    });
-    req.on("error", () => resolve(null));
-    req.on("timeout", () => req.destroy());
-    req.end();
-  });
-}
+const get = (port: number, path = "/"): Promise<string | null> => bodyOf(port, path);
 
 async function poll(port: number, ms = 10_000): Promise<string | null> {
   const until = Date.now() + ms;
