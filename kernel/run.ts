@@ -24,8 +24,12 @@ export async function runUntilSignal<H extends Running>(
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    running = await start(starting.signal);
-    return await running.done;
+    const started = await start(starting.signal);
+    running = started;
+    // A signal that came while it was starting, past the point where the start could be
+    // aborted (the NATS connect): stop it now rather than run on with nobody to stop it.
+    if (starting.signal.aborted) stop(started);
+    return await started.done;
   } catch (err) {
     if (!starting.signal.aborted) throw err;
     // Only the NATS client may still be retrying its first connect, which cannot be
