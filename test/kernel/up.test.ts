@@ -206,8 +206,18 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
   });
   t.equal((await get()).status, 200, "the first route is still served");
 
+  const children = descendants(up.pid).filter((p) => / (router|dea) /.test(p.command));
   up.kill("SIGTERM");
   t.equal(await exited, 0, "kiln up exits 0 on SIGTERM");
+  const left = children.filter((c) => {
+    try {
+      process.kill(c.pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  t.same(left, [], "no component outlives kiln up");
 });
 
 t.test(
