@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { create as tarCreate } from "tar";
+import { ActualState } from "../../control/runner/actual.js";
 import { DeaClient } from "../../control/runner/dea-client.js";
 import { probeIsolation } from "../../dea/container/probe.js";
 import { Runc } from "../../dea/container/runc.js";
@@ -30,6 +31,9 @@ const nats = await startTestNats(t);
 const cc = await nats.connect("cc");
 const quiet = createLogger("test", { write: () => {} });
 const client = new DeaClient({ bus: cc, log: quiet, discoverTimeoutMs: 1_000, discoverTries: 2 });
+const actual = new ActualState({ bus: cc, log: quiet });
+actual.start();
+t.teardown(() => actual.stop());
 const args = (name: string) => [
   "--isolation",
   isolation,
@@ -39,6 +43,8 @@ const args = (name: string) => [
   "4096",
   "--disk-mb",
   "20000",
+  "--heartbeat-interval-ms",
+  "300",
 ];
 const deaA = await startDeaProc(t, nats, "cc-dea-a", args("a"));
 const deaB = await startDeaProc(t, nats, "cc-dea-b", args("b"));
@@ -123,9 +129,26 @@ t.test("stage on the first DEA to answer, start four instances spread over both,
     t.equal(res.status, 200, `instance ${r.index} answers`);
     await res.text();
   }
+  await until(
+    "the heartbeats report four running",
+    () => actual.instances("cc-app").filter((i) => i.state === "RUNNING").length === 4,
+  );
+  const seen = actual.instances("cc-app");
+  t.same(
+    seen.map((i) => i.index),
+    [0, 1, 2, 3],
+    "actual state: indices 0-3",
+  );
+  t.same(
+    new Set(seen.map((i) => i.port)),
+    new Set(registered.filter((r) => r.app === "cc-app").map((r) => r.port)),
+    "on the ports the router was told",
+  );
+  t.same(new Set(seen.map((i) => i.deaId)), new Set(placed.values()), "on the DEAs that were asked");
   client.stop({ app: "cc-app" });
   await until("all four stopped", () => exited.filter((a) => a === "cc-app").length === 4);
   t.pass("dea.stop reached both DEAs");
+  t.same(actual.instances("cc-app"), [], "and the actual state dropped them at droplet.exited");
 });
 
 t.test("no DEA with room: KILN_CC_NO_DEA after the tries", async (t) => {
