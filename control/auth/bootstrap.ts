@@ -1,0 +1,43 @@
+// First start: when `user.admin` is missing an admin with a random password is created and the
+// password written once to <data dir>/admin-credentials.json (0600). Whichever controller wins
+// the create writes the file; a later start, or the loser of a race, leaves it alone.
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../../kernel/log.js";
+import { CcError } from "../errors.js";
+import { keys } from "../store/records.js";
+import type { CcStore } from "../store/store.js";
+import { createUser } from "./users.js";
+
+export const ADMIN = "admin";
+export const CREDENTIALS_FILE = "admin-credentials.json";
+
+/** Creates the admin when missing; returns the credentials file written, or null when the admin existed. */
+export async function ensureAdmin(store: CcStore, dataDir: string, log: Logger): Promise<string | null> {
+  if ((await store.users.get(keys.user(ADMIN))) !== null) return null;
+  const password = randomBytes(24).toString("base64url");
+  try {
+    await createUser(store, ADMIN, password, true);
+  } catch (err) {
+    if (err instanceof CcError && err.code === "KILN_CC_NAME_TAKEN") return null;
+    throw err;
+  }
+  const file = join(dataDir, CREDENTIALS_FILE);
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // "wx": never replace a file someone else wrote.
+    writeFileSync(file, `${JSON.stringify({ user: ADMIN, password })}\n`, { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    throw new CcError(
+      "KILN_CC_DATA_DIR",
+      `the admin was created but ${file} could not be written (${(err as Error).message}); delete user.admin from kiln_users to start over`,
+      err,
+    );
+  }
+  log.info("admin_created", { user: ADMIN, credentials: file });
+  process.stdout.write(
+    `kiln cc: admin user created; credentials in ${file} (user admin, password ${password})\n`,
+  );
+  return file;
+}
