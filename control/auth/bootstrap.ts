@@ -13,8 +13,13 @@ import { createUser } from "./users.js";
 export const ADMIN = "admin";
 export const CREDENTIALS_FILE = "admin-credentials.json";
 
-/** Creates the admin when missing; returns the credentials file written, or null when the admin existed. */
-export async function ensureAdmin(store: CcStore, dataDir: string, log: Logger): Promise<string | null> {
+/** Creates the admin when missing (`announce` prints the password once); returns the credentials file written, or null when the admin existed. */
+export async function ensureAdmin(
+  store: CcStore,
+  dataDir: string,
+  log: Logger,
+  announce: (line: string) => void = (line) => process.stdout.write(line),
+): Promise<string | null> {
   if ((await store.users.get(keys.user(ADMIN))) !== null) return null;
   const password = randomBytes(24).toString("base64url");
   try {
