@@ -2,7 +2,7 @@
 // password written once to <data dir>/admin-credentials.json (0600). Whichever controller wins
 // the create writes the file; a later start, or the loser of a race, leaves it alone.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../kernel/log.js";
 import { CcError } from "../errors.js";
@@ -18,7 +18,9 @@ export async function ensureAdmin(
   store: CcStore,
   dataDir: string,
   log: Logger,
-  announce: (line: string) => void = (line) => process.stdout.write(line),
+  announce: (line: string) => void = (line) => {
+    process.stdout.write(line);
+  },
 ): Promise<string | null> {
   if ((await store.users.get(keys.user(ADMIN))) !== null) return null;
   const password = randomBytes(24).toString("base64url");
@@ -31,8 +33,12 @@ export async function ensureAdmin(
   const file = join(dataDir, CREDENTIALS_FILE);
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    // "wx": never replace a file someone else wrote.
-    writeFileSync(file, `${JSON.stringify({ user: ADMIN, password })}\n`, { mode: 0o600, flag: "wx" });
+    // Only the controller whose create won gets here, once per store. A file already there is
+    // from a store that is gone (its password no longer works): replaced whole, by a rename.
+    if (existsSync(file)) log.warn("admin_credentials_replaced", { credentials: file });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify({ user: ADMIN, password })}\n`, { mode: 0o600, flag: "wx" });
+    renameSync(tmp, file);
   } catch (err) {
     throw new CcError(
       "KILN_CC_DATA_DIR",
@@ -41,8 +47,6 @@ export async function ensureAdmin(
     );
   }
   log.info("admin_created", { user: ADMIN, credentials: file });
-  process.stdout.write(
-    `kiln cc: admin user created; credentials in ${file} (user admin, password ${password})\n`,
-  );
+  announce(`kiln cc: admin user created; credentials in ${file} (user admin, password ${password})\n`);
   return file;
 }
