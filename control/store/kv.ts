@@ -77,7 +77,7 @@ export class Records<T> {
     }
   }
 
-  /** Writes `value` under `key` only if there is none; false when the key is taken. */
+  /** Writes `value` under `key` only if there is none: the new revision, or null when the key is taken. */
   async create(key: string, value: T): Promise<number | null> {
     try {
       return await this.kv.create(key, this.encode(value));
