@@ -198,6 +198,8 @@ export function appRoutes(ctx: ApiContext): Route[] {
           (lifecycle && optionalStringList(lifecycle, "buildpacks", "lifecycle."));
         const hc = optionalObject(body, "health_check");
         const health = hc === undefined ? undefined : healthCheck(hc);
+        if (name === undefined && command === undefined && buildpacks === undefined && health === undefined)
+          return { status: 200, body: current };
         // A rename takes the new name first and gives the old one back only once the app has it.
         let newNameKey: string | null = null;
         if (name !== undefined && name !== current.name) {
