@@ -1,5 +1,7 @@
 // The Cloud Controller's coded errors. Each carries the HTTP status the API answers with, so a
 // handler throws a CcError and the server turns it into `{errors:[{code,title,detail}]}`.
+// Codes of the parts that talk to DEAs (KILN_CC_NO_DEA, …) are declared with those parts; the
+// server answers any KilnError that has a status the same way.
 import { defineCodes, KilnError } from "../kernel/errors.js";
 
 export const CcCodes = defineCodes("control", {
@@ -39,7 +41,6 @@ export const CcCodes = defineCodes("control", {
     status: 409,
     summary: "The record kept changing under concurrent writes and the update gave up; retry it.",
   },
-  KILN_CC_NO_DEA: { status: 503, summary: "No DEA answered dea.discover; start a DEA or free capacity." },
   KILN_CC_STORE_UNAVAILABLE: {
     status: 503,
     summary: "JetStream (NATS) did not answer the controller; check that NATS is up and JetStream enabled.",

@@ -3,6 +3,7 @@
 // try/catch per request is fine here, unlike in the router.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { KilnError } from "../../kernel/errors.js";
 import { authenticate } from "../auth/tokens.js";
 import { CcError } from "../errors.js";
 import { readJson } from "./body.js";
@@ -32,7 +33,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function sendError(res: ServerResponse, err: CcError): void {
+function sendError(res: ServerResponse, err: KilnError & { status: number }): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -76,9 +77,10 @@ export async function startApiServer(ctx: ApiContext, table: RouteTable): Promis
 
   const server: Server = createServer((raw, res) => {
     handle(raw, res).catch((err: unknown) => {
-      if (err instanceof CcError) {
+      // Any coded error with a status (CcError, or another part's KilnError) is the answer.
+      if (err instanceof KilnError && err.status !== undefined) {
         if (err.status >= 500) log.error("request_failed", { method: raw.method, path: raw.url, error: err });
-        sendError(res, err);
+        sendError(res, err as KilnError & { status: number });
         return;
       }
       log.error("request_failed", { method: raw.method, path: raw.url, error: err });
