@@ -50,6 +50,9 @@ export const CcCodes = defineCodes("control", {
     summary:
       "A setting of `kiln cc` (flag or KILN_CC_* environment variable) is malformed; the message names it.",
   },
+  KILN_CC_LISTEN_FAILED: {
+    summary: "The controller could not listen on its port (--port, --host); is it already taken?",
+  },
   KILN_CC_DATA_DIR: {
     summary:
       "The controller cannot write <data dir>/admin-credentials.json; check --data-dir and its permissions.",

@@ -89,9 +89,17 @@ export async function startApiServer(ctx: ApiContext, table: RouteTable): Promis
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: Error) =>
+      reject(
+        new CcError(
+          "KILN_CC_LISTEN_FAILED",
+          `cannot listen on ${config.host}:${config.port}: ${err.message}`,
+          err,
+        ),
+      ),
+    );
     server.listen(config.port, config.host, () => {
-      server.off("error", reject);
+      server.removeAllListeners("error");
       resolve();
     });
   });

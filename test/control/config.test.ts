@@ -66,3 +66,26 @@ t.test("kiln cc with a malformed setting exits 2 with one line", async (t) => {
   t.equal(e.status, 2);
   t.match(e.stderr, /KILN_CC_TOKEN_TTL_S.*KILN_CC_CONFIG/);
 });
+
+t.test("kiln cc on a port already taken fails with KILN_CC_LISTEN_FAILED", async (t) => {
+  const { createServer } = await import("node:net");
+  const { startTestNats } = await import("../helpers/nats.js");
+  const { ccDataDir } = await import("./harness.js");
+  const nats = await startTestNats(t);
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+  t.teardown(() => new Promise<void>((r) => blocker.close(() => r())));
+  const port = (blocker.address() as { port: number }).port;
+  const cred = nats.credentials("cc");
+  const r = spawnSync(
+    process.execPath,
+    [kilnBin, "cc", "--nats", nats.url, "--port", String(port), "--data-dir", ccDataDir(t)],
+    {
+      encoding: "utf8",
+      timeout: 20_000,
+      env: { ...process.env, KILN_NATS_USER: cred.user, KILN_NATS_PASS: cred.pass },
+    },
+  );
+  t.equal(r.status, 1);
+  t.match(r.stderr, /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE.*\(KILN_CC_LISTEN_FAILED\)/);
+});
