@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { canSee, visibleSpace, visibleSpaceGuids } from "../auth/access.js";
 import { CcError, invalid, notFound } from "../errors.js";
+import { claim } from "../store/claim.js";
 import { UNCHANGED } from "../store/kv.js";
 import { type AppRecord, type AppState, type HealthCheck, keys } from "../store/records.js";
 import type { CcStore } from "../store/store.js";
@@ -60,6 +61,18 @@ function appName(body: Record<string, unknown>): string {
 
 export function appRoutes(ctx: ApiContext): Route[] {
   const { store } = ctx;
+
+  /** Takes an app name in a space; NAME_TAKEN when another app has it. */
+  const takeName = async (key: string, guid: string, spaceGuid: string, name: string): Promise<void> => {
+    const held = await claim(
+      store.appNames,
+      key,
+      { guid, space_guid: spaceGuid },
+      async (g) => (await store.apps.get(keys.app(g))) !== null,
+    );
+    if (held !== null)
+      throw new CcError("KILN_CC_NAME_TAKEN", `an app named ${name} already exists in this space`);
+  };
 
   /** Applies `change` to the app (404 if gone meanwhile) and records `type`. */
   const change = async (
@@ -135,8 +148,7 @@ export function appRoutes(ctx: ApiContext): Route[] {
           updated_at: now,
         };
         const nameKey = keys.appName(spaceGuid, name);
-        if ((await store.appNames.create(nameKey, { guid: app.guid, space_guid: spaceGuid })) === null)
-          throw new CcError("KILN_CC_NAME_TAKEN", `an app named ${name} already exists in this space`);
+        await takeName(nameKey, app.guid, spaceGuid, name);
         try {
           await store.apps.create(keys.app(app.guid), app);
         } catch (err) {
@@ -204,8 +216,7 @@ export function appRoutes(ctx: ApiContext): Route[] {
         let newNameKey: string | null = null;
         if (name !== undefined && name !== current.name) {
           newNameKey = keys.appName(current.space_guid, name);
-          if ((await store.appNames.create(newNameKey, { guid, space_guid: current.space_guid })) === null)
-            throw new CcError("KILN_CC_NAME_TAKEN", `an app named ${name} already exists in this space`);
+          await takeName(newNameKey, guid, current.space_guid, name);
         }
         let before = current;
         try {

@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { canSee, visibleSpace, visibleSpaceGuids } from "../auth/access.js";
 import { CcError, invalid, notFound } from "../errors.js";
+import { claim } from "../store/claim.js";
 import { UNCHANGED } from "../store/kv.js";
 import { keys, type RouteRecord } from "../store/records.js";
 import type { CcStore } from "../store/store.js";
@@ -37,24 +38,16 @@ export function routeRoutes(ctx: ApiContext): Route[] {
 
   /** Takes `host[/path]` for the route; ROUTE_TAKEN when another route holds it. */
   const takeHost = async (route: RouteRecord): Promise<void> => {
-    const key = keys.host(route.host, route.path);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      if ((await store.hosts.create(key, { guid: route.guid, space_guid: route.space_guid })) !== null)
-        return;
-      const held = await store.hosts.get(key);
-      if (held === null) continue;
-      // A key whose route is gone (a controller stopped between the two writes) is released.
-      if ((await store.routes.get(keys.route(held.value.guid))) === null) {
-        await store.hosts.delete(key, held.revision);
-        continue;
-      }
-      const where =
-        held.value.space_guid === route.space_guid
-          ? "already exists in this space"
-          : "is held by another space";
-      throw new CcError("KILN_CC_ROUTE_TAKEN", `the route ${route.url} ${where}`);
-    }
-    throw new CcError("KILN_CC_ROUTE_TAKEN", `the route ${route.url} is being taken by another request`);
+    const held = await claim(
+      store.hosts,
+      keys.host(route.host, route.path),
+      { guid: route.guid, space_guid: route.space_guid },
+      async (guid) => (await store.routes.get(keys.route(guid))) !== null,
+    );
+    if (held === null) return;
+    const where =
+      held.space_guid === route.space_guid ? "already exists in this space" : "is held by another space";
+    throw new CcError("KILN_CC_ROUTE_TAKEN", `the route ${route.url} ${where}`);
   };
 
   return [

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { isMember, requireAdmin, visibleSpace } from "../auth/access.js";
 import { NAME } from "../auth/users.js";
 import { CcError, invalid } from "../errors.js";
+import { claim } from "../store/claim.js";
 import { UNCHANGED } from "../store/kv.js";
 import { keys, type SpaceRecord } from "../store/records.js";
 import { paginate } from "./pagination.js";
@@ -31,8 +32,13 @@ export function spaceRoutes(ctx: ApiContext): Route[] {
           updated_at: now,
         };
         // The name first: of two concurrent creates only one gets it, and no space exists without its name.
-        if ((await store.spaceNames.create(keys.spaceName(name), { guid: space.guid })) === null)
-          throw new CcError("KILN_CC_NAME_TAKEN", `space ${name} already exists`);
+        const held = await claim(
+          store.spaceNames,
+          keys.spaceName(name),
+          { guid: space.guid },
+          async (g) => (await store.spaces.get(keys.space(g))) !== null,
+        );
+        if (held !== null) throw new CcError("KILN_CC_NAME_TAKEN", `space ${name} already exists`);
         await store.spaces.create(keys.space(space.guid), space);
         await store.audit.record({
           type: "space.create",

@@ -12,6 +12,8 @@ const MAX_ATTEMPTS = 100;
 export interface Versioned<T> {
   value: T;
   revision: number;
+  /** When this revision was written (the server's clock). */
+  created: Date;
 }
 
 /** What an update function returns to leave the record as it is (no write, no revision). */
@@ -57,7 +59,7 @@ export class Records<T> {
 
   private decode(e: KvEntry | null): Versioned<T> | null {
     if (e === null || e.operation !== "PUT") return null;
-    return { value: e.json<T>(), revision: e.revision };
+    return { value: e.json<T>(), revision: e.revision, created: e.created };
   }
 
   private encode(value: T): Uint8Array {
@@ -100,7 +102,7 @@ export class Records<T> {
       if (next === UNCHANGED) return current;
       try {
         const revision = await this.kv.update(key, this.encode(next), current.revision);
-        return { value: next, revision };
+        return { value: next, revision, created: new Date() };
       } catch (err) {
         if (!isConflict(err)) throw storeError(this.bucket, `updating ${key}`, err);
       }
@@ -140,10 +142,10 @@ export class Records<T> {
   }
 
   /** Every live record whose key matches `filter`, in key order. */
-  async list(filter = ">"): Promise<{ key: string; value: T; revision: number }[]> {
+  async list(filter = ">"): Promise<({ key: string } & Versioned<T>)[]> {
     const keys = (await this.keys(filter)).sort();
     const got = await Promise.all(keys.map(async (key) => ({ key, entry: await this.get(key) })));
-    const out: { key: string; value: T; revision: number }[] = [];
+    const out: ({ key: string } & Versioned<T>)[] = [];
     for (const g of got) if (g.entry !== null) out.push({ key: g.key, ...g.entry });
     return out;
   }

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import t from "tap";
 import { ensureAdmin } from "../../control/auth/bootstrap.js";
 import { login } from "../../control/auth/tokens.js";
+import { claim } from "../../control/store/claim.js";
 import { UNCHANGED } from "../../control/store/kv.js";
 import { type AppRecord, keys } from "../../control/store/records.js";
 import { openStore } from "../../control/store/store.js";
@@ -75,6 +76,26 @@ t.test("store", async (t) => {
       const held = await s1.appNames.get(key);
       t.equal(held?.value.guid, results[0] !== null ? "from-1" : "from-2", "the winner's value is kept");
     }
+  });
+
+  await t.test("a uniqueness key left without its record is released only after the grace", async (t) => {
+    const key = keys.appName("space2", "orphan");
+    const live = async (g: string) => (await s1.apps.get(keys.app(g))) !== null;
+    t.ok(await s1.appNames.create(key, { guid: "never-written" }));
+    t.same(
+      await claim(s2.appNames, key, { guid: "new" }, live),
+      { guid: "never-written" },
+      "a young key may be in flight",
+    );
+    t.equal(await claim(s2.appNames, key, { guid: "new" }, live, 0), null, "an old orphan is taken over");
+    t.equal((await s1.appNames.get(key))?.value.guid, "new");
+    t.same(
+      await claim(s1.appNames, keys.appName("space1", "name0"), { guid: "x" }, async () => true, 0),
+      {
+        guid: (await s1.appNames.get(keys.appName("space1", "name0")))?.value.guid,
+      },
+      "a live holder keeps it",
+    );
   });
 
   await t.test("delete at a stale revision fails; create after delete works", async (t) => {
