@@ -68,7 +68,11 @@ export function appRoutes(ctx: ApiContext): Route[] {
       store.appNames,
       key,
       { guid, space_guid: spaceGuid },
-      async (g) => (await store.apps.get(keys.app(g))) !== null,
+      // Held while an app of that guid still has this name here (a rename gives the old one back).
+      async (g) => {
+        const a = await store.apps.get(keys.app(g));
+        return a !== null && a.value.name === name && a.value.space_guid === spaceGuid;
+      },
     );
     if (held !== null)
       throw new CcError("KILN_CC_NAME_TAKEN", `an app named ${name} already exists in this space`);
