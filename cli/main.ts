@@ -8,6 +8,7 @@ import { createLogger } from "../kernel/log.js";
 import { projectRoot } from "../kernel/paths.js";
 import { stopWhenSupervisorGoes } from "../kernel/supervised.js";
 import type { Command } from "./command.js";
+import { ccCommand } from "./commands/cc.js";
 import { deaCommand } from "./commands/dea.js";
 import { natsCommand, upCommand } from "./commands/kernel.js";
 import { routerCommand } from "./commands/router.js";
@@ -25,13 +26,19 @@ export const commands: Record<string, Command> = {
   up: upCommand,
   nats: natsCommand,
   router: routerCommand,
-  cc: unavailable("Cloud Controller"),
+  cc: ccCommand,
   dea: deaCommand,
   hm: unavailable("Health Manager"),
 };
 
 /** Codes that mean "the command line or environment was wrong": exit 2, like an unknown command. */
-const usageCodes = new Set(["KILN_CLI_USAGE", "KILN_KERNEL_CONFIG", "KILN_ROUTER_CONFIG", "KILN_DEA_CONFIG"]);
+const usageCodes = new Set([
+  "KILN_CLI_USAGE",
+  "KILN_KERNEL_CONFIG",
+  "KILN_ROUTER_CONFIG",
+  "KILN_DEA_CONFIG",
+  "KILN_CC_CONFIG",
+]);
 
 /** A usage error quotes the value it was given, which may hold line breaks: escaped, it stays one line. */
 function oneLine(text: string): string {

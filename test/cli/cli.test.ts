@@ -72,7 +72,7 @@ t.test("no arguments prints help and exits 2", async (t) => {
 });
 
 t.test("a component not yet in this build says so with a code", async (t) => {
-  const r = kiln("cc", "--nats", "nats://127.0.0.1:4222");
+  const r = kiln("hm", "--nats", "nats://127.0.0.1:4222");
   t.equal(r.status, 1);
   t.match(r.stderr, /KILN_CLI_UNAVAILABLE/);
 });

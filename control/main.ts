@@ -1,0 +1,115 @@
+// The Cloud Controller process: NATS connection, the store (JetStream KV buckets and the
+// events stream), the admin bootstrap, and the HTTP API. It keeps no state of its own, so any
+// number of them can run against one NATS. `kiln cc` calls runCcCommand; tests call startCc.
+import { createLogger, type Logger } from "../kernel/log.js";
+import { runUntilSignal } from "../kernel/run.js";
+import { connectNats, type KilnConnection } from "../messaging/connection.js";
+import { appRoutes } from "./api/apps.js";
+import { eventRoutes } from "./api/events.js";
+import { infoRoutes } from "./api/info.js";
+import { routeRoutes } from "./api/routes.js";
+import { type ApiServer, startApiServer } from "./api/server.js";
+import { spaceRoutes } from "./api/spaces.js";
+import { type ApiContext, RouteTable } from "./api/table.js";
+import { tokenRoutes } from "./api/tokens.js";
+import { userRoutes } from "./api/users.js";
+import { ensureAdmin } from "./auth/bootstrap.js";
+import { type CcConfig, ccConfig, parseCcArgs } from "./config.js";
+import { openStore } from "./store/store.js";
+
+export interface CcHandle {
+  readonly config: CcConfig;
+  /** The API's port (the one chosen when config.port is 0). */
+  readonly port: number;
+  /** Closes the API, then drains and closes the NATS connection; idempotent. */
+  stop(): Promise<void>;
+  /** Resolves with the exit code once stopped (0), or 1 when the connection closed under it. */
+  readonly done: Promise<number>;
+}
+
+/** Every resource's routes; a later part adds its file here. */
+export function ccRoutes(ctx: ApiContext): RouteTable {
+  return new RouteTable([
+    ...infoRoutes(ctx),
+    ...tokenRoutes(ctx),
+    ...userRoutes(ctx),
+    ...spaceRoutes(ctx),
+    ...appRoutes(ctx),
+    ...routeRoutes(ctx),
+    ...eventRoutes(ctx),
+  ]);
+}
+
+/** Starts the controller; resolves once the API listens. Aborting `signal` while NATS is awaited rejects. */
+export async function startCc(
+  config: CcConfig,
+  log: Logger = createLogger("cc"),
+  signal?: AbortSignal,
+): Promise<CcHandle> {
+  log.info("cc_starting", { nats: config.natsUrl });
+  const bus: KilnConnection = await connectNats({
+    servers: config.natsUrl,
+    user: config.natsUser || undefined,
+    pass: config.natsPass || undefined,
+    name: "cc",
+    listeners: {
+      disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
+      reconnected: ({ server }) => log.info("nats_reconnected", { server }),
+      error: ({ error, code }) => log.warn("nats_error", { code, error }),
+    },
+    ...(signal === undefined ? {} : { signal }),
+  });
+  let api: ApiServer;
+  try {
+    const store = await openStore(bus.nc);
+    await ensureAdmin(store, config.dataDir, log);
+    const ctx: ApiContext = { store, config, log: log.child("api") };
+    api = await startApiServer(ctx, ccRoutes(ctx));
+  } catch (err) {
+    await bus.close().catch(() => {});
+    throw err;
+  }
+
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => {
+    resolveDone = r;
+  });
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await api.close();
+      const timer = setTimeout(() => void bus.close().catch(() => {}), 2_000);
+      await bus.drain().catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
+      clearTimeout(timer);
+      log.info("cc_stopped", {});
+      resolveDone(0);
+    })();
+    return stopping;
+  };
+  bus.on("closed", ({ error }) => {
+    if (stopping !== null) return;
+    log.error("nats_closed", { error });
+    stopping = (async () => {
+      await api.close();
+      resolveDone(1);
+    })();
+  });
+  log.info("cc_listening", {
+    port: api.port,
+    host: config.host,
+    domain: config.domain,
+    nats: config.natsUrl,
+  });
+  return { config, port: api.port, stop, done };
+}
+
+/** `kiln cc [flags]`: runs until SIGTERM/SIGINT and resolves with the exit code. */
+export async function runCcCommand(argv: string[]): Promise<number> {
+  const log = createLogger("cc");
+  const config = ccConfig(parseCcArgs(argv));
+  return runUntilSignal(
+    log,
+    (signal) => startCc(config, log, signal),
+    (cc) => void cc.stop(),
+  );
+}

@@ -1,0 +1,82 @@
+// Audit events: published to KILN_EVENTS on `events.<kind>` with a JetStream ack (so a write the
+// API reported is on record), and read back oldest first with an ordered consumer.
+import { randomUUID } from "node:crypto";
+import type { NatsConnection } from "nats";
+import { ensureEventStream } from "../../messaging/jetstream.js";
+import { events, STREAM_EVENTS } from "../../messaging/subjects.js";
+import { CcError } from "../errors.js";
+import type { AuditEvent } from "./records.js";
+
+export type EventInput = Omit<AuditEvent, "guid" | "created_at">;
+
+function isAuditEvent(v: unknown): v is AuditEvent {
+  const e = v as AuditEvent | null;
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    typeof e.guid === "string" &&
+    typeof e.type === "string" &&
+    typeof e.actor === "string" &&
+    typeof e.target_guid === "string" &&
+    typeof e.created_at === "string"
+  );
+}
+
+export class AuditLog {
+  private readonly nc: NatsConnection;
+
+  private constructor(nc: NatsConnection) {
+    this.nc = nc;
+  }
+
+  static async open(nc: NatsConnection): Promise<AuditLog> {
+    await ensureEventStream(nc);
+    return new AuditLog(nc);
+  }
+
+  async record(input: EventInput): Promise<AuditEvent> {
+    const event: AuditEvent = { guid: randomUUID(), created_at: new Date().toISOString(), ...input };
+    const kind = input.type.split(".")[0] ?? "misc";
+    try {
+      await this.nc.jetstream().publish(events(kind), new TextEncoder().encode(JSON.stringify(event)));
+    } catch (err) {
+      throw new CcError(
+        "KILN_CC_STORE_UNAVAILABLE",
+        `recording event ${input.type}: ${(err as Error).message}`,
+        err,
+      );
+    }
+    return event;
+  }
+
+  /** Every audit event kept, oldest first, that `keep` accepts (other publishers' lines are skipped). */
+  async list(keep: (e: AuditEvent) => boolean = () => true): Promise<AuditEvent[]> {
+    try {
+      const jsm = await this.nc.jetstreamManager();
+      const info = await jsm.streams.info(STREAM_EVENTS);
+      const out: AuditEvent[] = [];
+      if (info.state.messages === 0) return out;
+      const last = info.state.last_seq;
+      const consumer = await this.nc.jetstream().consumers.get(STREAM_EVENTS);
+      const messages = await consumer.consume();
+      for await (const m of messages) {
+        let v: unknown = null;
+        try {
+          v = m.json<unknown>();
+        } catch {
+          // Not JSON: some other publisher's line, not an audit event.
+        }
+        if (isAuditEvent(v) && keep(v)) out.push(v);
+        if (m.info.pending === 0 || m.seq >= last) break;
+      }
+      await messages.close();
+      return out;
+    } catch (err) {
+      throw new CcError(
+        "KILN_CC_STORE_UNAVAILABLE",
+        `reading ${STREAM_EVENTS}: ${(err as Error).message}`,
+        err,
+      );
+    }
+  }
+}
