@@ -24,6 +24,11 @@ export interface ActualStateOptions {
 
 export class ActualState {
   private readonly byApp = new Map<string, Map<string, ActualInstance>>();
+  /**
+   * Instances reported exited, and when: a heartbeat sampled before the exit but delivered
+   * after it must not bring them back. Kept as long as a silent DEA's instances are.
+   */
+  private readonly gone = new Map<string, number>();
   private readonly subs: Subscription[] = [];
   private readonly staleAfterMs: number;
   private readonly now: () => number;
@@ -75,9 +80,11 @@ export class ActualState {
       return;
     }
     const seenAt = this.now();
+    for (const [id, at] of this.gone) if (at < seenAt - this.staleAfterMs) this.gone.delete(id);
     // A heartbeat lists every instance of its DEA: what it no longer lists is gone.
     for (const m of this.byApp.values()) for (const [id, i] of m) if (i.deaId === hb.deaId) m.delete(id);
     for (const i of hb.instances) {
+      if (this.gone.has(i.instanceId)) continue;
       let m = this.byApp.get(i.app);
       if (m === undefined) {
         m = new Map();
@@ -91,6 +98,7 @@ export class ActualState {
     try {
       const x = decode("droplet.exited", data);
       this.byApp.get(x.app)?.delete(x.instanceId);
+      this.gone.set(x.instanceId, this.now());
     } catch (err) {
       if (this.rejected++ === 0) this.o.log.warn("exited_rejected", { error: err });
     }
