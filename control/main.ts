@@ -78,9 +78,7 @@ export async function startCc(
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       await api.close();
-      const timer = setTimeout(() => void bus.close().catch(() => {}), 2_000);
-      await bus.drain().catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
-      clearTimeout(timer);
+      await bus.drainWithin(2_000).catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
       log.info("cc_stopped", {});
       resolveDone(0);
     })();

@@ -199,17 +199,6 @@ export async function startDea(
     discover.stop();
     staging.stop();
   };
-  // Drain what is buffered, but not forever: with NATS gone (the kernel and its server killed
-  // together) a drain would wait for a server that is not coming back.
-  const closeBus = async (): Promise<void> => {
-    if (bus.state !== "connected") {
-      await bus.close().catch(() => {});
-      return;
-    }
-    const timer = setTimeout(() => void bus.nc.close().catch(() => {}), 2_000);
-    await bus.drain().catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
-    clearTimeout(timer);
-  };
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
@@ -218,7 +207,8 @@ export async function startDea(
       quiet();
       await instances.evacuate().catch((err: unknown) => log.error("evacuate_failed", { error: err }));
       shipper.stop();
-      await closeBus();
+      // Drain what is buffered, but not forever (NATS may be gone with the kernel).
+      await bus.drainWithin(2_000).catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
       await archive.close();
       log.info("dea_stopped", { id, counters: counters() });
       resolveDone(0);

@@ -13,6 +13,8 @@ export interface KernelConfig {
   /** Router HTTP port and status port. */
   routerPort: number;
   routerStatusPort: number;
+  /** Cloud Controller API port. */
+  ccPort: number;
   /** Address the router's status port binds (off loopback it needs basic auth; router/status/auth.ts). */
   routerStatusHost: string;
   /** How long children get to exit after SIGTERM before SIGKILL. */
@@ -25,6 +27,7 @@ export const kernelEnv = {
   routerPort: "KILN_ROUTER_PORT",
   routerStatusPort: "KILN_ROUTER_STATUS_PORT",
   routerStatusHost: "KILN_ROUTER_STATUS_HOST",
+  ccPort: "KILN_CC_PORT",
 } as const;
 
 export const kernelDefaults: KernelConfig = {
@@ -33,6 +36,7 @@ export const kernelDefaults: KernelConfig = {
   routerPort: 8080,
   routerStatusPort: 8081,
   routerStatusHost: "127.0.0.1",
+  ccPort: 9022,
   stopTimeoutMs: 4000,
 };
 
@@ -60,6 +64,7 @@ export function kernelConfig(
     routerPort: envPort(env, kernelEnv.routerPort, kernelDefaults.routerPort),
     routerStatusPort: envPort(env, kernelEnv.routerStatusPort, kernelDefaults.routerStatusPort),
     routerStatusHost: env[kernelEnv.routerStatusHost] || kernelDefaults.routerStatusHost,
+    ccPort: envPort(env, kernelEnv.ccPort, kernelDefaults.ccPort),
     stopTimeoutMs: kernelDefaults.stopTimeoutMs,
   };
   const merged = { ...fromEnv };

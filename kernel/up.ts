@@ -2,6 +2,7 @@
 // one of each component as supervised child processes. Stops everything on SIGINT/SIGTERM.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { ccConfig, parseCcArgs } from "../control/config.js";
 import { containerRoot, deaConfig, parseDeaArgs } from "../dea/config.js";
 import { probeIsolation } from "../dea/container/probe.js";
 import { Runc } from "../dea/container/runc.js";
@@ -38,6 +39,9 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
   // The DEA's too (KILN_DEA_* in the environment), and whether it can isolate apps here: a
   // DEA that cannot would exit at once and be restarted forever, so it is left out and the
   // summary says why.
+  // The controller's too; it writes the admin's first password into the kernel's data dir.
+  const ccFlags = ["--port", String(config.ccPort), "--data-dir", config.dataDir];
+  ccConfig(parseCcArgs(ccFlags));
   const deaFlags = ["--data-dir", join(config.dataDir, "dea")];
   const dea = deaConfig(parseDeaArgs(deaFlags));
   const deaUnable =
@@ -103,6 +107,12 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     env: { ...componentEnv("router"), ...statusEnv },
   });
 
+  supervisor.start({
+    name: "cc",
+    command: process.execPath,
+    args: [kilnBin, "cc", "--nats", nats.url, ...ccFlags],
+    env: componentEnv("cc"),
+  });
   if (deaUnable === null) {
     supervisor.start({
       name: "dea",
@@ -130,10 +140,12 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       `  NATS      ${nats.url}  (users and passwords in ${join(nats.dataDir, "credentials.json")})`,
       `  router    http://localhost:${config.routerPort}  (status http://${statusAddress}:${config.routerStatusPort}/health)`,
       `  status    /routes and /metrics need ${ownCredentials ? `the user and password in ${statusCredentialsPath(config.dataDir)}` : `${routerEnv.statusUser} and ${routerEnv.statusPass}`}${isLoopback(config.routerStatusHost) ? "" : `; listening on ${config.routerStatusHost}, off loopback`}`,
+      `  API       http://localhost:${config.ccPort}  (first admin password in ${join(config.dataDir, "admin-credentials.json")})`,
       deaUnable === null
         ? `  DEA       runs apps in ${dea.isolation === "runc" ? "runc containers" : "plain processes (--isolation none: not isolated)"}, ${dea.memoryMb} MiB for instances (data in ${dea.dataDir})`
         : `  DEA       not started: ${deaUnable}. Set KILN_DEA_ISOLATION=none to run apps as plain processes (not isolated).`,
       "Next:",
+      `  - log in:           kiln login -a http://localhost:${config.ccPort} -u admin -p <the password in ${join(config.dataDir, "admin-credentials.json")}>`,
       "  - register a route: node examples/route-registrar.mjs myapp.localhost 127.0.0.1:3000",
       `  - check it:         curl -H 'Host: myapp.localhost' http://localhost:${config.routerPort}/`,
       "  - stop:             Ctrl-C",

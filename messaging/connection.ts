@@ -179,6 +179,24 @@ export class KilnConnection {
     await this.done;
   }
 
+  /**
+   * Drains when connected, but gives up after `ms` and closes; closes at once when not
+   * connected. A component stopping must not wait for a server that may never come back
+   * (the kernel and its nats-server killed together).
+   */
+  async drainWithin(ms: number): Promise<void> {
+    if (this.currentState !== "connected") {
+      await this.close();
+      return;
+    }
+    const timer = setTimeout(() => void this.nc.close().catch(() => {}), ms);
+    try {
+      await this.drain();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Closes now (buffered publishes still waiting for a reconnect are dropped). */
   async close(): Promise<void> {
     if (this.closing === null) this.closing = this.nc.isClosed() ? Promise.resolve() : this.nc.close();

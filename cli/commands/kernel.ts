@@ -29,7 +29,7 @@ function untilSignal(): Promise<NodeJS.Signals> {
 export const upCommand: Command = {
   summary: "start the embedded kernel: private NATS and one of each component",
   usage:
-    "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N] [--router-status-host H]",
+    "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N] [--router-status-host H] [--cc-port N]",
   async run(argv) {
     const f = parseFlags("up", argv, {
       "data-dir": { type: "string" },
@@ -37,8 +37,11 @@ export const upCommand: Command = {
       "router-port": { type: "string" },
       "router-status-port": { type: "string" },
       "router-status-host": { type: "string" },
+      "cc-port": { type: "string" },
     });
-    const port = (flag: "nats-port" | "router-port" | "router-status-port"): number | undefined => {
+    const port = (
+      flag: "nats-port" | "router-port" | "router-status-port" | "cc-port",
+    ): number | undefined => {
       const raw = f[flag];
       return raw === undefined ? undefined : portSetting(raw, `--${flag}`);
     };
@@ -48,6 +51,7 @@ export const upCommand: Command = {
       routerPort: port("router-port"),
       routerStatusPort: port("router-status-port"),
       routerStatusHost: f["router-status-host"] || undefined,
+      ccPort: port("cc-port"),
     });
     const log = createLogger("kernel");
     const signal = untilSignal();

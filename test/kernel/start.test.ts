@@ -38,6 +38,7 @@ for (const { signal, group } of cases) {
       KILN_NATS_PORT: String(await freePort()),
       KILN_ROUTER_PORT: String(await freePort()),
       KILN_ROUTER_STATUS_PORT: String(await freePort()),
+      KILN_CC_PORT: String(await freePort()),
     };
     const npm = spawn("npm", ["start", "--silent"], {
       cwd: projectRoot,

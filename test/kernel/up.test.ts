@@ -38,6 +38,8 @@ async function startUp(
       dataDir,
       "--nats-port",
       String(ports.nats),
+      "--cc-port",
+      String(await freePort()),
       "--router-port",
       String(ports.router),
       "--router-status-port",
@@ -118,6 +120,14 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
   });
   // The DEA joins the kernel (or, where runc cannot run, is left out with the reason).
   await until("its DEA started or left out", () => /"event":"(dea_started|dea_not_started)"/.test(stderr()));
+  // So does the Cloud Controller, with its first admin's password in the data dir.
+  await until("its Cloud Controller listening", () => stderr().includes('"event":"cc_listening"'));
+  const admin = join(dataDir, "admin-credentials.json");
+  t.equal(statSync(admin).mode & 0o777, 0o600, "admin-credentials.json is mode 0600");
+  const ccPort = Number(/"event":"cc_listening"[^\n]*"port":(\d+)/.exec(stderr())?.[1]);
+  const info = await fetch(`http://127.0.0.1:${ccPort}/v3/info`);
+  t.equal(info.status, 200, "the API answers");
+  await info.text();
 
   const creds = JSON.parse(readFileSync(join(dataDir, "nats", "credentials.json"), "utf8")) as {
     users: Record<string, string>;
@@ -206,7 +216,8 @@ t.test("kiln up routes a registered app and stops cleanly", async (t) => {
   });
   t.equal((await get()).status, 200, "the first route is still served");
 
-  const children = descendants(up.pid).filter((p) => / (router|dea) /.test(p.command));
+  const children = descendants(up.pid).filter((p) => / (router|dea|cc) /.test(p.command));
+  t.equal(children.length >= 2, true, "the kernel runs its components");
   up.kill("SIGTERM");
   t.equal(await exited, 0, "kiln up exits 0 on SIGTERM");
   const left = children.filter((c) => {
@@ -243,9 +254,14 @@ t.test(
       /"event":"(dea_started|dea_not_started)"/.test(first.stderr()),
     );
     const deaPid = descendants(first.up.pid).find((p) => p.command.includes(" dea "))?.pid ?? -1;
+    await first.until("its Cloud Controller listening", () =>
+      first.stderr().includes('"event":"cc_listening"'),
+    );
+    const ccPid = descendants(first.up.pid).find((p) => p.command.includes(" cc "))?.pid ?? -1;
+    t.ok(ccPid > 0, "the kernel runs a Cloud Controller");
     // Once their kernel is gone they are nobody's children: stop them here should they outlive this test.
     t.teardown(() => {
-      for (const pid of [routerPid, natsPid, deaPid]) {
+      for (const pid of [routerPid, natsPid, deaPid, ccPid]) {
         if (pid <= 0) continue;
         try {
           process.kill(pid, "SIGKILL");
@@ -263,10 +279,14 @@ t.test(
       }
     };
     const end = Date.now() + 5000;
-    while ((alive(routerPid) || alive(natsPid) || (deaPid > 0 && alive(deaPid))) && Date.now() < end)
+    while (
+      (alive(routerPid) || alive(natsPid) || alive(ccPid) || (deaPid > 0 && alive(deaPid))) &&
+      Date.now() < end
+    )
       await new Promise((r) => setTimeout(r, 50));
     t.notOk(alive(routerPid), "the router stopped once its kernel was gone");
     if (deaPid > 0) t.notOk(alive(deaPid), "the DEA stopped once its kernel was gone");
+    t.notOk(alive(ccPid), "the Cloud Controller stopped once its kernel was gone");
     t.equal(await health(ports.status), 0, "nothing answers on the status port");
     // setpriv --pdeathsig (messaging/nats-server.ts); without setpriv the next kernel stops
     // the server it finds through the pid file instead.
