@@ -72,9 +72,9 @@ export function parseManifest(text: string, file: string, appName?: string): App
   const r: Reader = new Reader(file, lines);
   const first = doc.errors[0];
   if (first !== undefined) {
-    const line = first.linePos?.[0]?.line;
+    const line = lines.linePos(first.pos[0]).line;
     const msg = first.message.split("\n")[0] ?? "not YAML";
-    throw new CliError("KILN_CLI_MANIFEST", `${file}${line === undefined ? "" : `:${line}`}: ${msg}`);
+    throw new CliError("KILN_CLI_MANIFEST", `${file}:${line}: ${msg}`);
   }
   const root = doc.contents;
   if (!isMap(root)) r.fail(root, "manifest", "must be a map with an applications list");

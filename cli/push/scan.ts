@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { join, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { CliError } from "../errors.js";
 import { alwaysSkipped, IgnoreRules } from "./ignore.js";
@@ -56,10 +56,9 @@ export async function scanAppDir(dir: string): Promise<AppFile[]> {
   }
   const rules = await readRules(root);
   const files: AppFile[] = [];
-  // Folders already walked, by real path: a link back up the tree is not a loop.
-  const seen = new Set<string>([root]);
 
-  const walk = async (absDir: string, relDir: string): Promise<void> => {
+  // `ancestors` are the real paths of the folders above: a link back up the tree is not a loop.
+  const walk = async (absDir: string, relDir: string, ancestors: ReadonlySet<string>): Promise<void> => {
     let names: string[];
     try {
       names = (await readdir(absDir)).sort();
@@ -72,10 +71,11 @@ export async function scanAppDir(dir: string): Promise<AppFile[]> {
       let abs = join(absDir, name);
       let st = await lstat(abs);
       if (st.isSymbolicLink()) {
-        let target: string;
-        try {
-          target = await realpath(abs);
-        } catch {
+        const target = await realpath(abs).catch(() => null);
+        const targetStat = target === null ? null : await stat(target).catch(() => null);
+        // An ignored link is left alone wherever it points.
+        if (rules.ignores(rel, targetStat?.isDirectory() === true)) continue;
+        if (target === null || targetStat === null) {
           throw new CliError("KILN_CLI_APP_FILES", `${rel} is a symbolic link to nothing (${abs})`);
         }
         if (!inside(root, target)) {
@@ -85,12 +85,11 @@ export async function scanAppDir(dir: string): Promise<AppFile[]> {
           );
         }
         abs = target;
-        st = await stat(target);
+        st = targetStat;
       }
       if (st.isDirectory()) {
-        if (rules.ignores(rel, true) || seen.has(abs)) continue;
-        seen.add(abs);
-        await walk(abs, rel);
+        if (rules.ignores(rel, true) || ancestors.has(abs)) continue;
+        await walk(abs, rel, new Set([...ancestors, abs]));
       } else if (st.isFile()) {
         if (rules.ignores(rel, false)) continue;
         files.push({ path: rel, abs, mode: st.mode & 0o777, size: st.size, sha1: await sha1File(abs) });
@@ -98,12 +97,6 @@ export async function scanAppDir(dir: string): Promise<AppFile[]> {
       // Sockets, fifos and devices are not app files.
     }
   };
-  await walk(root, "");
+  await walk(root, "", new Set([root]));
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
-/** The folder a path names relative to the cwd, for messages. */
-export function shown(dir: string): string {
-  const rel = relative(process.cwd(), dir);
-  return rel === "" ? "." : rel;
 }
