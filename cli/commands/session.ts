@@ -15,6 +15,9 @@ export function session(): Session {
   if (config.api === undefined) {
     throw new CliError("KILN_CLI_NOT_LOGGED_IN", "no API set: run kiln login -a URL");
   }
+  if (config.token === undefined) {
+    throw new CliError("KILN_CLI_NOT_LOGGED_IN", "not logged in or token expired: run kiln login");
+  }
   return { config, client: new ApiClient({ api: config.api, token: config.token }) };
 }
 
