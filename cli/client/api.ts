@@ -1,5 +1,6 @@
 // The one HTTP client of the Cloud Controller API (control/API.md): bearer token, JSON in
 // and out, and every failure turned into one coded error a user can act on.
+import { KilnError } from "../../kernel/errors.js";
 import { ApiError, CliError } from "../errors.js";
 import type { List } from "./types.js";
 
@@ -117,6 +118,9 @@ export class ApiClient {
     try {
       res = await fetch(`${this.api}${path}`, init);
     } catch (err) {
+      // A streamed body that failed on our side (an app file unreadable mid-upload) says so itself.
+      const cause = (err as { cause?: unknown }).cause;
+      if (cause instanceof KilnError) throw cause;
       throw this.unreachable(err, options.signal);
     }
     if (res.ok) return res;

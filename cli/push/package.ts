@@ -5,6 +5,7 @@ import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { createGzip } from "node:zlib";
 import { Header, Pax } from "tar";
+import { CliError } from "../errors.js";
 import type { AppFile } from "./scan.js";
 
 export const RESOURCES_ENTRY = ".kiln-resources.json";
@@ -66,7 +67,10 @@ async function* tarEntries(
       yield part;
     }
     if (sent < file.size) {
-      throw new Error(`${file.path} shrank while it was uploaded (${sent} of ${file.size} bytes)`);
+      throw new CliError(
+        "KILN_CLI_APP_FILES",
+        `${file.path} shrank while it was uploaded (${sent} of ${file.size} bytes)`,
+      );
     }
     const tail = padding(file.size);
     if (tail !== null) yield tail;
