@@ -62,7 +62,19 @@ export class ApiClient {
       if (page === null || typeof page !== "object" || !Array.isArray(page.resources)) {
         throw new CliError("KILN_CLI_API_RESPONSE", `GET ${this.api}${next}: not a list`);
       }
-      out.push(...page.resources);
+      for (const item of page.resources) {
+        if (
+          item === null ||
+          typeof item !== "object" ||
+          typeof (item as { guid?: unknown }).guid !== "string"
+        ) {
+          throw new CliError(
+            "KILN_CLI_API_RESPONSE",
+            `GET ${this.api}${next}: a listed resource has no guid`,
+          );
+        }
+        out.push(item);
+      }
       const href: string | undefined = page.pagination?.next?.href;
       if (href === undefined || href === null) next = null;
       else {

@@ -1,143 +1,18 @@
-// The client commands as a user runs them: the compiled `kiln` in a child process, KILN_HOME
-// in a temp folder, against a small real Cloud Controller (test/cli/fake-cc.ts) on port 0.
-import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+// Push and the app commands run as a user runs them: the compiled `kiln` in a child process
+// against a small real Cloud Controller (test/cli/fake-cc.ts) on port 0.
+import { createHash } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { kilnBin } from "../../kernel/paths.js";
 import { guardChildren } from "../helpers/children.js";
-import { FakeCc } from "./fake-cc.js";
+import { harness } from "./harness.js";
 
 guardChildren(t);
 
-const home = mkdtempSync(join(tmpdir(), "kiln-home-"));
-t.teardown(() => rmSync(home, { recursive: true, force: true }));
-
-const cleanEnv: NodeJS.ProcessEnv = {};
-for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("KILN_")) cleanEnv[k] = v;
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
-  return spawn(process.execPath, [kilnBin, ...args], {
-    cwd: options.cwd ?? home,
-    env: { ...cleanEnv, KILN_HOME: home, ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-}
-
-function finish(child: ChildProcess): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  return new Promise((resolve) =>
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    }),
-  );
-}
-
-// Asynchronous: the server answering the child lives in this same process.
-const kiln = (args: string[], options?: { cwd?: string; env?: NodeJS.ProcessEnv }) =>
-  finish(start(args, options));
-
-const cc = await new FakeCc().start();
-t.teardown(() => cc.stop());
-const devGuid = cc.addSpace("dev");
-
-const configFile = join(home, "config.json");
-const config = () => JSON.parse(readFileSync(configFile, "utf8")) as Record<string, unknown>;
-
-t.test("login writes config.json with mode 0600 and targets the only space", async (t) => {
-  const r = await kiln(["login", "-a", cc.url, "-u", "admin", "-p", "secret"]);
-  t.equal(r.status, 0, r.stderr);
-  t.match(r.stdout, `Logged in to ${cc.url} as admin`);
-  t.match(r.stdout, "Targeted space dev");
-  t.equal(statSync(configFile).mode & 0o777, 0o600);
-  t.equal(statSync(home).mode & 0o077, 0, "KILN_HOME is private too");
-  const c = config();
-  t.equal(c.api, cc.url);
-  t.equal(c.user, "admin");
-  t.ok(cc.tokens.has(String(c.token)));
-  t.strictSame(c.space, { name: "dev", guid: devGuid });
-});
-
-t.test("a bad password is the controller's detail and code, exit 1", async (t) => {
-  const r = await kiln(["login", "-a", cc.url, "-u", "admin", "-p", "wrong"]);
-  t.equal(r.status, 1);
-  t.equal(r.stderr, "kiln: bad user name or password (KILN_CC_UNAUTHENTICATED)\n");
-});
-
-t.test("a missing login flag off a terminal is a usage error", async (t) => {
-  const r = await kiln(["login", "-a", cc.url, "-u", "admin"]);
-  t.equal(r.status, 2);
-  t.match(r.stderr, /kiln login: -p PASSWORD is required \(KILN_CLI_USAGE\)/);
-});
-
-t.test("an API that does not answer is named in a coded error", async (t) => {
-  // A port that was free a moment ago: nothing listens there.
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  const api = `http://127.0.0.1:${port}`;
-  const r = await kiln(["login", "-a", api, "-u", "admin", "-p", "secret"]);
-  t.equal(r.status, 1);
-  t.equal(
-    r.stderr,
-    `kiln: cannot reach the Cloud Controller at ${api}: connection refused (KILN_CLI_API_UNREACHABLE)\n`,
-  );
-});
-
-t.test("spaces: every page, as a table and as JSON; target -s switches", async (t) => {
-  cc.addSpace("prod");
-  cc.addSpace("staging");
-  const table = await kiln(["spaces"]);
-  t.equal(table.status, 0, table.stderr);
-  const lines = table.stdout.trimEnd().split("\n");
-  t.match(lines[0], /^name\s+targeted\s+created$/);
-  t.equal(lines.length, 4, "three spaces over two pages");
-  t.match(lines[1], /^dev\s+\*\s+\d{4}-/);
-  const json = await kiln(["spaces", "--json"]);
-  t.strictSame(
-    (JSON.parse(json.stdout) as { name: string }[]).map((s) => s.name),
-    ["dev", "prod", "staging"],
-  );
-  const r = await kiln(["target", "-s", "prod"]);
-  t.equal(r.status, 0, r.stderr);
-  t.match(r.stdout, /space:\s+prod/);
-  t.equal((config().space as { name: string }).name, "prod");
-  const missing = await kiln(["target", "-s", "nope"]);
-  t.equal(missing.status, 1);
-  t.match(missing.stderr, /space nope not found \(KILN_CLI_NOT_FOUND\)/);
-  await kiln(["target", "-s", "dev"]);
-  const shown = await kiln(["target", "--json"]);
-  t.strictSame(JSON.parse(shown.stdout), { api: cc.url, user: "admin", space: "dev" });
-});
-
-t.test("create-space, create-user and add-member; a taken name is the controller's error", async (t) => {
-  t.equal((await kiln(["create-space", "qa"])).status, 0);
-  const taken = await kiln(["create-space", "qa"]);
-  t.equal(taken.status, 1);
-  t.equal(taken.stderr, "kiln: space name qa is taken (KILN_CC_NAME_TAKEN)\n");
-  const u = await kiln(["create-user", "ann", "-p", "pw"]);
-  t.equal(u.status, 0, u.stderr);
-  t.equal(cc.users.get("ann")?.admin, false);
-  t.equal((await kiln(["create-user", "ann"])).status, 2, "no password: usage");
-  const m = await kiln(["add-member", "qa", "ann"]);
-  t.equal(m.status, 0, m.stderr);
-  t.ok(cc.spaces.find((s) => s.name === "qa")?.members.includes("ann"));
-});
+const { cc, home, kiln, start, finish } = await harness(t);
+cc.addSpace("dev");
+const login = await kiln(["login", "-a", cc.url, "-u", "admin", "-p", "secret"]);
+if (login.status !== 0) throw new Error(`login failed: ${login.stderr}`);
 
 function appDir(files: Record<string, string>): string {
   const dir = mkdtempSync(join(home, "app-"));
@@ -161,6 +36,8 @@ t.test("push: create, route, upload, stage with live log, start, URL", async (t)
   t.equal(r.status, 0, r.stderr);
   t.match(r.stdout, /\[STG\] OUT -----> Installing dependencies/, "the staging log, live");
   t.match(r.stdout, /web is running\nhttp:\/\/web\.localhost:8080\n$/);
+  const out = r.stdout + r.stderr;
+  t.notOk(out.includes("\r") || out.includes("\u001b["), "no progress bar or colour off a terminal");
   const app = cc.apps.find((a) => a.name === "web");
   t.equal(app?.memory_in_mb, 128);
   t.equal(app?.instances, 2);
@@ -176,7 +53,6 @@ t.test("push: create, route, upload, stage with live log, start, URL", async (t)
   t.equal(up?.entries.find((e) => e.path === "server.js")?.mode, 0o755);
 
   // The controller now holds two of the files: only the rest travel.
-  const { createHash } = await import("node:crypto");
   for (const f of ["server.js", "lib/util.js"]) {
     cc.held.add(
       createHash("sha1")
@@ -334,35 +210,4 @@ t.test("delete -f; without -f off a terminal it is a usage error", async (t) => 
   const r = await kiln(["delete", "web", "-f"]);
   t.equal(r.status, 0, r.stderr);
   t.notOk(cc.apps.some((a) => a.name === "web"));
-});
-
-t.test("a revoked token: one coded line, exit 1", async (t) => {
-  cc.tokens.clear();
-  const r = await kiln(["apps"]);
-  t.equal(r.status, 1);
-  t.equal(r.stderr, "kiln: not logged in or token expired: run kiln login (KILN_CLI_NOT_LOGGED_IN)\n");
-  const json = await kiln(["apps", "--json"]);
-  t.equal(json.stdout, "", "nothing on stdout");
-});
-
-t.test("logout revokes the token and forgets it", async (t) => {
-  await kiln(["login", "-a", cc.url, "-u", "admin", "-p", "secret", "-s", "dev"]);
-  const token = String(config().token);
-  t.ok(cc.tokens.has(token));
-  const r = await kiln(["logout"]);
-  t.equal(r.status, 0, r.stderr);
-  t.notOk(cc.tokens.has(token), "revoked");
-  t.equal(config().token, undefined);
-  t.equal(config().api, cc.url, "the API is kept for the next login");
-  t.equal(statSync(configFile).mode & 0o777, 0o600);
-  const after = await kiln(["apps"]);
-  t.equal(after.status, 1);
-  t.match(after.stderr, /KILN_CLI_NOT_LOGGED_IN/);
-});
-
-t.test("a malformed config.json is a coded error", async (t) => {
-  writeFileSync(configFile, "{not json");
-  const r = await kiln(["apps"]);
-  t.equal(r.status, 1);
-  t.match(r.stderr, /config\.json is not JSON \(KILN_CLI_CONFIG\)/);
 });
