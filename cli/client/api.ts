@@ -153,7 +153,9 @@ export class ApiClient {
     const why =
       e.cause?.code === "ECONNREFUSED"
         ? "connection refused"
-        : (e.cause?.code ?? e.cause?.message ?? e.message).toString();
+        : e.cause?.message === "bad port"
+          ? "fetch refuses that port (a blocked port); use another"
+          : (e.cause?.code ?? e.cause?.message ?? e.message).toString();
     return new CliError(
       "KILN_CLI_API_UNREACHABLE",
       `cannot reach the Cloud Controller at ${this.api}: ${why}`,

@@ -18,6 +18,8 @@ export function ask(question: string): Promise<string> {
 
 export function askSecret(question: string): Promise<string> {
   const stdin = process.stdin;
+  // Echo goes off before the question shows, so nothing typed after it ever appears.
+  stdin.setRawMode(true);
   process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let value = "";
@@ -37,7 +39,6 @@ export function askSecret(question: string): Promise<string> {
         else value += ch;
       }
     };
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.on("data", onData);
   });

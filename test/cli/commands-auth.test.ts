@@ -1,9 +1,11 @@
 // Login, targets, spaces and users, and the errors every client command shares, run as a user
 // runs them: the compiled `kiln` in a child process against a small real Cloud Controller.
-import { statSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createServer } from "node:net";
 import t from "tap";
+import { kilnBin } from "../../kernel/paths.js";
 import { guardChildren } from "../helpers/children.js";
 import { harness } from "./harness.js";
 
@@ -37,6 +39,35 @@ t.test("a missing login flag off a terminal is a usage error", async (t) => {
   t.equal(r.status, 2);
   t.match(r.stderr, /kiln login: -p PASSWORD is required \(KILN_CLI_USAGE\)/);
 });
+
+// script(1), from util-linux, gives the child a terminal.
+const script = ["/usr/bin/script", "/bin/script"].find((p) => existsSync(p)) ?? "";
+t.test(
+  "on a terminal, login asks for a missing password without echoing it",
+  { skip: script === "" },
+  async (t) => {
+    const line = [process.execPath, kilnBin, "login", "-a", cc.url, "-u", "admin"]
+      .map((a) => `'${a}'`)
+      .join(" ");
+    const child = spawn(script, ["-qec", line, "/dev/null"], {
+      env: { ...process.env, KILN_HOME: home },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("Password: ") && !out.includes("typed")) {
+        out += "typed";
+        child.stdin.write("secret\r");
+      }
+    });
+    const status = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    t.equal(status, 0, out);
+    t.match(out, /Password: /);
+    t.notMatch(out, /secret/, "the password is not echoed");
+    t.match(out, /Logged in to .* as admin/);
+  },
+);
 
 t.test("an API that does not answer is named in a coded error", async (t) => {
   // A port that was free a moment ago: nothing listens there.
