@@ -1,21 +1,13 @@
 // App commands: list and show apps, start/stop/restart, scale and delete.
 import { parseCommand } from "../args.js";
-import type { ApiClient } from "../client/api.js";
 import { ask, canPrompt } from "../client/prompt.js";
-import type { App, InstanceStats, List, Route } from "../client/types.js";
+import { appStats, findApp, q, session, targetSpace } from "../client/session.js";
+import type { App, InstanceStats, Route } from "../client/types.js";
 import type { Command } from "../command.js";
 import { CliError } from "../errors.js";
 import { ok, output, printFields, printJson, printTable } from "../output/print.js";
 import { formatTable } from "../output/table.js";
 import { formatMb, parseSizeMb, sizeProblem } from "../push/size.js";
-import { findApp, q, session, targetSpace } from "./session.js";
-
-export async function appStats(client: ApiClient, app: App): Promise<InstanceStats[]> {
-  const stats = await client.get<List<InstanceStats> | { resources: InstanceStats[] }>(
-    `/v3/apps/${q(app.guid)}/processes/web/stats`,
-  );
-  return Array.isArray(stats?.resources) ? stats.resources : [];
-}
 
 const running = (stats: readonly InstanceStats[]) => stats.filter((s) => s.state === "RUNNING").length;
 

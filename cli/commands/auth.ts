@@ -4,11 +4,11 @@ import { parseCommand } from "../args.js";
 import { ApiClient } from "../client/api.js";
 import { loadConfig, saveConfig } from "../client/config.js";
 import { ask, askSecret, canPrompt } from "../client/prompt.js";
+import { findSpace, session } from "../client/session.js";
 import type { Space, Token } from "../client/types.js";
 import type { Command } from "../command.js";
 import { CliError } from "../errors.js";
 import { note, ok, output, printFields, printJson } from "../output/print.js";
-import { findSpace, session } from "./session.js";
 
 async function value(
   given: string | undefined,

@@ -1,8 +1,8 @@
 // An app's environment variables: show, set and unset one.
 import { parseCommand } from "../args.js";
+import { findApp, q, session } from "../client/session.js";
 import type { Command } from "../command.js";
 import { ok, output, printJson, printTable } from "../output/print.js";
-import { findApp, q, session } from "./session.js";
 
 interface EnvVars {
   var?: Record<string, string>;

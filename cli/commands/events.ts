@@ -1,9 +1,9 @@
 // `kiln events NAME`: the audit trail of one app, oldest first.
 import { parseCommand } from "../args.js";
+import { findApp, q, session } from "../client/session.js";
 import type { AuditEvent } from "../client/types.js";
 import type { Command } from "../command.js";
 import { output, printJson, printTable } from "../output/print.js";
-import { findApp, q, session } from "./session.js";
 
 export const eventsCommand: Command = {
   summary: "list an app's audit events",

@@ -2,9 +2,9 @@
 // the tail from the last of them.
 import { parseCommand } from "../args.js";
 import { followLogs, recentLogs } from "../client/logs.js";
+import { findApp, session } from "../client/session.js";
 import type { Command } from "../command.js";
 import { formatLogLine } from "../output/logs.js";
-import { findApp, session } from "./session.js";
 
 export const logsCommand: Command = {
   summary: "tail an app's logs (--recent: the stored lines, then the tail)",

@@ -2,13 +2,13 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseCommand } from "../args.js";
+import { session } from "../client/session.js";
 import type { Command } from "../command.js";
 import { CliError } from "../errors.js";
 import { ok, output } from "../output/print.js";
 import { deploy } from "../push/deploy.js";
 import { type AppManifest, applyFlags, readManifest } from "../push/manifest.js";
 import { countFlag, sizeFlag } from "./apps.js";
-import { session } from "./session.js";
 
 export const pushCommand: Command = {
   summary: "deploy an app: upload, stage, start and print its URL",

@@ -1,10 +1,10 @@
 // Spaces and users: list spaces, and the admin's create-space, create-user and add-member.
 import { parseCommand } from "../args.js";
+import { findSpace, q, session } from "../client/session.js";
 import type { Space } from "../client/types.js";
 import type { Command } from "../command.js";
 import { CliError } from "../errors.js";
 import { ok, output, printJson, printTable } from "../output/print.js";
-import { findSpace, q, session } from "./session.js";
 
 export const spacesCommand: Command = {
   summary: "list the spaces you are a member of (all, for an admin)",

@@ -2,10 +2,9 @@
 // and upload the changed files, build, start, and wait for a running instance.
 import { randomBytes } from "node:crypto";
 import { followLogs, recentLogs } from "../client/logs.js";
+import { mapRoute, splitRoute } from "../client/routes.js";
+import { appStats, lookupApp, q, type Session, targetSpace } from "../client/session.js";
 import type { App, Build, Info, InstanceStats, Package, ResourceMatch, Route } from "../client/types.js";
-import { appStats } from "../commands/apps.js";
-import { mapRoute, splitRoute } from "../commands/routes.js";
-import { lookupApp, q, type Session, targetSpace } from "../commands/session.js";
 import { CliError } from "../errors.js";
 import { formatLogLine } from "../output/logs.js";
 import { note } from "../output/print.js";

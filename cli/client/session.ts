@@ -1,9 +1,10 @@
 // What the client commands share: the saved login, an API client built from it, the targeted
 // space, and finding an app of the space by name.
-import { ApiClient } from "../client/api.js";
-import { type CliConfig, loadConfig } from "../client/config.js";
-import type { App, Space } from "../client/types.js";
+
 import { CliError } from "../errors.js";
+import { ApiClient } from "./api.js";
+import { type CliConfig, loadConfig } from "./config.js";
+import type { App, InstanceStats, Space } from "./types.js";
 
 export interface Session {
   config: CliConfig;
@@ -49,4 +50,12 @@ export async function findApp(s: Session, name: string): Promise<App> {
     throw new CliError("KILN_CLI_NOT_FOUND", `app ${name} not found in space ${targetSpace(s).name}`);
   }
   return app;
+}
+
+/** The web process's instances, from the DEAs' heartbeats. */
+export async function appStats(client: ApiClient, app: App): Promise<InstanceStats[]> {
+  const stats = await client.get<{ resources?: InstanceStats[] }>(
+    `/v3/apps/${q(app.guid)}/processes/web/stats`,
+  );
+  return Array.isArray(stats?.resources) ? stats.resources : [];
 }
