@@ -32,7 +32,8 @@ export const appsCommand: Command = {
       s.client.list<App>(`/v3/apps?space_guids=${q(space.guid)}&per_page=5000`),
       s.client.list<Route>(`/v3/routes?space_guids=${q(space.guid)}&per_page=5000`),
     ]);
-    const stats = await Promise.all(apps.map((a) => appStats(s.client, a)));
+    // A listing still shows when one app's heartbeats cannot be read; its count is then 0.
+    const stats = await Promise.all(apps.map((a) => appStats(s.client, a).catch(() => [])));
     const urls = (a: App) =>
       routes.filter((r) => r.destinations?.some((d) => d.app_guid === a.guid)).map((r) => r.url);
     if (output(flags.json).json) {
