@@ -14,11 +14,31 @@ export type Flags<S extends FlagSpec> = {
 };
 
 export function parseFlags<S extends FlagSpec>(command: string, argv: string[], spec: S): Flags<S> {
+  return parseCommand(command, argv, spec, 0, 0).flags;
+}
+
+/**
+ * Flags and between `min` and `max` positional arguments (`kiln scale NAME -i 2`); a missing or
+ * extra argument is a usage error like an unknown flag.
+ */
+export function parseCommand<S extends FlagSpec>(
+  command: string,
+  argv: string[],
+  spec: S,
+  min: number,
+  max: number,
+): { flags: Flags<S>; args: string[] } {
+  let parsed: { values: unknown; positionals: string[] };
   try {
-    const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
-    return values as Flags<S>;
+    parsed = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: max > 0 });
   } catch (err) {
     const message = (err as Error).message.split("\n")[0] ?? "bad arguments";
     throw new CliError("KILN_CLI_USAGE", `kiln ${command}: ${message}`);
   }
+  const n = parsed.positionals.length;
+  if (n < min) throw new CliError("KILN_CLI_USAGE", `kiln ${command}: missing argument`);
+  if (n > max) {
+    throw new CliError("KILN_CLI_USAGE", `kiln ${command}: unexpected argument "${parsed.positionals[max]}"`);
+  }
+  return { flags: parsed.values as Flags<S>, args: parsed.positionals };
 }

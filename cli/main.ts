@@ -8,10 +8,26 @@ import { createLogger } from "../kernel/log.js";
 import { projectRoot } from "../kernel/paths.js";
 import { stopWhenSupervisorGoes } from "../kernel/supervised.js";
 import type { Command } from "./command.js";
+import {
+  appCommand,
+  appsCommand,
+  deleteCommand,
+  restartCommand,
+  scaleCommand,
+  startCommand,
+  stopCommand,
+} from "./commands/apps.js";
+import { loginCommand, logoutCommand, targetCommand } from "./commands/auth.js";
 import { ccCommand } from "./commands/cc.js";
 import { deaCommand } from "./commands/dea.js";
+import { envCommand, setEnvCommand, unsetEnvCommand } from "./commands/env.js";
+import { eventsCommand } from "./commands/events.js";
 import { natsCommand, upCommand } from "./commands/kernel.js";
+import { logsCommand } from "./commands/logs.js";
+import { pushCommand } from "./commands/push.js";
 import { routerCommand } from "./commands/router.js";
+import { mapRouteCommand, routesCommand, unmapRouteCommand } from "./commands/routes.js";
+import { addMemberCommand, createSpaceCommand, createUserCommand, spacesCommand } from "./commands/spaces.js";
 import { CliError } from "./errors.js";
 
 const unavailable = (what: string): Command => ({
@@ -29,6 +45,29 @@ export const commands: Record<string, Command> = {
   cc: ccCommand,
   dea: deaCommand,
   hm: unavailable("Health Manager"),
+  login: loginCommand,
+  logout: logoutCommand,
+  target: targetCommand,
+  push: pushCommand,
+  apps: appsCommand,
+  app: appCommand,
+  start: startCommand,
+  stop: stopCommand,
+  restart: restartCommand,
+  scale: scaleCommand,
+  delete: deleteCommand,
+  logs: logsCommand,
+  events: eventsCommand,
+  env: envCommand,
+  "set-env": setEnvCommand,
+  "unset-env": unsetEnvCommand,
+  routes: routesCommand,
+  "map-route": mapRouteCommand,
+  "unmap-route": unmapRouteCommand,
+  spaces: spacesCommand,
+  "create-space": createSpaceCommand,
+  "create-user": createUserCommand,
+  "add-member": addMemberCommand,
 };
 
 /** Codes that mean "the command line or environment was wrong": exit 2, like an unknown command. */

@@ -18,6 +18,26 @@ t.test("--help lists every component command and exits 0", async (t) => {
     t.match(r.stdout, new RegExp(`^  ${c}\\s`, "m"), c);
 });
 
+t.test("--help lists the client commands too", async (t) => {
+  const r = kiln("--help");
+  for (const c of [
+    "login",
+    "logout",
+    "target",
+    "push",
+    "apps",
+    "app",
+    "scale",
+    "logs",
+    "map-route",
+    "add-member",
+  ])
+    t.match(r.stdout, new RegExp(`^  ${c}\\s`, "m"), c);
+  const push = kiln("push", "--help");
+  t.equal(push.status, 0);
+  t.match(push.stdout, /Usage: kiln push \[NAME\] \[-f manifest\.yml\]/);
+});
+
 t.test("a command's --help prints its usage", async (t) => {
   const r = kiln("nats", "--help");
   t.equal(r.status, 0);

@@ -1,0 +1,211 @@
+// The `kiln push` flow against control/API.md: create or update the app, its routes, match
+// and upload the changed files, build, start, and wait for a running instance.
+import { randomBytes } from "node:crypto";
+import { followLogs, recentLogs } from "../client/logs.js";
+import { mapRoute, splitRoute } from "../client/routes.js";
+import { appStats, lookupApp, q, type Session, targetSpace } from "../client/session.js";
+import type { App, Build, Info, InstanceStats, Package, ResourceMatch, Route } from "../client/types.js";
+import { CliError } from "../errors.js";
+import { formatLogLine } from "../output/logs.js";
+import { note } from "../output/print.js";
+import { progressBar } from "../output/progress.js";
+import type { AppManifest } from "./manifest.js";
+import { packageStream } from "./package.js";
+import { type AppFile, scanAppDir } from "./scan.js";
+
+export interface DeployOptions {
+  /** The app folder, resolved. */
+  dir: string;
+  tty: boolean;
+  /** How long to wait for a running instance. */
+  startTimeoutMs?: number;
+  pollMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The router's address part of a URL: `:8080` unless /v3/info says otherwise; none for 80. */
+export function routerPort(info: Info): string {
+  const port = typeof info.router_port === "number" ? info.router_port : 8080;
+  return port === 80 ? "" : `:${port}`;
+}
+
+export function appUrl(route: { host: string; path?: string }, info: Info): string {
+  const domain = typeof info.domain === "string" && info.domain !== "" ? info.domain : "localhost";
+  return `http://${route.host}.${domain}${routerPort(info)}${route.path ?? ""}`;
+}
+
+async function createOrUpdate(s: Session, m: AppManifest): Promise<{ app: App; created: boolean }> {
+  const space = targetSpace(s);
+  let app = await lookupApp(s, m.name);
+  let created = false;
+  if (app === undefined) {
+    const body: Record<string, unknown> = { name: m.name, space_guid: space.guid };
+    if (m.env !== undefined) body.environment_variables = m.env;
+    if (m.buildpacks !== undefined) body.lifecycle = { buildpacks: m.buildpacks };
+    app = await s.client.post<App>("/v3/apps", body);
+    created = true;
+    note(`Creating app ${m.name} in space ${space.name}`);
+  } else {
+    note(`Updating app ${m.name} in space ${space.name}`);
+    if (m.env !== undefined) {
+      await s.client.patch(`/v3/apps/${q(app.guid)}/environment_variables`, { var: m.env });
+    }
+  }
+  const patch: Record<string, unknown> = {};
+  if (m.command !== undefined) patch.command = m.command;
+  if (m.buildpacks !== undefined && !created) patch.buildpacks = m.buildpacks;
+  if (m.healthCheckType !== undefined || m.healthCheckHttpEndpoint !== undefined || m.timeout !== undefined) {
+    const hc: Record<string, unknown> = { type: m.healthCheckType ?? app.health_check?.type ?? "port" };
+    if (m.healthCheckHttpEndpoint !== undefined) hc.endpoint = m.healthCheckHttpEndpoint;
+    if (m.timeout !== undefined) hc.timeout = m.timeout;
+    patch.health_check = hc;
+  }
+  if (Object.keys(patch).length > 0) app = await s.client.patch<App>(`/v3/apps/${q(app.guid)}`, patch);
+  const scale: Record<string, number> = {};
+  if (m.instances !== undefined) scale.instances = m.instances;
+  if (m.memoryMb !== undefined) scale.memory_in_mb = m.memoryMb;
+  if (m.diskMb !== undefined) scale.disk_in_mb = m.diskMb;
+  if (Object.keys(scale).length > 0) {
+    app = await s.client.post<App>(`/v3/apps/${q(app.guid)}/processes/web/actions/scale`, scale);
+  }
+  return { app, created };
+}
+
+async function routes(s: Session, app: App, m: AppManifest, info: Info): Promise<Route[]> {
+  if (m.noRoute === true) return [];
+  const domain = typeof info.domain === "string" ? info.domain : "localhost";
+  let wanted: { host: string; path: string }[];
+  if (m.routes !== undefined && m.routes.length > 0) wanted = m.routes.map((r) => splitRoute(r, domain));
+  else if (m.randomRoute === true)
+    wanted = [{ host: `${m.name}-${randomBytes(3).toString("hex")}`, path: "" }];
+  else {
+    const held = await s.client.list<Route>(`/v3/routes?app_guids=${q(app.guid)}&per_page=5000`);
+    if (held.length > 0) return held;
+    wanted = [{ host: m.name.toLowerCase(), path: "" }];
+  }
+  const out: Route[] = [];
+  for (const w of wanted) out.push(await mapRoute(s, app, w.host, w.path));
+  return out;
+}
+
+async function upload(s: Session, app: App, files: AppFile[], tty: boolean): Promise<Package> {
+  const candidates: ResourceMatch[] = files
+    .filter((f) => f.size > 0)
+    .map((f) => ({ checksum: { value: f.sha1 }, size_in_bytes: f.size }));
+  const matched = new Set<string>();
+  if (candidates.length > 0) {
+    const res = await s.client.post<{ resources?: ResourceMatch[] }>("/v3/resource_matches", {
+      resources: candidates,
+    });
+    for (const r of res?.resources ?? [])
+      if (typeof r?.checksum?.value === "string") matched.add(r.checksum.value);
+  }
+  const toSend = files.filter((f) => !matched.has(f.sha1));
+  const bytes = toSend.reduce((n, f) => n + f.size, 0);
+  note(
+    `Uploading ${toSend.length} of ${files.length} files (${(bytes / 1048576).toFixed(1)} MiB; ${matched.size} already held)`,
+  );
+  const pkg = await s.client.post<Package>("/v3/packages", {
+    type: "bits",
+    relationships: { app: { data: { guid: app.guid } } },
+  });
+  const bar = progressBar("Uploading", bytes, tty);
+  const body = packageStream(files, matched, (n) => bar.add(n));
+  let done: Package;
+  try {
+    done = await s.client.upload<Package>(`/v3/packages/${q(pkg.guid)}/upload`, body, "application/gzip");
+  } finally {
+    body.destroy();
+  }
+  bar.done();
+  return done ?? pkg;
+}
+
+async function stage(s: Session, app: App, pkg: Package, pollMs: number): Promise<Build> {
+  const stored = await recentLogs(s.client, app.guid);
+  const after = stored.length === 0 ? 0 : (stored[stored.length - 1]?.seq ?? 0);
+  let build = await s.client.post<Build>("/v3/builds", { package: { guid: pkg.guid } });
+  note("Staging");
+  const stop = new AbortController();
+  let streamed = 0;
+  const tail = followLogs(
+    s.client,
+    app.guid,
+    after,
+    (line) => {
+      if (line.source !== "STG") return;
+      streamed++;
+      process.stdout.write(`${formatLogLine(line)}\n`);
+    },
+    stop.signal,
+  ).catch((err: unknown) => note(`kiln: the staging log stopped: ${(err as Error).message}`));
+  try {
+    while (build.state === "STAGING") {
+      await sleep(pollMs);
+      build = await s.client.get<Build>(`/v3/builds/${q(build.guid)}`);
+    }
+  } finally {
+    // The last lines may still be on their way when the state flips.
+    await sleep(Math.min(500, pollMs));
+    stop.abort();
+    await tail;
+  }
+  if (build.state === "FAILED") {
+    const lines = Array.isArray(build.log_tail) ? build.log_tail.join("\n") : (build.log_tail ?? "");
+    if (streamed === 0 && lines !== "") process.stderr.write(`${lines.replace(/\n?$/, "\n")}`);
+    const code = build.error_code ? ` [${build.error_code}]` : "";
+    throw new CliError(
+      "KILN_CLI_STAGING_FAILED",
+      `staging ${app.name} failed: ${build.error ?? "no reason given"}${code}`,
+    );
+  }
+  return build;
+}
+
+async function waitRunning(
+  s: Session,
+  app: App,
+  timeoutMs: number,
+  pollMs: number,
+): Promise<InstanceStats[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const stats = await appStats(s.client, app);
+    if (stats.some((st) => st.state === "RUNNING")) return stats;
+    const crashed = stats.filter((st) => st.state === "CRASHED").length;
+    if (Date.now() > deadline) {
+      throw new CliError(
+        "KILN_CLI_START_TIMEOUT",
+        `no instance of ${app.name} is running after ${Math.round(timeoutMs / 1000)} s${crashed > 0 ? ` (${crashed} crashed)` : ""}; see kiln logs ${app.name} --recent`,
+      );
+    }
+    await sleep(pollMs);
+  }
+}
+
+/** Runs the whole push; resolves with the app's URLs. */
+export async function deploy(s: Session, m: AppManifest, options: DeployOptions): Promise<string[]> {
+  const pollMs = options.pollMs ?? 1000;
+  const info = await s.client.json<Info>("GET", "/v3/info", { auth: false }).catch(() => ({}) as Info);
+  const files = await scanAppDir(options.dir);
+  const { app } = await createOrUpdate(s, m);
+  const mapped = await routes(s, app, m, info);
+  const pkg = await upload(s, app, files, options.tty);
+  if (pkg.state === "FAILED") throw new CliError("KILN_CLI_API_RESPONSE", `the upload of ${app.name} failed`);
+  const build = await stage(s, app, pkg, pollMs);
+  if (build.droplet_guid !== null && build.droplet_guid !== undefined) {
+    await s.client.patch(`/v3/apps/${q(app.guid)}/relationships/current_droplet`, {
+      data: { guid: build.droplet_guid },
+    });
+  }
+  const fresh = await s.client.get<App>(`/v3/apps/${q(app.guid)}`);
+  const verb = fresh.state === "STARTED" ? "restart" : "start";
+  note(`${verb === "start" ? "Starting" : "Restarting"} ${app.name}`);
+  const started = await s.client.post<App>(`/v3/apps/${q(app.guid)}/actions/${verb}`);
+  if ((started?.instances ?? fresh.instances) > 0) {
+    const timeout = options.startTimeoutMs ?? Math.max(60, (m.timeout ?? 60) * 2) * 1000;
+    await waitRunning(s, app, timeout, pollMs);
+  }
+  return mapped.map((r) => appUrl({ host: r.host, path: r.path }, info));
+}
