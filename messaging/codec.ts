@@ -100,6 +100,9 @@ export interface InstanceHeartbeat {
   memoryBytes: number;
   diskBytes: number;
   cpuPermille: number;
+  /** Where the instance answers: the DEA's host and its port (0 before it has one). */
+  host: string;
+  port: number;
 }
 
 /** dea.heartbeat (DEA → HM/CC). */
@@ -323,6 +326,8 @@ const heartbeatInstanceFill = (i: InstanceHeartbeatInput): InstanceHeartbeat => 
   memoryBytes: i.memoryBytes ?? 0,
   diskBytes: i.diskBytes ?? 0,
   cpuPermille: i.cpuPermille ?? 0,
+  host: i.host ?? "",
+  port: i.port ?? 0,
 });
 
 const descriptors: Descriptors = {
@@ -570,6 +575,8 @@ const descriptors: Descriptors = {
         safeUint(i.memoryBytes, k, `${f}memoryBytes`);
         safeUint(i.diskBytes, k, `${f}diskBytes`);
         uint32(i.cpuPermille, k, `${f}cpuPermille`);
+        if (i.port > 65535 || !Number.isInteger(i.port) || i.port < 0)
+          throw invalid(k, `${f}port`, "must be a port number (0 to 65535)");
       }
     },
     toWire: (v) => ({
@@ -597,6 +604,8 @@ const descriptors: Descriptors = {
           memoryBytes: i64(i.memoryBytes, k, `${f}memoryBytes`),
           diskBytes: i64(i.diskBytes, k, `${f}diskBytes`),
           cpuPermille: i.cpuPermille,
+          host: i.host,
+          port: i.port,
         };
       }
       return { deaId: w.deaId, at: i64(w.at, k, "at"), instances };

@@ -8,6 +8,9 @@ import { constants } from "node:os";
 import { ContainerError } from "./errors.js";
 import type { ContainerSpec } from "./spec.js";
 
+/** coreutils env(1), which runs a command with variables removed. */
+const envBin = "/usr/bin/env";
+
 export interface PlainProcess {
   id: string;
   pid: number;
@@ -23,13 +26,22 @@ export function startPlain(spec: ContainerSpec, prlimit = "prlimit"): PlainProce
   if (spec.command.length === 0)
     throw new ContainerError("KILN_DEA_CONTAINER_SPEC", "container spec: command must not be empty");
   const bytes = spec.memoryMiB * 1024 * 1024;
-  const child = spawn(prlimit, [`--data=${bytes}`, "--nofile=16384", "--", ...spec.command], {
-    cwd: spec.appDir,
-    env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: spec.appDir, ...spec.env },
-    uid: spec.uid,
-    gid: spec.gid,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  // The app gets exactly the environment the DEA gives it: a NODE_OPTIONS that a wrapper
+  // around the DEA (a test runner's coverage loader, an APM agent) slips into every spawn is
+  // removed, and the app's own, if it has one, put back.
+  const own = spec.env.NODE_OPTIONS;
+  const clean = ["-u", "NODE_OPTIONS", ...(own === undefined ? [] : [`NODE_OPTIONS=${own}`])];
+  const child = spawn(
+    envBin,
+    [...clean, prlimit, `--data=${bytes}`, "--nofile=16384", "--", ...spec.command],
+    {
+      cwd: spec.appDir,
+      env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: spec.appDir, ...spec.env },
+      uid: spec.uid,
+      gid: spec.gid,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const exited = new Promise<number | null>((resolve) => {
     child.once("error", () => resolve(null));
     child.once("exit", (code, signal) => {

@@ -302,6 +302,8 @@ export class Instances {
         memoryBytes: inst.usage.memoryBytes,
         diskBytes: inst.usage.diskBytes,
         cpuPermille: inst.usage.cpuPermille,
+        host: this.o.host,
+        port: inst.port,
       });
     }
     return { deaId: this.o.deaId, at: Date.now(), instances };

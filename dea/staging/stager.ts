@@ -4,7 +4,19 @@
 // object store under droplets/<sha256>. Every failure is a StageReply with a code, never a throw.
 import { createHash, randomBytes } from "node:crypto";
 import { constants, createReadStream, createWriteStream } from "node:fs";
-import { access, chmod, chown, lchown, lstat, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises";
+import {
+  access,
+  chmod,
+  chown,
+  cp,
+  lchown,
+  lstat,
+  mkdir,
+  readdir,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Readable } from "node:stream";
 import { finished, pipeline } from "node:stream/promises";
@@ -310,6 +322,30 @@ interface DriverPaths {
   buildpack: ChosenBuildpack;
 }
 
+const plainCopies = new Map<string, Promise<string>>();
+
+/**
+ * Under isolation none the driver runs as an unprivileged uid that may not be able to reach
+ * Kiln's own folder (a checkout under a 0700 home, say); a copy of the buildpacks in the work
+ * folder, which it does reach, serves instead. Made once per work folder and process.
+ */
+function plainBuildpacks(workDir: string): Promise<string> {
+  let copy = plainCopies.get(workDir);
+  if (copy === undefined) {
+    const dest = join(workDir, ".buildpacks");
+    copy = (async () => {
+      await rm(dest, { recursive: true, force: true });
+      await mkdir(workDir, { recursive: true, mode: 0o755 });
+      await cp(buildpacksDir, dest, { recursive: true });
+      await chmod(workDir, 0o755);
+      return dest;
+    })();
+    copy.catch(() => plainCopies.delete(workDir));
+    plainCopies.set(workDir, copy);
+  }
+  return copy;
+}
+
 /** Runs driver.sh once, in a container (runc) or as a plain process, to its end or its timeout. */
 async function runDriver(
   deps: StagingDeps,
@@ -324,7 +360,12 @@ async function runDriver(
   const contained = deps.runc !== null;
   const at = contained
     ? { build: appMountPoint, cache: inside.cache, env: inside.env, buildpacks: inside.buildpacks }
-    : { build: paths.build, cache: paths.cache, env: paths.envDir, buildpacks: buildpacksDir };
+    : {
+        build: paths.build,
+        cache: paths.cache,
+        env: paths.envDir,
+        buildpacks: await plainBuildpacks(deps.workDir),
+      };
   const bp = paths.buildpack;
   const env: Record<string, string> = {
     ...req.env,

@@ -357,7 +357,7 @@ t.test("an app allocating past its memory limit is CRASHED with 'out of memory'"
 });
 
 t.test("dea.heartbeat carries every instance with its usage", async (t: Test) => {
-  await runProcfileApp(
+  const { reg } = await runProcfileApp(
     "beat",
     "require('node:http').createServer((q, s) => s.end('ok')).listen(Number(process.env.PORT));",
   );
@@ -378,6 +378,8 @@ t.test("dea.heartbeat carries every instance with its usage", async (t: Test) =>
   t.equal(hb.m.deaId, dea.id);
   t.ok(hb.i.memoryBytes > 1024 * 1024, `memory ${hb.i.memoryBytes} bytes`);
   t.ok(hb.i.diskBytes > 0, `disk ${hb.i.diskBytes} bytes`);
+  t.equal(hb.i.port, reg.port, "and where it answers: its port");
+  t.equal(hb.i.host, "127.0.0.1", "and the DEA's host");
   await stopApp("beat");
 });
 

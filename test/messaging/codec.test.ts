@@ -88,6 +88,8 @@ const samples: { [K in PayloadKind]: Payloads[K] } = {
         memoryBytes: 123_456_789_012,
         diskBytes: 9_007_199_254_740_991,
         cpuPermille: 250,
+        host: "10.0.0.7",
+        port: 61001,
       },
       {
         app: "app-2",
@@ -99,6 +101,8 @@ const samples: { [K in PayloadKind]: Payloads[K] } = {
         memoryBytes: 0,
         diskBytes: 1,
         cpuPermille: 0,
+        host: "",
+        port: 0,
       },
     ],
   },

@@ -1,0 +1,98 @@
+// What runs, as the DEAs report it: every instance from the latest dea.heartbeat of its DEA,
+// dropped at once on droplet.exited and forgotten when its DEA has not beaten for a few
+// intervals. Derived state only: a restarted controller knows it again after one heartbeat,
+// so nothing here needs to outlive the process.
+import type { Subscription } from "nats";
+import type { Logger } from "../../kernel/log.js";
+import { type DeaHeartbeat, decode, type InstanceHeartbeat } from "../../messaging/codec.js";
+import type { KilnConnection } from "../../messaging/connection.js";
+import { DEA_HEARTBEAT, DROPLET_EXITED } from "../../messaging/subjects.js";
+
+export interface ActualInstance extends InstanceHeartbeat {
+  deaId: string;
+  /** When its DEA last reported it (ms). */
+  seenAt: number;
+}
+
+export interface ActualStateOptions {
+  bus: KilnConnection;
+  log: Logger;
+  /** A DEA silent this long has its instances forgotten, ms (three 5 s heartbeats by default). */
+  staleAfterMs?: number;
+  now?: () => number;
+}
+
+export class ActualState {
+  private readonly byApp = new Map<string, Map<string, ActualInstance>>();
+  private readonly subs: Subscription[] = [];
+  private readonly staleAfterMs: number;
+  private readonly now: () => number;
+  private rejected = 0;
+
+  constructor(private readonly o: ActualStateOptions) {
+    this.staleAfterMs = o.staleAfterMs ?? 15_000;
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.subs.length > 0) return;
+    const nc = this.o.bus.nc;
+    this.subs.push(
+      nc.subscribe(DEA_HEARTBEAT, { callback: (err, m) => err === null && this.onHeartbeat(m.data) }),
+      nc.subscribe(DROPLET_EXITED, { callback: (err, m) => err === null && this.onExited(m.data) }),
+    );
+  }
+
+  stop(): void {
+    for (const s of this.subs) s.unsubscribe();
+    this.subs.length = 0;
+  }
+
+  /** The app's instances as last reported, by index then instance id. */
+  instances(app: string): ActualInstance[] {
+    const m = this.byApp.get(app);
+    if (m === undefined) return [];
+    const cutoff = this.now() - this.staleAfterMs;
+    const out: ActualInstance[] = [];
+    for (const [id, i] of m) {
+      if (i.seenAt < cutoff) m.delete(id);
+      else out.push(i);
+    }
+    return out.sort((a, b) => a.index - b.index || a.instanceId.localeCompare(b.instanceId));
+  }
+
+  /** Malformed heartbeats and exits ignored so far. */
+  get rejectedMessages(): number {
+    return this.rejected;
+  }
+
+  private onHeartbeat(data: Uint8Array): void {
+    let hb: DeaHeartbeat;
+    try {
+      hb = decode("dea.heartbeat", data);
+    } catch (err) {
+      if (this.rejected++ === 0) this.o.log.warn("heartbeat_rejected", { error: err });
+      return;
+    }
+    const seenAt = this.now();
+    // A heartbeat lists every instance of its DEA: what it no longer lists is gone.
+    for (const m of this.byApp.values()) for (const [id, i] of m) if (i.deaId === hb.deaId) m.delete(id);
+    for (const i of hb.instances) {
+      let m = this.byApp.get(i.app);
+      if (m === undefined) {
+        m = new Map();
+        this.byApp.set(i.app, m);
+      }
+      m.set(i.instanceId, { ...i, deaId: hb.deaId, seenAt });
+    }
+  }
+
+  private onExited(data: Uint8Array): void {
+    try {
+      const x = decode("droplet.exited", data);
+      this.byApp.get(x.app)?.delete(x.instanceId);
+    } catch (err) {
+      if (this.rejected++ === 0) this.o.log.warn("exited_rejected", { error: err });
+    }
+  }
+}
