@@ -45,6 +45,8 @@ export function logRoutes(ctx: ApiContext, nc: NatsConnection): Route[] {
           status: 200,
           stream: async (res: ServerResponse) => {
             res.writeHead(200, { "content-type": "application/x-ndjson; charset=utf-8" });
+            // A follower learns at once that it is attached, before any line comes.
+            if (follow) res.flushHeaders();
             if (!follow && (end === 0 || (after !== null && after >= end))) {
               res.end();
               return;
