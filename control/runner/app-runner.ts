@@ -29,8 +29,13 @@ const range = (from: number, to: number): number[] => {
   return out;
 };
 
+/** An index asked to start counts as up this long before a heartbeat shows it, ms. */
+const PENDING_MS = 30_000;
+
 export class AppRunner {
   private readonly queues = new Map<string, Promise<void>>();
+  /** Indices started by this controller and not yet in a heartbeat: app → index → version, when. */
+  private readonly pending = new Map<string, Map<number, { version: string; at: number }>>();
   private hmRejected = 0;
 
   constructor(private readonly o: AppRunnerOptions) {}
@@ -52,6 +57,7 @@ export class AppRunner {
     return this.enqueue(before.guid, "reconcile", async () => {
       const wasUp = before.state === "STARTED" && before.droplet_guid !== null;
       if (after === null || after.state !== "STARTED" || after.droplet_guid === null) {
+        this.pending.delete(before.guid);
         if (wasUp || before.state === "STARTED") this.o.client.stop({ app: before.guid });
         return;
       }
@@ -63,8 +69,11 @@ export class AppRunner {
       }
       if (after.instances > before.instances)
         return this.start(after, range(before.instances, after.instances));
-      if (after.instances < before.instances)
-        this.o.client.stop({ app: after.guid, indices: range(after.instances, before.instances) });
+      if (after.instances < before.instances) {
+        const gone = range(after.instances, before.instances);
+        for (const i of gone) this.pending.get(after.guid)?.delete(i);
+        this.o.client.stop({ app: after.guid, indices: gone });
+      }
     });
   }
 
@@ -103,7 +112,13 @@ export class AppRunner {
       this.o.log.warn("start_skipped", { app: app.guid, reason: "no droplet" });
       return;
     }
-    const { failed } = await this.o.client.start(spec, indices);
+    const { placed, failed } = await this.o.client.start(spec, indices);
+    let p = this.pending.get(app.guid);
+    if (p === undefined) {
+      p = new Map();
+      this.pending.set(app.guid, p);
+    }
+    for (const i of placed.keys()) p.set(i, { version: app.version, at: Date.now() });
     if (failed.size > 0)
       this.o.log.warn("start_failed", { app: app.guid, failed: Object.fromEntries(failed) });
   }
@@ -136,6 +151,7 @@ export class AppRunner {
   onHm(req: HmRequest): Promise<void> {
     return this.enqueue(req.app, `hm ${req.op}`, async () => {
       if (req.op === "STOP") {
+        for (const i of req.indices) this.pending.get(req.app)?.delete(i);
         this.o.client.stop({ app: req.app, version: req.version, indices: req.indices });
         return;
       }
@@ -146,6 +162,10 @@ export class AppRunner {
       const up = new Set<number>();
       for (const i of this.o.actual.instances(app.guid))
         if (i.version === app.version && (i.state === "RUNNING" || i.state === "STARTING")) up.add(i.index);
+      // Started moments ago and not in a heartbeat yet: a repeated START must not start it twice.
+      const cutoff = Date.now() - PENDING_MS;
+      for (const [i, p] of this.pending.get(app.guid) ?? [])
+        if (p.version === app.version && p.at > cutoff) up.add(i);
       await this.start(
         app,
         req.indices.filter((i) => i < app.instances && !up.has(i)),

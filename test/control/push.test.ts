@@ -224,6 +224,33 @@ t.test("upload, build, start, scale, restart", async (t) => {
   );
 });
 
+t.test("cc.hm.requests: STOP stops, START starts what is missing, a repeat does nothing", async (t) => {
+  const hm = await nats.connect("hm");
+  t.teardown(() => hm.close());
+  const version = (await api("GET", `/v3/apps/${app}`)).body.version as string;
+  const send = (op: "START" | "STOP") =>
+    hm.nc.publish("cc.hm.requests", encode("cc.hm.requests", { op, app, indices: [0], version }));
+  send("STOP");
+  await until("index 0 stopped", async () => {
+    const r = await api("GET", `/v3/apps/${app}/processes/web/stats`);
+    return r.body.resources.length === 0;
+  });
+  send("START");
+  send("START");
+  const one = await running(app, 1, version);
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.same(
+    (await running(app, 1, version)).map((i) => i.index),
+    [0],
+    "one instance at index 0, not two",
+  );
+  t.same(await answers(one), { 0: HELLO }, "it answers");
+  hm.nc.publish("cc.hm.requests", new Uint8Array([0xff, 0xff, 0xff]));
+  await hm.flush();
+  await until("malformed request logged", async () => cc.logs.some((l) => l.event === "hm_request_rejected"));
+  t.pass("a malformed request is counted and logged");
+});
+
 t.test("a second upload with every file matched gives the same package", async (t) => {
   const pkg = await newPackage(app);
   const up = await upload(
