@@ -68,7 +68,18 @@ export function logRoutes(ctx: ApiContext, nc: NatsConnection): Route[] {
               } catch {
                 line = "";
               }
-              if (line !== "" && !res.write(line)) await new Promise((r) => res.once("drain", r));
+              if (line !== "" && !res.write(line))
+                // A client gone while we wait for drain ends the wait too (no drain would come).
+                await new Promise<void>((r) => {
+                  const done = () => {
+                    res.off("drain", done);
+                    res.off("close", done);
+                    r();
+                  };
+                  res.on("drain", done);
+                  res.on("close", done);
+                });
+              if (res.destroyed) break;
               if (!follow && m.seq >= end) break;
             }
             res.off("close", gone);
