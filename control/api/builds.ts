@@ -22,7 +22,8 @@ export function buildRoutes(ctx: ApiContext, recs: PushRecords, staging: Staging
     if (v === null) throw notFound(kind, guid);
     try {
       await visibleApp(ctx.store, user, v.app_guid);
-    } catch {
+    } catch (err) {
+      if ((err as { code?: string }).code !== "KILN_CC_NOT_FOUND") throw err;
       throw notFound(kind, guid);
     }
     return v;

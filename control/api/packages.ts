@@ -19,7 +19,8 @@ export async function visiblePackage(ctx: ApiContext, recs: PushRecords, user: U
   if (p === null) throw notFound("package", guid);
   try {
     await visibleApp(ctx.store, user, p.value.app_guid);
-  } catch {
+  } catch (err) {
+    if ((err as { code?: string }).code !== "KILN_CC_NOT_FOUND") throw err;
     throw notFound("package", guid);
   }
   return p.value;
