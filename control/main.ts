@@ -7,6 +7,7 @@ import { connectNats, type KilnConnection } from "../messaging/connection.js";
 import { appRoutes } from "./api/apps.js";
 import { eventRoutes } from "./api/events.js";
 import { infoRoutes } from "./api/info.js";
+import { type PushContext, pushRoutes } from "./api/push.js";
 import { routeRoutes } from "./api/routes.js";
 import { type ApiServer, startApiServer } from "./api/server.js";
 import { spaceRoutes } from "./api/spaces.js";
@@ -15,6 +16,7 @@ import { tokenRoutes } from "./api/tokens.js";
 import { userRoutes } from "./api/users.js";
 import { ensureAdmin } from "./auth/bootstrap.js";
 import { type CcConfig, ccConfig, parseCcArgs } from "./config.js";
+import { startPush } from "./runner/start.js";
 import { openStore } from "./store/store.js";
 
 export interface CcHandle {
@@ -28,13 +30,14 @@ export interface CcHandle {
 }
 
 /** Every resource's routes; a later part adds its file here. */
-export function ccRoutes(ctx: ApiContext): RouteTable {
+export function ccRoutes(ctx: ApiContext, push?: PushContext): RouteTable {
   return new RouteTable([
     ...infoRoutes(ctx),
     ...tokenRoutes(ctx),
     ...userRoutes(ctx),
     ...spaceRoutes(ctx),
-    ...appRoutes(ctx),
+    ...appRoutes(ctx, push === undefined ? undefined : (b, a) => void push.runner.reconcile(b, a)),
+    ...(push === undefined ? [] : pushRoutes(ctx, push)),
     ...routeRoutes(ctx),
     ...eventRoutes(ctx),
   ]);
@@ -64,7 +67,8 @@ export async function startCc(
     const store = await openStore(bus.nc);
     await ensureAdmin(store, config.dataDir, log);
     const ctx: ApiContext = { store, config, log: log.child("api") };
-    api = await startApiServer(ctx, ccRoutes(ctx));
+    const push = await startPush(bus, store, config, log.child("runner"));
+    api = await startApiServer(ctx, ccRoutes(ctx, push));
   } catch (err) {
     await bus.close().catch(() => {});
     throw err;

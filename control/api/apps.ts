@@ -59,7 +59,10 @@ function appName(body: Record<string, unknown>): string {
   return requiredString(body, "name", 255);
 }
 
-export function appRoutes(ctx: ApiContext): Route[] {
+/** Called after an app's record changed (after is null once deleted), so running instances follow it. */
+export type AppChanged = (before: AppRecord, after: AppRecord | null) => void;
+
+export function appRoutes(ctx: ApiContext, changed: AppChanged = () => {}): Route[] {
   const { store } = ctx;
 
   /** Takes an app name in a space; NAME_TAKEN when another app has it. */
@@ -87,8 +90,13 @@ export function appRoutes(ctx: ApiContext): Route[] {
     fn: (a: AppRecord) => AppRecord | typeof UNCHANGED,
   ): Promise<AppRecord> => {
     await visibleApp(store, user, guid);
-    const done = await store.apps.update(keys.app(guid), fn);
+    let before: AppRecord | null = null;
+    const done = await store.apps.update(keys.app(guid), (a) => {
+      before = a;
+      return fn(a);
+    });
     if (done === null) throw notFound("app", guid);
+    if (before !== null) changed(before, done.value);
     await store.audit.record({
       type,
       actor: user.name,
@@ -259,6 +267,7 @@ export function appRoutes(ctx: ApiContext): Route[] {
           }));
         }
         if (!(await store.apps.delete(keys.app(guid)))) throw notFound("app", guid);
+        changed(app, null);
         await store.appNames.delete(keys.appName(app.space_guid, app.name));
         await store.audit.record({
           type: "app.delete",

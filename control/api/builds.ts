@@ -1,0 +1,77 @@
+// Builds and droplets: POST /v3/builds answers 201 STAGING at once and stages in the
+// background (control/runner/staging.ts); GET /v3/builds/:guid and GET /v3/droplets/:guid.
+import { randomUUID } from "node:crypto";
+import { invalid, notFound } from "../errors.js";
+import { type StagingDeps, stageBuild } from "../runner/staging.js";
+import { type BuildRecord, type PushRecords, pushKeys } from "../store/push.js";
+import { visibleApp } from "./apps.js";
+import { visiblePackage } from "./packages.js";
+import type { ApiContext, ApiRequest, Route } from "./table.js";
+import { requiredObject, requiredString } from "./validate.js";
+
+type User = NonNullable<ApiRequest["user"]>;
+
+export function buildRoutes(ctx: ApiContext, recs: PushRecords, staging: StagingDeps): Route[] {
+  /** A record of an app the user can see, or 404. */
+  const visible = async <T extends { app_guid: string }>(
+    user: User,
+    kind: string,
+    guid: string,
+    v: T | null,
+  ) => {
+    if (v === null) throw notFound(kind, guid);
+    try {
+      await visibleApp(ctx.store, user, v.app_guid);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "KILN_CC_NOT_FOUND") throw err;
+      throw notFound(kind, guid);
+    }
+    return v;
+  };
+  return [
+    {
+      method: "POST",
+      path: "/v3/builds",
+      handler: async (req) => {
+        const user = req.user as User;
+        const pkgGuid = requiredString(requiredObject(await req.json(), "package"), "guid", 64, "package.");
+        const pkg = await visiblePackage(ctx, recs, user, pkgGuid);
+        if (pkg.state !== "READY") throw invalid("package.guid", `${pkgGuid} is ${pkg.state}, not READY`);
+        const now = new Date().toISOString();
+        const build: BuildRecord = {
+          guid: randomUUID(),
+          state: "STAGING",
+          error: null,
+          error_code: null,
+          log_tail: [],
+          droplet_guid: null,
+          package_guid: pkg.guid,
+          app_guid: pkg.app_guid,
+          created_at: now,
+          updated_at: now,
+        };
+        await recs.builds.create(pushKeys.build(build.guid), build);
+        void stageBuild(staging, build);
+        return { status: 201, body: build };
+      },
+    },
+    {
+      method: "GET",
+      path: "/v3/builds/:guid",
+      handler: async (req) => {
+        const guid = req.params.guid as string;
+        const b = await recs.builds.get(pushKeys.build(guid));
+        return { status: 200, body: await visible(req.user as User, "build", guid, b?.value ?? null) };
+      },
+    },
+    {
+      method: "GET",
+      path: "/v3/droplets/:guid",
+      handler: async (req) => {
+        const guid = req.params.guid as string;
+        const d = await recs.droplets.get(pushKeys.droplet(guid));
+        return { status: 200, body: await visible(req.user as User, "droplet", guid, d?.value ?? null) };
+      },
+    },
+  ];
+}

@@ -1,0 +1,98 @@
+// Staging a build: a DEA by dea.discover (the app's memory and disk), dea.<id>.stage of
+// `packages/<guid>.tar.gz` with the app's buildpack and env, then the droplet record, the build
+// STAGED and the app's current droplet (a new version, so a started app is restarted on it), or
+// the build FAILED with the DEA's error. A controller that dies mid-staging leaves the build
+// STAGING: nothing resumes it yet.
+
+import { randomUUID } from "node:crypto";
+import { KilnError } from "../../kernel/errors.js";
+import type { Logger } from "../../kernel/log.js";
+import { UNCHANGED } from "../store/kv.js";
+import { type BuildRecord, type DropletRecord, pushKeys, pushRecords } from "../store/push.js";
+import { type AppRecord, keys } from "../store/records.js";
+import type { CcStore } from "../store/store.js";
+import type { AppRunner } from "./app-runner.js";
+import type { DeaClient } from "./dea-client.js";
+
+/** How long the DEA may stage, ms. */
+const STAGING_TIMEOUT_MS = 15 * 60_000;
+
+export interface StagingDeps {
+  store: CcStore;
+  client: DeaClient;
+  runner: AppRunner;
+  log: Logger;
+}
+
+export async function stageBuild(d: StagingDeps, build: BuildRecord): Promise<void> {
+  const recs = pushRecords(d.store);
+  const finish = (change: Partial<BuildRecord>) =>
+    recs.builds.update(pushKeys.build(build.guid), (b) =>
+      b.state !== "STAGING" ? UNCHANGED : { ...b, ...change, updated_at: new Date().toISOString() },
+    );
+  try {
+    const got = await d.store.apps.get(keys.app(build.app_guid));
+    if (got === null) throw new Error(`app ${build.app_guid} is gone`);
+    const app = got.value;
+    const dea = await d.client.discover({
+      app: app.guid,
+      version: app.version,
+      memoryMb: app.memory_in_mb,
+      diskMb: app.disk_in_mb,
+      stack: "",
+    });
+    const reply = await d.client.stage(
+      dea.deaId,
+      {
+        app: app.guid,
+        taskId: build.guid,
+        packageKey: pushKeys.packageBlob(build.package_guid),
+        buildpack: app.buildpacks[0] ?? "",
+        stack: "",
+        env: app.environment_variables,
+        memoryMb: app.memory_in_mb,
+        diskMb: app.disk_in_mb,
+        timeoutMs: STAGING_TIMEOUT_MS,
+      },
+      STAGING_TIMEOUT_MS,
+    );
+    if (!reply.ok) {
+      await finish({
+        state: "FAILED",
+        error: reply.error,
+        error_code: reply.errorCode,
+        log_tail: reply.logTail,
+      });
+      return;
+    }
+    const now = new Date().toISOString();
+    const droplet: DropletRecord = {
+      guid: randomUUID(),
+      state: "STAGED",
+      app_guid: app.guid,
+      sha1: reply.dropletSha1,
+      key: reply.dropletKey,
+      start_command: reply.startCommand,
+      buildpack: reply.detectedBuildpack,
+      created_at: now,
+      updated_at: now,
+    };
+    await recs.droplets.create(pushKeys.droplet(droplet.guid), droplet);
+    await finish({ state: "STAGED", droplet_guid: droplet.guid, log_tail: reply.logTail });
+    let before: AppRecord | null = null;
+    const after = await d.store.apps.update(keys.app(app.guid), (a) => {
+      before = a;
+      return {
+        ...a,
+        droplet_guid: droplet.guid,
+        version: randomUUID(),
+        updated_at: new Date().toISOString(),
+      };
+    });
+    if (before !== null && after !== null) await d.runner.reconcile(before, after.value);
+  } catch (err) {
+    const code = err instanceof KilnError ? err.code : "KILN_CC_STAGING_LOST";
+    d.log.warn("staging_failed", { build: build.guid, error: err });
+    await finish({ state: "FAILED", error: (err as Error).message, error_code: code }).catch(() => {});
+  }
+}

@@ -1,0 +1,374 @@
+// Push and run end to end, as a user would: a real nats-server, a real `kiln cc` (1 MiB package
+// limit) and a real `kiln dea` (runc when usable). Resource matching, the node example uploaded
+// as a tar.gz, staged, started, scaled, restarted; a re-upload of matched files only gives the
+// same package; recent and followed logs; and a table of hostile uploads, each refused.
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import t from "tap";
+import { Header } from "tar";
+import { probeIsolation } from "../../dea/container/probe.js";
+import { Runc } from "../../dea/container/runc.js";
+import { projectRoot } from "../../kernel/paths.js";
+import { encode } from "../../messaging/codec.js";
+import { startDeaProc } from "../dea/harness.js";
+import { guardChildren } from "../helpers/children.js";
+import { startTestNats } from "../helpers/nats.js";
+import { type Answer, adminCredentials, call, ccDataDir, login, startCcProc } from "./harness.js";
+
+guardChildren(t);
+const base = mkdtempSync(join(tmpdir(), "kiln-cc-push-"));
+t.teardown(() => rmSync(base, { recursive: true, force: true }));
+const unusable = await probeIsolation(new Runc({ root: join(base, "probe") }));
+const isolation = unusable === null ? "runc" : "none";
+if (unusable !== null) t.comment(`runc unusable (${unusable}): the DEA runs with --isolation none`);
+
+interface Entry {
+  path: string;
+  body?: Buffer;
+  mode?: number;
+  type?: "File" | "SymbolicLink" | "Directory";
+  linkpath?: string;
+}
+
+/** A tar.gz built by hand, so hostile entries (../, absolute, links) can be made. */
+function tarball(entries: Entry[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const e of entries) {
+    const body = e.body ?? Buffer.alloc(0);
+    const h = new Header({
+      path: e.path,
+      mode: e.mode ?? 0o644,
+      size: e.type === undefined || e.type === "File" ? body.length : 0,
+      type: e.type ?? "File",
+      mtime: new Date(0),
+      ...(e.linkpath === undefined ? {} : { linkpath: e.linkpath }),
+    });
+    const block = Buffer.alloc(512);
+    h.encode(block, 0);
+    parts.push(block);
+    if (e.type === undefined || e.type === "File") {
+      parts.push(body);
+      if (body.length % 512 !== 0) parts.push(Buffer.alloc(512 - (body.length % 512)));
+    }
+  }
+  parts.push(Buffer.alloc(1024));
+  return gzipSync(Buffer.concat(parts));
+}
+
+interface Stat {
+  index: number;
+  state: string;
+  host: string;
+  port: number;
+  version: string;
+}
+
+const sha1 = (b: Buffer) => createHash("sha1").update(b).digest("hex");
+const exampleDir = join(projectRoot, "examples/node");
+const files = ["package.json", "server.js"].map((name) => {
+  const body = readFileSync(join(exampleDir, name));
+  return { path: name, body, sha1: sha1(body), mode: statSync(join(exampleDir, name)).mode & 0o777 };
+});
+const resourcesJson = (list: { path: string; sha1: string; mode: number }[]) => ({
+  path: ".kiln-resources.json",
+  body: Buffer.from(JSON.stringify(list)),
+});
+
+async function until<T>(
+  what: string,
+  f: () => Promise<T | null | undefined | false>,
+  ms = 60_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== null && v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const nats = await startTestNats(t);
+const dataDir = ccDataDir(t);
+const cc = await startCcProc(t, nats, dataDir, {}, [
+  "--max-package-mb",
+  "1",
+  "--discover-timeout-ms",
+  "1000",
+]);
+const dea = await startDeaProc(t, nats, "push-dea", [
+  "--isolation",
+  isolation,
+  "--data-dir",
+  join(base, "dea"),
+  "--memory-mb",
+  "4096",
+  "--disk-mb",
+  "20000",
+  "--heartbeat-interval-ms",
+  "300",
+]);
+t.teardown(() => dea.stop());
+const A = cc.url;
+const creds = adminCredentials(dataDir);
+const token = await login(A, creds.user, creds.password);
+const api = (method: string, path: string, body?: unknown) => call(A, method, path, { token, body });
+
+async function upload(pkg: string, body: Buffer): Promise<Answer> {
+  const res = await fetch(`${A}/v3/packages/${pkg}/upload`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/gzip" },
+    body,
+  });
+  return { status: res.status, body: (await res.json()) as Answer["body"] };
+}
+
+async function newPackage(app: string): Promise<string> {
+  const r = await api("POST", "/v3/packages", {
+    type: "bits",
+    relationships: { app: { data: { guid: app } } },
+  });
+  if (r.status !== 201) throw new Error(`package: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.guid as string;
+}
+
+async function running(app: string, n: number, version?: string) {
+  return until(`${n} running`, async () => {
+    const r = await api("GET", `/v3/apps/${app}/processes/web/stats`);
+    const up = (r.body.resources as Stat[]).filter(
+      (i) => i.state === "RUNNING" && i.port > 0 && (version === undefined || i.version === version),
+    );
+    return r.body.resources.length === n && up.length === n ? up : null;
+  });
+}
+
+/** What each instance answers on its host and port, by index. */
+async function answers(instances: Stat[]): Promise<Record<number, string>> {
+  const out: Record<number, string> = {};
+  for (const i of instances) out[i.index] = await (await fetch(`http://${i.host}:${i.port}/`)).text();
+  return out;
+}
+const HELLO = "hello from the node example\n";
+
+const space = (await api("POST", "/v3/spaces", { name: "push" })).body.guid as string;
+const app = (await api("POST", "/v3/apps", { name: "node", space_guid: space })).body.guid as string;
+let firstPackage: { sha256: string; size: number } = { sha256: "", size: 0 };
+
+t.test("resource matching", async (t) => {
+  const ask = files.map((f) => ({ checksum: { value: f.sha1 }, size_in_bytes: f.body.length }));
+  const none = await api("POST", "/v3/resource_matches", { resources: ask });
+  t.same(none, { status: 201, body: { resources: [] } }, "nothing known yet");
+  const bad = await api("POST", "/v3/resource_matches", {
+    resources: [{ checksum: { value: "zz" }, size_in_bytes: 1 }],
+  });
+  t.equal(bad.status, 422);
+  t.match(bad.body.errors[0], { code: "KILN_CC_INVALID", detail: /resources\[0\]\.checksum\.value/ });
+});
+
+t.test("upload, build, start, scale, restart", async (t) => {
+  const pkg = await newPackage(app);
+  t.equal((await api("GET", `/v3/packages/${pkg}`)).body.state, "AWAITING_UPLOAD");
+  const up = await upload(pkg, tarball([resourcesJson([]), ...files]));
+  t.equal(up.status, 200, JSON.stringify(up.body));
+  t.match(up.body, { state: "READY", sha256: /^[0-9a-f]{64}$/, size: Number });
+  firstPackage = up.body;
+  const again = await upload(pkg, tarball([resourcesJson([]), ...files]));
+  t.equal(again.status, 422, "a READY package takes no second upload");
+
+  const known = await api("POST", "/v3/resource_matches", {
+    resources: files.map((f) => ({ checksum: { value: f.sha1 }, size_in_bytes: f.body.length })),
+  });
+  t.equal(known.body.resources.length, 2, "both files are held now");
+
+  const route = await api("POST", "/v3/routes", { host: "node", space_guid: space });
+  await api("POST", `/v3/routes/${route.body.guid}/destinations`, { destinations: [{ app: { guid: app } }] });
+
+  const build = await api("POST", "/v3/builds", { package: { guid: pkg } });
+  t.match(build, { status: 201, body: { state: "STAGING", package_guid: pkg, app_guid: app } });
+  const staged = await until("staged", async () => {
+    const b = await api("GET", `/v3/builds/${build.body.guid}`);
+    return b.body.state === "STAGING" ? null : b.body;
+  });
+  t.equal(staged.state, "STAGED", JSON.stringify(staged));
+  const droplet = await api("GET", `/v3/droplets/${staged.droplet_guid}`);
+  t.match(droplet.body, { state: "STAGED", app_guid: app, key: /^droplets\//, sha1: /^[0-9a-f]{40}$/ });
+  t.equal(
+    (await api("GET", `/v3/apps/${app}`)).body.droplet_guid,
+    staged.droplet_guid,
+    "current droplet set",
+  );
+
+  t.equal((await api("POST", `/v3/apps/${app}/actions/start`)).status, 200);
+  t.same(await answers(await running(app, 1)), { 0: HELLO }, "index 0 answers");
+  await api("POST", `/v3/apps/${app}/processes/web/actions/scale`, { instances: 3 });
+  const three = await running(app, 3);
+  t.same(
+    three.map((i) => i.index),
+    [0, 1, 2],
+  );
+  t.same(await answers(three), { 0: HELLO, 1: HELLO, 2: HELLO }, "each answers");
+  await api("POST", `/v3/apps/${app}/processes/web/actions/scale`, { instances: 1 });
+  t.same(
+    (await running(app, 1)).map((i) => i.index),
+    [0],
+    "scaled down to index 0",
+  );
+  const restarted = await api("POST", `/v3/apps/${app}/actions/restart`);
+  t.same(
+    await answers(await running(app, 1, restarted.body.version)),
+    { 0: HELLO },
+    "the new version answers",
+  );
+});
+
+t.test("cc.hm.requests: STOP stops, START starts what is missing, a repeat does nothing", async (t) => {
+  const hm = await nats.connect("hm");
+  t.teardown(() => hm.close());
+  const version = (await api("GET", `/v3/apps/${app}`)).body.version as string;
+  const send = (op: "START" | "STOP") =>
+    hm.nc.publish("cc.hm.requests", encode("cc.hm.requests", { op, app, indices: [0], version }));
+  send("STOP");
+  await until("index 0 stopped", async () => {
+    const r = await api("GET", `/v3/apps/${app}/processes/web/stats`);
+    return r.body.resources.length === 0;
+  });
+  send("START");
+  send("START");
+  const one = await running(app, 1, version);
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.same(
+    (await running(app, 1, version)).map((i) => i.index),
+    [0],
+    "one instance at index 0, not two",
+  );
+  t.same(await answers(one), { 0: HELLO }, "it answers");
+  hm.nc.publish("cc.hm.requests", new Uint8Array([0xff, 0xff, 0xff]));
+  await hm.flush();
+  await until("malformed request logged", async () => cc.logs.some((l) => l.event === "hm_request_rejected"));
+  t.pass("a malformed request is counted and logged");
+});
+
+t.test("a second upload with every file matched gives the same package", async (t) => {
+  const pkg = await newPackage(app);
+  const up = await upload(
+    pkg,
+    tarball([resourcesJson(files.map((f) => ({ path: f.path, sha1: f.sha1, mode: f.mode })))]),
+  );
+  t.equal(up.status, 200, JSON.stringify(up.body));
+  t.equal(up.body.sha256, firstPackage.sha256, "identical tar.gz");
+  t.equal(up.body.size, firstPackage.size);
+});
+
+t.test("logs: recent has staging and app lines, follow streams a new one", async (t) => {
+  const res = await fetch(`${A}/v3/apps/${app}/logs?recent=true`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const lines = (await res.text())
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l));
+  t.ok(
+    lines.some((l) => l.source === "STG"),
+    "STG lines",
+  );
+  t.ok(
+    lines.some((l) => l.source === "APP"),
+    "APP lines",
+  );
+  const last = lines[lines.length - 1].seq as number;
+  const ac = new AbortController();
+  const follow = await fetch(`${A}/v3/apps/${app}/logs?follow=true&after_seq=${last}`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: ac.signal,
+  });
+  const admin = await nats.connect("admin");
+  admin.nc.publish(`logs.${app}`, encode("logs", { at: Date.now(), source: "API", text: "a new line" }));
+  const reader = (follow.body as ReadableStream<Uint8Array>).getReader();
+  let got = "";
+  while (!got.includes("a new line")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    got += Buffer.from(value).toString();
+  }
+  const line = JSON.parse(got.split("\n").find((l) => l.includes("a new line")) as string);
+  t.match(line, { source: "API", text: "a new line" });
+  t.ok(line.seq > last, "after the recent ones");
+  ac.abort();
+  await admin.close();
+});
+
+t.test("hostile uploads are refused", async (t) => {
+  const cases: { name: string; body: Buffer; status: number; code: string; detail?: RegExp }[] = [
+    {
+      name: "../x",
+      body: tarball([resourcesJson([]), { path: "../x", body: Buffer.from("x") }]),
+      status: 422,
+      code: "KILN_CC_INVALID",
+      detail: /\.\./,
+    },
+    {
+      name: "absolute path",
+      body: tarball([resourcesJson([]), { path: "/etc/x", body: Buffer.from("x") }]),
+      status: 422,
+      code: "KILN_CC_INVALID",
+      detail: /absolute/,
+    },
+    {
+      name: "symlink",
+      body: tarball([resourcesJson([]), { path: "l", type: "SymbolicLink", linkpath: "/etc/passwd" }]),
+      status: 422,
+      code: "KILN_CC_INVALID",
+      detail: /SymbolicLink/,
+    },
+    {
+      name: "over the size limit",
+      body: tarball([resourcesJson([]), { path: "big", body: Buffer.alloc(2 * 1024 * 1024) }]),
+      status: 413,
+      code: "KILN_CC_PACKAGE_TOO_LARGE",
+    },
+    {
+      name: "over the size limit, incompressible",
+      body: tarball([resourcesJson([]), { path: "big", body: randomBytes(2 * 1024 * 1024) }]),
+      status: 413,
+      code: "KILN_CC_PACKAGE_TOO_LARGE",
+    },
+    {
+      name: "unknown matched sha1",
+      body: tarball([resourcesJson([{ path: "gone", sha1: "0".repeat(40), mode: 0o644 }])]),
+      status: 422,
+      code: "KILN_CC_INVALID",
+      detail: /0{40}/,
+    },
+    {
+      name: "matched path with ..",
+      body: tarball([resourcesJson([{ path: "a/../../x", sha1: files[0]?.sha1 as string, mode: 0o644 }])]),
+      status: 422,
+      code: "KILN_CC_INVALID",
+      detail: /\.\./,
+    },
+    { name: "not a tar.gz", body: Buffer.from("hello"), status: 422, code: "KILN_CC_INVALID" },
+  ];
+  for (const c of cases) {
+    const pkg = await newPackage(app);
+    const r = await upload(pkg, c.body);
+    t.equal(r.status, c.status, `${c.name}: ${r.status}`);
+    t.match(
+      r.body.errors?.[0],
+      { code: c.code, ...(c.detail === undefined ? {} : { detail: c.detail }) },
+      c.name,
+    );
+    t.equal((await api("GET", `/v3/packages/${pkg}`)).body.state, "FAILED", `${c.name}: package FAILED`);
+  }
+});
+
+t.test("stop", async (t) => {
+  t.equal((await api("POST", `/v3/apps/${app}/actions/stop`)).status, 200);
+  await until("no instance left", async () => {
+    const r = await api("GET", `/v3/apps/${app}/processes/web/stats`);
+    return r.body.resources.length === 0;
+  });
+  t.pass("stopped");
+});
