@@ -16,6 +16,8 @@ export interface CcConfig {
   dataDir: string;
   /** Shared app domain: routes are `host.<domain>`. */
   domain: string;
+  /** Port the router serves apps on, told to clients so they print an app's URL. */
+  routerPort: number;
   /** Lifetime of a token from POST /v3/tokens, seconds. */
   tokenTtlS: number;
   /** Largest package upload, MiB. */
@@ -34,6 +36,7 @@ export const ccDefaults: CcConfig = {
   host: "127.0.0.1",
   dataDir: ".kiln",
   domain: "localhost",
+  routerPort: 8080,
   tokenTtlS: 86_400,
   maxPackageMb: 1024,
   discoverTimeoutMs: 2_000,
@@ -48,6 +51,7 @@ export const ccEnv: Record<keyof CcConfig, string> = {
   host: "KILN_CC_HOST",
   dataDir: "KILN_CC_DATA_DIR",
   domain: "KILN_CC_DOMAIN",
+  routerPort: "KILN_CC_ROUTER_PORT",
   tokenTtlS: "KILN_CC_TOKEN_TTL_S",
   maxPackageMb: "KILN_CC_MAX_PACKAGE_MB",
   discoverTimeoutMs: "KILN_CC_DISCOVER_TIMEOUT_MS",
@@ -62,6 +66,7 @@ const flagOf: Partial<Record<keyof CcConfig, string>> = {
   host: "host",
   dataDir: "data-dir",
   domain: "domain",
+  routerPort: "router-port",
   tokenTtlS: "token-ttl-s",
   maxPackageMb: "max-package-mb",
   discoverTimeoutMs: "discover-timeout-ms",
@@ -94,6 +99,8 @@ function convert(key: keyof CcConfig, raw: string, source: string): CcConfig[key
       return raw;
     case "port":
       return integer(raw, source, 0, 65_535);
+    case "routerPort":
+      return integer(raw, source, 1, 65_535);
     case "host":
       if (raw === "" || /[\s\p{Cc}]/u.test(raw)) throw bad(source, "an address without spaces", raw);
       return raw;

@@ -40,7 +40,14 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
   // DEA that cannot would exit at once and be restarted forever, so it is left out and the
   // summary says why.
   // The controller's too; it writes the admin's first password into the kernel's data dir.
-  const ccFlags = ["--port", String(config.ccPort), "--data-dir", config.dataDir];
+  const ccFlags = [
+    "--port",
+    String(config.ccPort),
+    "--data-dir",
+    config.dataDir,
+    "--router-port",
+    String(config.routerPort),
+  ];
   ccConfig(parseCcArgs(ccFlags));
   const deaFlags = ["--data-dir", join(config.dataDir, "dea")];
   const dea = deaConfig(parseDeaArgs(deaFlags));

@@ -3,7 +3,9 @@
 import { randomUUID } from "node:crypto";
 import { invalid, notFound } from "../errors.js";
 import { type StagingDeps, stageBuild } from "../runner/staging.js";
+import { UNCHANGED } from "../store/kv.js";
 import { type BuildRecord, type PushRecords, pushKeys } from "../store/push.js";
+import { type AppRecord, keys } from "../store/records.js";
 import { visibleApp } from "./apps.js";
 import { visiblePackage } from "./packages.js";
 import type { ApiContext, ApiRequest, Route } from "./table.js";
@@ -62,6 +64,37 @@ export function buildRoutes(ctx: ApiContext, recs: PushRecords, staging: Staging
         const guid = req.params.guid as string;
         const b = await recs.builds.get(pushKeys.build(guid));
         return { status: 200, body: await visible(req.user as User, "build", guid, b?.value ?? null) };
+      },
+    },
+    {
+      // A finished build already makes its droplet the app's; this sets an older one back
+      // (a rollback), or is a no-op for the current one. A new droplet on a started app
+      // restarts it, as any change of what runs does.
+      method: "PATCH",
+      path: "/v3/apps/:guid/relationships/current_droplet",
+      handler: async (req) => {
+        const user = req.user as User;
+        const appGuid = req.params.guid as string;
+        await visibleApp(ctx.store, user, appGuid);
+        const dropletGuid = requiredString(requiredObject(await req.json(), "data"), "guid", 64, "data.");
+        const d = await recs.droplets.get(pushKeys.droplet(dropletGuid));
+        if (d === null || d.value.app_guid !== appGuid)
+          throw invalid("data.guid", `droplet ${dropletGuid} is not a droplet of app ${appGuid}`);
+        let before: AppRecord | null = null;
+        const after = await ctx.store.apps.update(keys.app(appGuid), (a) => {
+          before = a;
+          if (a.droplet_guid === dropletGuid) return UNCHANGED;
+          return {
+            ...a,
+            droplet_guid: dropletGuid,
+            version: randomUUID(),
+            updated_at: new Date().toISOString(),
+          };
+        });
+        if (after === null) throw notFound("app", appGuid);
+        if (before !== null && (before as AppRecord).droplet_guid !== dropletGuid)
+          await staging.runner.reconcile(before, after.value);
+        return { status: 200, body: { data: { guid: dropletGuid } } };
       },
     },
     {

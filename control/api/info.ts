@@ -9,6 +9,12 @@ function kilnVersion(): string {
 }
 
 export function infoRoutes(ctx: ApiContext): Route[] {
-  const body = { name: "kiln", version: kilnVersion(), domain: ctx.config.domain, api_version: "3" };
+  const body = {
+    name: "kiln",
+    version: kilnVersion(),
+    domain: ctx.config.domain,
+    router_port: ctx.config.routerPort,
+    api_version: "3",
+  };
   return [{ method: "GET", path: "/v3/info", auth: false, handler: async () => ({ status: 200, body }) }];
 }

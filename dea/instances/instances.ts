@@ -121,6 +121,8 @@ export class Instances {
   private subs: Subscription[] = [];
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private sampling = false;
+  private beatAgain = false;
+  private soonBeat: NodeJS.Timeout | null = null;
   private closing = false;
 
   constructor(options: InstancesOptions) {
@@ -318,7 +320,11 @@ export class Instances {
 
   /** Samples every instance's usage (in the archive pool) and publishes dea.heartbeat. */
   async beat(): Promise<void> {
-    if (this.sampling) return;
+    if (this.sampling) {
+      // One is being sampled: send another right after it, so a change is not held back.
+      this.beatAgain = true;
+      return;
+    }
     this.sampling = true;
     try {
       await Promise.all([...this.live.values()].map((inst) => this.sample(inst)));
@@ -328,6 +334,24 @@ export class Instances {
     } finally {
       this.sampling = false;
     }
+    if (this.beatAgain && !this.closing) {
+      this.beatAgain = false;
+      void this.beat();
+    }
+  }
+
+  /**
+   * A heartbeat soon, off the interval: an instance became RUNNING, and the controller (which
+   * waits for it to say a push is done) should not wait up to a whole interval to hear it.
+   * Instances turning RUNNING together share one.
+   */
+  private beatSoon(): void {
+    if (this.soonBeat !== null || this.closing) return;
+    this.soonBeat = setTimeout(() => {
+      this.soonBeat = null;
+      void this.beat();
+    }, 20);
+    this.soonBeat.unref();
   }
 
   private has(containerId: string): boolean {
@@ -475,6 +499,7 @@ export class Instances {
     this.setState(inst, "RUNNING");
     this.o.log.info("instance_running", { app: req.app, index, instanceId, port: inst.port });
     this.registrar.register({ app: req.app, instanceId, index, port: inst.port, uris: req.uris });
+    this.beatSoon();
     if (check.type === "http") void this.watchHealth(inst, check, timeoutMs);
   }
 

@@ -290,7 +290,9 @@ t.test("instances in runc containers", { skip }, async (t) => {
       return beats.find(
         (b: DeaHeartbeat) =>
           b.instances.length === 2 &&
-          b.instances.every((i) => i.memoryBytes > 0 && i.diskBytes > 0 && i.cpuPermille >= 0),
+          b.instances.every(
+            (i) => i.state === "RUNNING" && i.memoryBytes > 0 && i.diskBytes > 0 && i.cpuPermille >= 0,
+          ),
       );
     });
     for (const i of hb.instances) {
