@@ -97,8 +97,25 @@ t.test("kiln dea: a malformed setting is exit 2 and one coded line", async (t) =
     ["--staging-timeout-ms", "10", {}, ["--staging-timeout-ms", "10"]],
     ["--nats", "nats://127.0.0.1:99999", {}, ["--nats", "nats://127.0.0.1:99999"]],
   ];
+  // Every case in process (the same parse `kiln dea` runs first); the process-level contract
+  // (exit 2, one line on stderr, nothing on stdout) is checked on two of them, one from the
+  // environment and one from a flag, since a process per case costs a second under load.
+  const asProcess = new Set(["KILN_DEA_MEMORY_MB", "--isolation"]);
   for (const [name, shown, env, args] of cases) {
     const label = `${name}=${JSON.stringify(shown)}`;
+    let message = "";
+    try {
+      deaConfig(parseDeaArgs(args), { ...clean, ...env });
+      t.fail(`${label}: accepted`);
+    } catch (err) {
+      t.equal((err as { code?: string }).code, "KILN_DEA_CONFIG", `${label}: KILN_DEA_CONFIG`);
+      message = (err as Error).message;
+    }
+    t.match(message, name, `${label}: names the setting`);
+    // The message holds the value as given; the CLI escapes control characters when it prints.
+    t.ok(message.includes(`"${shown.replaceAll("\\n", "\n")}"`), `${label}: shows the value`);
+    if (!asProcess.has(name)) continue;
+    asProcess.delete(name);
     const r = spawnSync(process.execPath, [kilnBin, "dea", "--nats", "nats://127.0.0.1:1", ...args], {
       encoding: "utf8",
       timeout: 20_000,
@@ -111,6 +128,7 @@ t.test("kiln dea: a malformed setting is exit 2 and one coded line", async (t) =
     t.match(r.stderr, name, `${label}: names the setting`);
     t.match(r.stderr, `"${shown}"`, `${label}: shows the value`);
   }
+  t.equal(asProcess.size, 0, "both process-level cases ran");
   const r = spawnSync(process.execPath, [kilnBin, "dea", "--frobnicate", "1"], {
     encoding: "utf8",
     env: clean,
