@@ -5,7 +5,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { kilnBin } from "../../kernel/paths.js";
+import { readLogRecords } from "../helpers/log-records.js";
 import type { TestNats } from "../helpers/nats.js";
 
 interface Teardownable {
@@ -61,23 +63,11 @@ export async function startCcProc(
       () => reject(new Error(`kiln cc: no cc_listening: ${JSON.stringify(logs)}`)),
       20_000,
     );
-    let buf = "";
-    child.stderr?.setEncoding("utf8").on("data", (d: string) => {
-      buf += d;
-      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let rec: Record<string, unknown>;
-        try {
-          rec = JSON.parse(line) as Record<string, unknown>;
-        } catch {
-          rec = { raw: line };
-        }
-        logs.push(rec);
-        if (rec.event === "cc_listening") {
-          clearTimeout(timer);
-          resolve(rec.port as number);
-        }
+    void readLogRecords(child.stderr as Readable, (rec) => {
+      logs.push(rec);
+      if (rec.event === "cc_listening") {
+        clearTimeout(timer);
+        resolve(rec.port as number);
       }
     });
     void exited.then((e) => {

@@ -1,7 +1,9 @@
 // Test rig for the DEA: real `kiln dea` processes (from dist/) against a private nats-server,
 // their structured log lines parsed, SIGTERM and an exit check in t.teardown.
 import { type ChildProcess, spawn } from "node:child_process";
+import type { Readable } from "node:stream";
 import { kilnBin } from "../../kernel/paths.js";
+import { readLogRecords } from "../helpers/log-records.js";
 import type { TestNats } from "../helpers/nats.js";
 
 interface Teardownable {
@@ -38,25 +40,13 @@ export async function startDeaProc(
   });
   const logs: Record<string, unknown>[] = [];
   const waiters: { event: string; resolve: (r: Record<string, unknown>) => void }[] = [];
-  let buf = "";
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
-    buf += d;
-    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      let rec: Record<string, unknown>;
-      try {
-        rec = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        rec = { raw: line };
-      }
-      logs.push(rec);
-      for (let i = waiters.length - 1; i >= 0; i--) {
-        const w = waiters[i];
-        if (w !== undefined && w.event === rec.event) {
-          waiters.splice(i, 1);
-          w.resolve(rec);
-        }
+  void readLogRecords(child.stderr as Readable, (rec) => {
+    logs.push(rec);
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const w = waiters[i];
+      if (w !== undefined && w.event === rec.event) {
+        waiters.splice(i, 1);
+        w.resolve(rec);
       }
     }
   });
