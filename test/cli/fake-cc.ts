@@ -6,33 +6,11 @@ import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { Parser, type ReadEntry } from "tar";
+import type { AppRecord, RouteRecord } from "../../control/store/records.js";
 
-export interface FakeApp {
-  guid: string;
-  name: string;
-  space_guid: string;
-  state: "STARTED" | "STOPPED";
-  instances: number;
-  memory_in_mb: number;
-  disk_in_mb: number;
-  command: string | null;
-  buildpacks: string[];
-  environment_variables: Record<string, string>;
-  health_check: { type: string; endpoint: string | null; timeout: number | null };
-  droplet_guid: string | null;
-  version: string;
-  created_at: string;
-  updated_at: string;
-}
-
-interface FakeRoute {
-  guid: string;
-  host: string;
-  path: string;
-  url: string;
-  space_guid: string;
-  destinations: { app_guid: string }[];
-}
+/** The fake serves the controller's own record shapes, so the CLI is tested against them. */
+export type FakeApp = AppRecord;
+type FakeRoute = RouteRecord;
 
 interface LogLine {
   seq: number;
@@ -369,6 +347,8 @@ export class FakeCc {
         url: `${String(b.host)}.localhost${path}`,
         space_guid: String(b.space_guid),
         destinations: [],
+        created_at: new Date().toISOString(),
+        updated_at: new Date().toISOString(),
       };
       this.routes.push(route);
       return this.send(res, 201, route);
