@@ -19,7 +19,8 @@ export function readLogRecords(
       }
       onRecord(rec);
     },
-    // Records are short, but one must never be cut into lines that are not JSON.
-    1024 * 1024,
+    // One record must never be cut into lines that are not JSON, however long (a test may
+    // log a 600 KiB field on purpose).
+    256 * 1024 * 1024,
   );
 }
