@@ -8,5 +8,8 @@ if (!existsSync(entry)) {
   process.exit(1);
 }
 const { main } = await import(entry.href);
-// Long-running commands (up, nats, router) resolve only once they have shut down.
-process.exitCode = await main(process.argv.slice(2));
+// Long-running commands (up, nats, router) resolve only once they have shut down. Then the
+// process ends at once: the API client's idle keep-alive sockets would hold it open for a while
+// after the answer is printed (stdout and stderr are synchronous for files, pipes and terminals
+// here, so nothing written is lost).
+process.exit(await main(process.argv.slice(2)));

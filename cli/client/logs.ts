@@ -48,11 +48,14 @@ export async function followLogs(
   afterSeq: number | undefined,
   onLine: (line: LogLine) => void,
   signal?: AbortSignal,
+  /** Called once the controller answered: every line stored after this point will come. */
+  onOpen?: () => void,
 ): Promise<number | undefined> {
   let last = afterSeq;
   const after = afterSeq === undefined ? "" : `&after_seq=${afterSeq}`;
   try {
     const res = await client.open(`/v3/apps/${encodeURIComponent(appGuid)}/logs?follow=true${after}`, signal);
+    onOpen?.();
     if (res.body === null) return last;
     for await (const line of ndjson(res.body)) {
       if (last !== undefined && line.seq <= last) continue;

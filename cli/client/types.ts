@@ -46,6 +46,8 @@ export interface InstanceStats {
   host?: string;
   port?: number;
   uptime?: number;
+  /** The app version the instance runs. */
+  version?: string;
   usage?: { mem?: number; disk?: number; cpu?: number };
 }
 

@@ -1,7 +1,7 @@
 // The `kiln push` flow against control/API.md: create or update the app, its routes, match
 // and upload the changed files, build, start, and wait for a running instance.
 import { randomBytes } from "node:crypto";
-import { followLogs, recentLogs } from "../client/logs.js";
+import { followLogs } from "../client/logs.js";
 import { mapRoute, splitRoute } from "../client/routes.js";
 import { appStats, lookupApp, q, type Session, targetSpace } from "../client/session.js";
 import type { App, Build, Info, InstanceStats, Package, ResourceMatch, Route } from "../client/types.js";
@@ -23,6 +23,10 @@ export interface DeployOptions {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** After a build finishes, staging lines still arriving are waited for until the log has been quiet this long… */
+const TAIL_QUIET_MS = 100;
+/** …and never longer than this. */
+const TAIL_MAX_MS = 500;
 
 /** The router's address part of a URL: `:8080` unless /v3/info says otherwise; none for 80. */
 export function routerPort(info: Info): string {
@@ -35,9 +39,10 @@ export function appUrl(route: { host: string; path?: string }, info: Info): stri
   return `http://${route.host}.${domain}${routerPort(info)}${route.path ?? ""}`;
 }
 
-async function createOrUpdate(s: Session, m: AppManifest): Promise<{ app: App; created: boolean }> {
+async function createOrUpdate(s: Session, m: AppManifest): Promise<{ app: App; before: App | undefined }> {
   const space = targetSpace(s);
-  let app = await lookupApp(s, m.name);
+  const before = await lookupApp(s, m.name);
+  let app = before;
   let created = false;
   if (app === undefined) {
     const body: Record<string, unknown> = { name: m.name, space_guid: space.guid };
@@ -69,7 +74,7 @@ async function createOrUpdate(s: Session, m: AppManifest): Promise<{ app: App; c
   if (Object.keys(scale).length > 0) {
     app = await s.client.post<App>(`/v3/apps/${q(app.guid)}/processes/web/actions/scale`, scale);
   }
-  return { app, created };
+  return { app, before };
 }
 
 async function routes(s: Session, app: App, m: AppManifest, info: Info): Promise<Route[]> {
@@ -123,31 +128,51 @@ async function upload(s: Session, app: App, files: AppFile[], tty: boolean): Pro
 }
 
 async function stage(s: Session, app: App, pkg: Package, pollMs: number): Promise<Build> {
-  const stored = await recentLogs(s.client, app.guid);
-  const after = stored.length === 0 ? 0 : (stored[stored.length - 1]?.seq ?? 0);
-  let build = await s.client.post<Build>("/v3/builds", { package: { guid: pkg.guid } });
-  note("Staging");
+  // The live log is attached before the build exists: the follow starts after the newest stored
+  // line (taken when the controller answers the request), so no staging line is missed and no
+  // history is read.
   const stop = new AbortController();
   let streamed = 0;
+  let lastLineAt = 0;
+  let attached: () => void = () => {};
+  const open = new Promise<void>((r) => {
+    attached = r;
+  });
   const tail = followLogs(
     s.client,
     app.guid,
-    after,
+    undefined,
     (line) => {
       if (line.source !== "STG") return;
       streamed++;
+      lastLineAt = Date.now();
       process.stdout.write(`${formatLogLine(line)}\n`);
     },
     stop.signal,
-  ).catch((err: unknown) => note(`kiln: the staging log stopped: ${(err as Error).message}`));
+    attached,
+  ).catch((err: unknown) => {
+    if (!stop.signal.aborted) note(`kiln: the staging log stopped: ${(err as Error).message}`);
+  });
+  let build: Build | undefined;
   try {
+    await Promise.race([open, tail]);
+    build = await s.client.post<Build>("/v3/builds", { package: { guid: pkg.guid } });
+    if (build.state === "STAGED") {
+      // The controller reuses a droplet staged from the same files and settings.
+      note(`Staging skipped: droplet ${build.droplet_guid} was built from the same files and settings`);
+      return build;
+    }
+    note("Staging");
     while (build.state === "STAGING") {
       await sleep(pollMs);
       build = await s.client.get<Build>(`/v3/builds/${q(build.guid)}`);
     }
+    // The last lines may still be on their way when the state flips: wait until the log has
+    // been quiet for a moment, never long.
+    const flipped = Date.now();
+    while (Date.now() - flipped < TAIL_MAX_MS && Date.now() - Math.max(lastLineAt, flipped) < TAIL_QUIET_MS)
+      await sleep(10);
   } finally {
-    // The last lines may still be on their way when the state flips.
-    await sleep(Math.min(500, pollMs));
     stop.abort();
     await tail;
   }
@@ -163,16 +188,19 @@ async function stage(s: Session, app: App, pkg: Package, pollMs: number): Promis
   return build;
 }
 
+/** Waits until an instance of `version` runs (any version when undefined). */
 async function waitRunning(
   s: Session,
   app: App,
+  version: string | undefined,
   timeoutMs: number,
   pollMs: number,
 ): Promise<InstanceStats[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const stats = await appStats(s.client, app);
-    if (stats.some((st) => st.state === "RUNNING")) return stats;
+    if (stats.some((st) => st.state === "RUNNING" && (version === undefined || st.version === version)))
+      return stats;
     const crashed = stats.filter((st) => st.state === "CRASHED").length;
     if (Date.now() > deadline) {
       throw new CliError(
@@ -186,26 +214,40 @@ async function waitRunning(
 
 /** Runs the whole push; resolves with the app's URLs. */
 export async function deploy(s: Session, m: AppManifest, options: DeployOptions): Promise<string[]> {
-  const pollMs = options.pollMs ?? 1000;
+  // Staging and starting take a few hundred milliseconds here: a coarser poll would be most
+  // of a push's time.
+  const pollMs = options.pollMs ?? 100;
   const info = await s.client.json<Info>("GET", "/v3/info", { auth: false }).catch(() => ({}) as Info);
   const files = await scanAppDir(options.dir);
-  const { app } = await createOrUpdate(s, m);
+  const { app, before } = await createOrUpdate(s, m);
   const mapped = await routes(s, app, m, info);
   const pkg = await upload(s, app, files, options.tty);
   if (pkg.state === "FAILED") throw new CliError("KILN_CLI_API_RESPONSE", `the upload of ${app.name} failed`);
   const build = await stage(s, app, pkg, pollMs);
-  if (build.droplet_guid !== null && build.droplet_guid !== undefined) {
+  let fresh = await s.client.get<App>(`/v3/apps/${q(app.guid)}`);
+  // A finished build is already the app's droplet; another push may have raced this one.
+  if (typeof build.droplet_guid === "string" && fresh.droplet_guid !== build.droplet_guid) {
     await s.client.patch(`/v3/apps/${q(app.guid)}/relationships/current_droplet`, {
       data: { guid: build.droplet_guid },
     });
+    fresh = await s.client.get<App>(`/v3/apps/${q(app.guid)}`);
   }
-  const fresh = await s.client.get<App>(`/v3/apps/${q(app.guid)}`);
-  const verb = fresh.state === "STARTED" ? "restart" : "start";
-  note(`${verb === "start" ? "Starting" : "Restarting"} ${app.name}`);
-  const started = await s.client.post<App>(`/v3/apps/${q(app.guid)}/actions/${verb}`);
-  if ((started?.instances ?? fresh.instances) > 0) {
+  let version: string | undefined = fresh.version;
+  if (fresh.state === "STARTED") {
+    // The controller replaces a started app's instances whenever what runs changes (a new
+    // droplet, env, command, limits): nothing to ask for, only to wait for the new version.
+    note(
+      before?.state === "STARTED" && before.version === fresh.version
+        ? `Unchanged: ${app.name} keeps running`
+        : `Restarting ${app.name}`,
+    );
+  } else {
+    note(`Starting ${app.name}`);
+    version = (await s.client.post<App>(`/v3/apps/${q(app.guid)}/actions/start`))?.version ?? version;
+  }
+  if (fresh.instances > 0) {
     const timeout = options.startTimeoutMs ?? Math.max(60, (m.timeout ?? 60) * 2) * 1000;
-    await waitRunning(s, app, timeout, pollMs);
+    await waitRunning(s, app, version, timeout, pollMs);
   }
   return mapped.map((r) => appUrl({ host: r.host, path: r.path }, info));
 }

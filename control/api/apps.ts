@@ -55,6 +55,14 @@ function healthCheck(o: Record<string, unknown>): HealthCheck {
   return { type, endpoint, timeout };
 }
 
+function sameHealthCheck(a: HealthCheck, b: HealthCheck): boolean {
+  return (
+    a.type === b.type &&
+    (a.endpoint ?? null) === (b.endpoint ?? null) &&
+    (a.timeout ?? null) === (b.timeout ?? null)
+  );
+}
+
 function appName(body: Record<string, unknown>): string {
   return requiredString(body, "name", 255);
 }
@@ -234,12 +242,24 @@ export function appRoutes(ctx: ApiContext, changed: AppChanged = () => {}): Rout
         try {
           const app = await change(user, guid, "app.update", { fields: Object.keys(body) }, (a) => {
             before = a;
-            const next: AppRecord = { ...a, updated_at: new Date().toISOString() };
+            const next: AppRecord = { ...a };
             if (name !== undefined) next.name = name;
             if (command !== undefined) next.command = command === "" ? null : command;
             if (buildpacks !== undefined) next.buildpacks = buildpacks;
             if (health !== undefined) next.health_check = health;
-            if (next.command !== a.command) next.version = newVersion();
+            // A push sends every field its manifest names: the same values change nothing, so an
+            // unchanged re-push keeps the version and its running instances.
+            const healthChanged = !sameHealthCheck(next.health_check, a.health_check);
+            if (
+              next.name === a.name &&
+              next.command === a.command &&
+              JSON.stringify(next.buildpacks) === JSON.stringify(a.buildpacks) &&
+              !healthChanged
+            )
+              return UNCHANGED;
+            // The command and the health check are part of what each instance runs with.
+            if (next.command !== a.command || healthChanged) next.version = newVersion();
+            next.updated_at = new Date().toISOString();
             return next;
           });
           if (newNameKey !== null) await store.appNames.delete(keys.appName(before.space_guid, before.name));

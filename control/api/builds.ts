@@ -2,7 +2,7 @@
 // background (control/runner/staging.ts); GET /v3/builds/:guid and GET /v3/droplets/:guid.
 import { randomUUID } from "node:crypto";
 import { invalid, notFound } from "../errors.js";
-import { type StagingDeps, stageBuild } from "../runner/staging.js";
+import { type StagingDeps, stageBuild, stagingKey } from "../runner/staging.js";
 import { UNCHANGED } from "../store/kv.js";
 import { type BuildRecord, type PushRecords, pushKeys } from "../store/push.js";
 import { type AppRecord, keys } from "../store/records.js";
@@ -39,21 +39,28 @@ export function buildRoutes(ctx: ApiContext, recs: PushRecords, staging: Staging
         const pkgGuid = requiredString(requiredObject(await req.json(), "package"), "guid", 64, "package.");
         const pkg = await visiblePackage(ctx, recs, user, pkgGuid);
         if (pkg.state !== "READY") throw invalid("package.guid", `${pkgGuid} is ${pkg.state}, not READY`);
+        const app = await visibleApp(ctx.store, user, pkg.app_guid);
+        const key = stagingKey(pkg.sha256 ?? "", app);
+        const current =
+          app.droplet_guid === null ? null : await recs.droplets.get(pushKeys.droplet(app.droplet_guid));
+        // Same files, buildpacks and environment as the running droplet: staging again would make
+        // the same droplet, so the build is STAGED at once with it.
+        const reuse = current !== null && current.value.staging_key === key ? current.value.guid : null;
         const now = new Date().toISOString();
         const build: BuildRecord = {
           guid: randomUUID(),
-          state: "STAGING",
+          state: reuse === null ? "STAGING" : "STAGED",
           error: null,
           error_code: null,
           log_tail: [],
-          droplet_guid: null,
+          droplet_guid: reuse,
           package_guid: pkg.guid,
           app_guid: pkg.app_guid,
           created_at: now,
           updated_at: now,
         };
         await recs.builds.create(pushKeys.build(build.guid), build);
-        void stageBuild(staging, build);
+        if (reuse === null) void stageBuild(staging, build, pkg.sha256 ?? "");
         return { status: 201, body: build };
       },
     },

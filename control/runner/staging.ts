@@ -4,7 +4,7 @@
 // the build FAILED with the DEA's error. A controller that dies mid-staging leaves the build
 // STAGING: nothing resumes it yet.
 
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { KilnError } from "../../kernel/errors.js";
 import type { Logger } from "../../kernel/log.js";
 import { UNCHANGED } from "../store/kv.js";
@@ -24,7 +24,22 @@ export interface StagingDeps {
   log: Logger;
 }
 
-export async function stageBuild(d: StagingDeps, build: BuildRecord): Promise<void> {
+/**
+ * What a droplet is made from: the package's bytes and the settings staging sees (buildpacks and
+ * environment; memory and disk only bound it). A droplet with the key a new build would have is
+ * what that build would make, so an unchanged push reuses it instead of staging again.
+ */
+export function stagingKey(
+  packageSha256: string,
+  app: Pick<AppRecord, "buildpacks" | "environment_variables">,
+): string {
+  const env = Object.entries(app.environment_variables).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash("sha256")
+    .update(JSON.stringify([packageSha256, app.buildpacks, env]))
+    .digest("hex");
+}
+
+export async function stageBuild(d: StagingDeps, build: BuildRecord, packageSha256: string): Promise<void> {
   const recs = pushRecords(d.store);
   const finish = (change: Partial<BuildRecord>) =>
     recs.builds.update(pushKeys.build(build.guid), (b) =>
@@ -74,6 +89,7 @@ export async function stageBuild(d: StagingDeps, build: BuildRecord): Promise<vo
       key: reply.dropletKey,
       start_command: reply.startCommand,
       buildpack: reply.detectedBuildpack,
+      staging_key: stagingKey(packageSha256, app),
       created_at: now,
       updated_at: now,
     };

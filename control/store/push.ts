@@ -44,6 +44,8 @@ export interface DropletRecord {
   key: string;
   start_command: string;
   buildpack: string;
+  /** control/runner/staging.ts stagingKey() of what it was staged from; absent on older records. */
+  staging_key?: string;
   created_at: string;
   updated_at: string;
 }

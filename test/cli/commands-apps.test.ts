@@ -72,7 +72,9 @@ t.test("push: create, route, upload, stage with live log, start, URL", async (t)
     ["lib/util.js", "server.js"],
   );
   t.equal(cc.apps.find((a) => a.name === "web")?.instances, 1, "-i wins over the manifest");
-  t.ok(cc.requests.includes(`POST /v3/apps/${app?.guid}/actions/restart`), "a started app is restarted");
+  // The controller replaces a started app's instances on a new droplet: the CLI only waits.
+  t.match(again.stderr, /Restarting web\n/);
+  t.notOk(cc.requests.includes(`POST /v3/apps/${app?.guid}/actions/restart`), "no second restart asked");
 });
 
 t.test("push: a failed build prints its log tail and exits 1", async (t) => {

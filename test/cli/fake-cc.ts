@@ -296,6 +296,7 @@ export class FakeCc {
           host: "127.0.0.1",
           port: 61000 + index,
           uptime: 65,
+          version: app.version,
           usage: { mem: 12 * 1048576, disk: 3 * 1048576, cpu: 0.015 },
         }));
         return this.send(res, 200, { resources });
@@ -313,6 +314,7 @@ export class FakeCc {
         }
         const after = Number(url.searchParams.get("after_seq") ?? this.seq);
         res.writeHead(200, { "content-type": "application/x-ndjson" });
+        res.flushHeaders();
         for (const l of lines) if (l.seq > after) res.write(`${JSON.stringify(l)}\n`);
         const set = this.followers.get(app.guid) ?? new Set();
         set.add(res);
@@ -427,6 +429,11 @@ export class FakeCc {
           log_tail: "-----> no buildpack matched\n",
           droplet_guid: null,
         });
+      }
+      // As the controller does: a staged build is the app's droplet at once, as a new version.
+      if (app !== undefined && app.droplet_guid !== `droplet-${build.guid}`) {
+        app.droplet_guid = `droplet-${build.guid}`;
+        app.version = randomUUID();
       }
       return this.send(res, 200, {
         guid: build.guid,

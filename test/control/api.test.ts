@@ -167,13 +167,21 @@ t.test("cloud controller API", async (t) => {
 
   await t.test("app fields, version rules, start/stop/scale", async (t) => {
     const v0 = (await call(A, "GET", `/v3/apps/${aliceApp}`, { token: alice })).body.version;
-    const renamed = await call(A, "PATCH", `/v3/apps/${aliceApp}`, {
+    const renamed = await call(A, "PATCH", `/v3/apps/${aliceApp}`, { token: alice, body: { name: "site" } });
+    t.equal(renamed.status, 200);
+    t.equal(renamed.body.version, v0, "a rename leaves the version");
+    const checked = await call(A, "PATCH", `/v3/apps/${aliceApp}`, {
       token: alice,
       body: { name: "site", health_check: { type: "http", endpoint: "/health", timeout: 30 } },
     });
-    t.equal(renamed.status, 200);
-    t.match(renamed.body, { name: "site", health_check: { type: "http", endpoint: "/health", timeout: 30 } });
-    t.equal(renamed.body.version, v0, "a rename or health check leaves the version");
+    t.match(checked.body, { name: "site", health_check: { type: "http", endpoint: "/health", timeout: 30 } });
+    t.not(checked.body.version, v0, "a new health check is a new version: instances run with it");
+    const again = await call(A, "PATCH", `/v3/apps/${aliceApp}`, {
+      token: alice,
+      body: { name: "site", health_check: { type: "http", endpoint: "/health", timeout: 30 } },
+    });
+    t.equal(again.body.version, checked.body.version, "the same values again change nothing");
+    t.equal(again.body.updated_at, checked.body.updated_at);
     // The old name is free again, the new one taken.
     const reuse = await call(A, "POST", "/v3/apps", { token: alice, body: { name: "web", space_guid: sa } });
     t.equal(reuse.status, 201);

@@ -260,6 +260,25 @@ t.test("a second upload with every file matched gives the same package", async (
   t.equal(up.status, 200, JSON.stringify(up.body));
   t.equal(up.body.sha256, firstPackage.sha256, "identical tar.gz");
   t.equal(up.body.size, firstPackage.size);
+
+  // Same files, buildpacks and env as the current droplet: no staging, nothing restarted.
+  const before = (await api("GET", `/v3/apps/${app}`)).body;
+  const reused = await api("POST", "/v3/builds", { package: { guid: pkg } });
+  t.match(reused, { status: 201, body: { state: "STAGED", droplet_guid: before.droplet_guid } });
+  const after = (await api("GET", `/v3/apps/${app}`)).body;
+  t.equal(after.version, before.version, "the app keeps its version and its instances");
+
+  // Another env is another staging environment: the build stages again.
+  await api("PATCH", `/v3/apps/${app}/environment_variables`, { var: { STAGE_ME: "1" } });
+  const restaged = await api("POST", "/v3/builds", { package: { guid: pkg } });
+  t.equal(restaged.body.state, "STAGING", "a changed env stages again");
+  const done = await until("restaged", async () => {
+    const b = await api("GET", `/v3/builds/${restaged.body.guid}`);
+    return b.body.state === "STAGING" ? null : b.body;
+  });
+  t.equal(done.state, "STAGED", JSON.stringify(done));
+  t.not(done.droplet_guid, before.droplet_guid, "a new droplet");
+  await api("PATCH", `/v3/apps/${app}/environment_variables`, { var: { STAGE_ME: null } });
 });
 
 t.test("logs: recent has staging and app lines, follow streams a new one", async (t) => {
