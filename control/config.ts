@@ -26,6 +26,11 @@ export interface CcConfig {
   discoverTimeoutMs: number;
   /** Largest JSON request body, bytes. */
   maxJsonBytes: number;
+  /**
+   * How long an upload or a staging may go without its controller's refresh before another
+   * controller marks it FAILED (control/store/lease.ts), ms.
+   */
+  leaseMs: number;
 }
 
 export const ccDefaults: CcConfig = {
@@ -41,6 +46,7 @@ export const ccDefaults: CcConfig = {
   maxPackageMb: 1024,
   discoverTimeoutMs: 2_000,
   maxJsonBytes: 1024 * 1024,
+  leaseMs: 15_000,
 };
 
 export const ccEnv: Record<keyof CcConfig, string> = {
@@ -56,6 +62,7 @@ export const ccEnv: Record<keyof CcConfig, string> = {
   maxPackageMb: "KILN_CC_MAX_PACKAGE_MB",
   discoverTimeoutMs: "KILN_CC_DISCOVER_TIMEOUT_MS",
   maxJsonBytes: "KILN_CC_MAX_JSON_BYTES",
+  leaseMs: "KILN_CC_LEASE_MS",
 };
 
 const flagOf: Partial<Record<keyof CcConfig, string>> = {
@@ -71,6 +78,7 @@ const flagOf: Partial<Record<keyof CcConfig, string>> = {
   maxPackageMb: "max-package-mb",
   discoverTimeoutMs: "discover-timeout-ms",
   maxJsonBytes: "max-json-bytes",
+  leaseMs: "lease-ms",
 };
 
 /** Usage line of `kiln cc`. */
@@ -118,6 +126,8 @@ function convert(key: keyof CcConfig, raw: string, source: string): CcConfig[key
       return integer(raw, source, 10, 600_000);
     case "maxJsonBytes":
       return integer(raw, source, 1024, 1024 ** 3);
+    case "leaseMs":
+      return integer(raw, source, 300, 3_600_000);
     default:
       return raw;
   }

@@ -2,7 +2,7 @@
 // background (control/runner/staging.ts); GET /v3/builds/:guid and GET /v3/droplets/:guid.
 import { randomUUID } from "node:crypto";
 import { invalid, notFound } from "../errors.js";
-import { type StagingDeps, stageBuild, stagingKey } from "../runner/staging.js";
+import { liveBuild, type StagingDeps, stageBuild, stagingKey } from "../runner/staging.js";
 import { UNCHANGED } from "../store/kv.js";
 import { type BuildRecord, type PushRecords, pushKeys } from "../store/push.js";
 import { type AppRecord, keys } from "../store/records.js";
@@ -69,8 +69,8 @@ export function buildRoutes(ctx: ApiContext, recs: PushRecords, staging: Staging
       path: "/v3/builds/:guid",
       handler: async (req) => {
         const guid = req.params.guid as string;
-        const b = await recs.builds.get(pushKeys.build(guid));
-        return { status: 200, body: await visible(req.user as User, "build", guid, b?.value ?? null) };
+        const b = await liveBuild(ctx.store, staging.leaseMs, guid);
+        return { status: 200, body: await visible(req.user as User, "build", guid, b) };
       },
     },
     {

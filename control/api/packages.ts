@@ -1,10 +1,11 @@
 // Packages: POST /v3/packages (AWAITING_UPLOAD), GET, and the upload, which moves the record
 // AWAITING_UPLOAD → PROCESSING_UPLOAD → READY or FAILED by compare-and-set, so of two uploads
-// to one package only one runs.
+// to one package only one runs. The receiving controller holds a lease on PROCESSING_UPLOAD.
 import { randomUUID } from "node:crypto";
 import type { ObjectStore } from "nats";
 import { CcError, invalid, notFound } from "../errors.js";
 import { UNCHANGED } from "../store/kv.js";
+import { holdLease, leaseExpired } from "../store/lease.js";
 import { type PackageRecord, type PushRecords, pushKeys } from "../store/push.js";
 import { visibleApp } from "./apps.js";
 import { receivePackage } from "./package-upload.js";
@@ -23,7 +24,21 @@ export async function visiblePackage(ctx: ApiContext, recs: PushRecords, user: U
     if ((err as { code?: string }).code !== "KILN_CC_NOT_FOUND") throw err;
     throw notFound("package", guid);
   }
-  return p.value;
+  const now = Date.now();
+  if (p.value.state !== "PROCESSING_UPLOAD" || !leaseExpired(p.value.updated_at, ctx.config.leaseMs, now))
+    return p.value;
+  // Its controller died mid-upload (control/store/lease.ts): FAILED, so nothing waits on it.
+  const done = await recs.packages.update(pushKeys.pkg(guid), (cur) =>
+    cur.state !== "PROCESSING_UPLOAD" || !leaseExpired(cur.updated_at, ctx.config.leaseMs, now)
+      ? UNCHANGED
+      : {
+          ...cur,
+          state: "FAILED",
+          error: `the controller receiving the upload stopped before it finished (no word for ${ctx.config.leaseMs} ms); upload again`,
+          updated_at: new Date().toISOString(),
+        },
+  );
+  return done?.value ?? p.value;
 }
 
 export function packageRoutes(ctx: ApiContext, recs: PushRecords, blobs: ObjectStore): Route[] {
@@ -84,6 +99,10 @@ export function packageRoutes(ctx: ApiContext, recs: PushRecords, blobs: ObjectS
             "state",
             `of package ${guid} is ${taken.value.state}; only AWAITING_UPLOAD takes an upload`,
           );
+        // Other controllers reading the package while it streams in see it alive (the lease).
+        const release = holdLease(ctx.config.leaseMs, () =>
+          setState(guid, "PROCESSING_UPLOAD", { state: "PROCESSING_UPLOAD" }),
+        );
         try {
           const got = await receivePackage(req.raw, blobs, guid, ctx.config.maxPackageMb * 1024 * 1024);
           const done = await setState(guid, "PROCESSING_UPLOAD", { state: "READY", ...got });
@@ -94,6 +113,8 @@ export function packageRoutes(ctx: ApiContext, recs: PushRecords, blobs: ObjectS
           );
           if (!(err instanceof CcError)) ctx.log.error("upload_failed", { package: guid, error: err });
           throw err;
+        } finally {
+          release();
         }
       },
     },

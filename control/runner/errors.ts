@@ -9,7 +9,8 @@ export const RunnerCodes = defineCodes("control", {
   },
   KILN_CC_STAGING_LOST: {
     status: 502,
-    summary: "The DEA staging the app did not answer (it stopped or NATS was cut); push again.",
+    summary:
+      "The DEA staging the app did not answer (it stopped or NATS was cut), or the controller staging it stopped; push again.",
   },
 });
 

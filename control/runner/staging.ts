@@ -1,13 +1,15 @@
 // Staging a build: a DEA by dea.discover (the app's memory and disk), dea.<id>.stage of
 // `packages/<guid>.tar.gz` with the app's buildpack and env, then the droplet record, the build
 // STAGED and the app's current droplet (a new version, so a started app is restarted on it), or
-// the build FAILED with the DEA's error. A controller that dies mid-staging leaves the build
-// STAGING: nothing resumes it yet.
+// the build FAILED with the DEA's error. The staging controller holds a lease on the build while
+// it waits for the DEA (control/store/lease.ts): if it dies, the next read of the build on any
+// controller marks it FAILED (KILN_CC_STAGING_LOST) instead of leaving it STAGING forever.
 
 import { createHash, randomUUID } from "node:crypto";
 import { KilnError } from "../../kernel/errors.js";
 import type { Logger } from "../../kernel/log.js";
 import { UNCHANGED } from "../store/kv.js";
+import { holdLease, leaseExpired } from "../store/lease.js";
 import { type BuildRecord, type DropletRecord, pushKeys, pushRecords } from "../store/push.js";
 import { type AppRecord, keys } from "../store/records.js";
 import type { CcStore } from "../store/store.js";
@@ -22,6 +24,8 @@ export interface StagingDeps {
   client: DeaClient;
   runner: AppRunner;
   log: Logger;
+  /** control/store/lease.ts: how long a STAGING build may go unrefreshed. */
+  leaseMs: number;
 }
 
 /**
@@ -45,6 +49,12 @@ export async function stageBuild(d: StagingDeps, build: BuildRecord, packageSha2
     recs.builds.update(pushKeys.build(build.guid), (b) =>
       b.state !== "STAGING" ? UNCHANGED : { ...b, ...change, updated_at: new Date().toISOString() },
     );
+  // Another controller reading this build while it stages sees it alive (the lease).
+  const release = holdLease(d.leaseMs, () =>
+    recs.builds.update(pushKeys.build(build.guid), (b) =>
+      b.state !== "STAGING" ? UNCHANGED : { ...b, updated_at: new Date().toISOString() },
+    ),
+  );
   try {
     const got = await d.store.apps.get(keys.app(build.app_guid));
     if (got === null) throw new Error(`app ${build.app_guid} is gone`);
@@ -110,5 +120,35 @@ export async function stageBuild(d: StagingDeps, build: BuildRecord, packageSha2
     const code = err instanceof KilnError ? err.code : "KILN_CC_STAGING_LOST";
     d.log.warn("staging_failed", { build: build.guid, error: err });
     await finish({ state: "FAILED", error: (err as Error).message, error_code: code }).catch(() => {});
+  } finally {
+    release();
   }
+}
+
+/**
+ * The build as it stands: one still STAGING whose controller stopped refreshing it (it died
+ * mid-push) is marked FAILED with KILN_CC_STAGING_LOST, so a client polling it gets an answer.
+ */
+export async function liveBuild(
+  store: CcStore,
+  leaseMs: number,
+  guid: string,
+  now = Date.now(),
+): Promise<BuildRecord | null> {
+  const recs = pushRecords(store);
+  const got = await recs.builds.get(pushKeys.build(guid));
+  if (got === null || got.value.state !== "STAGING" || !leaseExpired(got.value.updated_at, leaseMs, now))
+    return got?.value ?? null;
+  const done = await recs.builds.update(pushKeys.build(guid), (b) =>
+    b.state !== "STAGING" || !leaseExpired(b.updated_at, leaseMs, now)
+      ? UNCHANGED
+      : {
+          ...b,
+          state: "FAILED",
+          error: `the controller staging this build stopped before it finished (no word for ${leaseMs} ms); push again`,
+          error_code: "KILN_CC_STAGING_LOST",
+          updated_at: new Date().toISOString(),
+        },
+  );
+  return done?.value ?? null;
 }

@@ -23,5 +23,11 @@ export async function startPush(
   actual.start();
   const runner = new AppRunner({ store, client, actual, config, log });
   runner.subscribeHm(bus);
-  return { nc: bus.nc, blobs, actual, runner, staging: { store, client, runner, log } };
+  return {
+    nc: bus.nc,
+    blobs,
+    actual,
+    runner,
+    staging: { store, client, runner, log, leaseMs: config.leaseMs },
+  };
 }

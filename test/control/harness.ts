@@ -24,6 +24,8 @@ export interface CcProc {
   stdout: string[];
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL, as a crash: the teardown then expects no clean exit. */
+  kill(): Promise<void>;
 }
 
 /** A fresh data dir for one or more controllers, removed in teardown. */
@@ -85,14 +87,21 @@ export async function startCcProc(
     }
     return exited;
   };
+  let killed = false;
+  const kill = async () => {
+    killed = true;
+    child.kill("SIGKILL");
+    await exited;
+  };
   t.teardown(async () => {
     const e = await stop();
-    if (e.code !== 0) t.fail(`kiln cc exited with ${e.code ?? e.signal}: ${JSON.stringify(logs.slice(-5))}`);
+    if (e.code !== 0 && !killed)
+      t.fail(`kiln cc exited with ${e.code ?? e.signal}: ${JSON.stringify(logs.slice(-5))}`);
     const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");
     if (bare.length > 0) t.fail(`kiln cc wrote lines that are not log records: ${JSON.stringify(bare)}`);
   });
   const port = await listening;
-  return { child, port, url: `http://127.0.0.1:${port}`, dataDir, logs, stdout, exited, stop };
+  return { child, port, url: `http://127.0.0.1:${port}`, dataDir, logs, stdout, exited, stop, kill };
 }
 
 export function adminCredentials(dataDir: string): { user: string; password: string } {

@@ -6,9 +6,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
 import t from "tap";
-import { Header } from "tar";
 import { probeIsolation } from "../../dea/container/probe.js";
 import { Runc } from "../../dea/container/runc.js";
 import { projectRoot } from "../../kernel/paths.js";
@@ -16,6 +14,7 @@ import { encode } from "../../messaging/codec.js";
 import { startDeaProc } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
+import { file, tarball } from "../helpers/tarball.js";
 import { type Answer, adminCredentials, call, ccDataDir, login, startCcProc } from "./harness.js";
 
 guardChildren(t);
@@ -24,39 +23,6 @@ t.teardown(() => rmSync(base, { recursive: true, force: true }));
 const unusable = await probeIsolation(new Runc({ root: join(base, "probe") }));
 const isolation = unusable === null ? "runc" : "none";
 if (unusable !== null) t.comment(`runc unusable (${unusable}): the DEA runs with --isolation none`);
-
-interface Entry {
-  path: string;
-  body?: Buffer;
-  mode?: number;
-  type?: "File" | "SymbolicLink" | "Directory";
-  linkpath?: string;
-}
-
-/** A tar.gz built by hand, so hostile entries (../, absolute, links) can be made. */
-function tarball(entries: Entry[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const e of entries) {
-    const body = e.body ?? Buffer.alloc(0);
-    const h = new Header({
-      path: e.path,
-      mode: e.mode ?? 0o644,
-      size: e.type === undefined || e.type === "File" ? body.length : 0,
-      type: e.type ?? "File",
-      mtime: new Date(0),
-      ...(e.linkpath === undefined ? {} : { linkpath: e.linkpath }),
-    });
-    const block = Buffer.alloc(512);
-    h.encode(block, 0);
-    parts.push(block);
-    if (e.type === undefined || e.type === "File") {
-      parts.push(body);
-      if (body.length % 512 !== 0) parts.push(Buffer.alloc(512 - (body.length % 512)));
-    }
-  }
-  parts.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(parts));
-}
 
 interface Stat {
   index: number;
@@ -72,10 +38,9 @@ const files = ["package.json", "server.js"].map((name) => {
   const body = readFileSync(join(exampleDir, name));
   return { path: name, body, sha1: sha1(body), mode: statSync(join(exampleDir, name)).mode & 0o777 };
 });
-const resourcesJson = (list: { path: string; sha1: string; mode: number }[]) => ({
-  path: ".kiln-resources.json",
-  body: Buffer.from(JSON.stringify(list)),
-});
+const resourcesJson = (list: { path: string; sha1: string; mode: number }[]) =>
+  file(".kiln-resources.json", JSON.stringify(list));
+const appFiles = files.map((f) => file(f.path, f.body, f.mode));
 
 async function until<T>(
   what: string,
@@ -171,11 +136,11 @@ t.test("resource matching", async (t) => {
 t.test("upload, build, start, scale, restart", async (t) => {
   const pkg = await newPackage(app);
   t.equal((await api("GET", `/v3/packages/${pkg}`)).body.state, "AWAITING_UPLOAD");
-  const up = await upload(pkg, tarball([resourcesJson([]), ...files]));
+  const up = await upload(pkg, tarball([resourcesJson([]), ...appFiles]));
   t.equal(up.status, 200, JSON.stringify(up.body));
   t.match(up.body, { state: "READY", sha256: /^[0-9a-f]{64}$/, size: Number });
   firstPackage = up.body;
-  const again = await upload(pkg, tarball([resourcesJson([]), ...files]));
+  const again = await upload(pkg, tarball([resourcesJson([]), ...appFiles]));
   t.equal(again.status, 422, "a READY package takes no second upload");
 
   const known = await api("POST", "/v3/resource_matches", {
@@ -323,34 +288,37 @@ t.test("hostile uploads are refused", async (t) => {
   const cases: { name: string; body: Buffer; status: number; code: string; detail?: RegExp }[] = [
     {
       name: "../x",
-      body: tarball([resourcesJson([]), { path: "../x", body: Buffer.from("x") }]),
+      body: tarball([resourcesJson([]), file("../x", "x")]),
       status: 422,
       code: "KILN_CC_INVALID",
       detail: /\.\./,
     },
     {
       name: "absolute path",
-      body: tarball([resourcesJson([]), { path: "/etc/x", body: Buffer.from("x") }]),
+      body: tarball([resourcesJson([]), file("/etc/x", "x")]),
       status: 422,
       code: "KILN_CC_INVALID",
       detail: /absolute/,
     },
     {
       name: "symlink",
-      body: tarball([resourcesJson([]), { path: "l", type: "SymbolicLink", linkpath: "/etc/passwd" }]),
+      body: tarball([
+        resourcesJson([]),
+        { header: { path: "l", type: "SymbolicLink", linkpath: "/etc/passwd" } },
+      ]),
       status: 422,
       code: "KILN_CC_INVALID",
       detail: /SymbolicLink/,
     },
     {
       name: "over the size limit",
-      body: tarball([resourcesJson([]), { path: "big", body: Buffer.alloc(2 * 1024 * 1024) }]),
+      body: tarball([resourcesJson([]), file("big", Buffer.alloc(2 * 1024 * 1024))]),
       status: 413,
       code: "KILN_CC_PACKAGE_TOO_LARGE",
     },
     {
       name: "over the size limit, incompressible",
-      body: tarball([resourcesJson([]), { path: "big", body: randomBytes(2 * 1024 * 1024) }]),
+      body: tarball([resourcesJson([]), file("big", randomBytes(2 * 1024 * 1024))]),
       status: 413,
       code: "KILN_CC_PACKAGE_TOO_LARGE",
     },

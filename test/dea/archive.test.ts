@@ -24,7 +24,7 @@ import t from "tap";
 import { ArchiveWork } from "../../dea/staging/archive.js";
 import type { StagingCode } from "../../dea/staging/errors.js";
 import { guardChildren } from "../helpers/children.js";
-import { file, type RawEntry, tarball } from "./hostile-packages.js";
+import { file, type RawEntry, tarball } from "../helpers/tarball.js";
 
 guardChildren(t);
 
