@@ -26,7 +26,7 @@ import { blobStore } from "../messaging/jetstream.js";
 import { startNatsServer } from "../messaging/nats-server.js";
 import { deaStage, deaStart } from "../messaging/subjects.js";
 import { BenchError } from "./lib/errors.js";
-import { freePort, startProcess, stopAll, stopAllOnSignal, waitForPort } from "./lib/procs.js";
+import { cleanEnv, freePort, startProcess, stopAll, stopAllOnSignal, waitForPort } from "./lib/procs.js";
 import { appendToSection, fmtNum, fmtRatio, mdTable } from "./lib/report.js";
 import { median, ratio } from "./lib/stats.js";
 
@@ -72,8 +72,6 @@ const blobs = await blobStore(admin.nc);
 
 const deaId = "bench-dea";
 const deaCred = nats.credentials("dea");
-const clean: NodeJS.ProcessEnv = {};
-for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("KILN_")) clean[k] = v;
 const advertised = new Promise<void>((resolve) => {
   const sub = admin.nc.subscribe("dea.advertise", {
     callback: (_e, m) => {
@@ -106,7 +104,7 @@ const dea = startProcess(
     "--stop-grace-ms",
     "2000",
   ],
-  { env: { ...clean, KILN_NATS_USER: deaCred.user, KILN_NATS_PASS: deaCred.pass, KILN_LOG_LEVEL: "warn" } },
+  { env: cleanEnv({ KILN_NATS_USER: deaCred.user, KILN_NATS_PASS: deaCred.pass, KILN_LOG_LEVEL: "warn" }) },
 );
 await Promise.race([
   advertised,

@@ -26,6 +26,25 @@ export interface StartOptions {
   cwd?: string;
   /** Called with each chunk of stdout (e.g. to read a result). */
   onStdout?: (chunk: Buffer) => void;
+  /** Called with each chunk of stderr (e.g. a CLI's progress notes). */
+  onStderr?: (chunk: Buffer) => void;
+  /**
+   * stop() sends SIGTERM to the process alone instead of its whole group: a supervisor (such as
+   * `kiln up`) then stops its children in its own order (a DEA its containers) before it exits.
+   */
+  terminateLeaderOnly?: boolean;
+  /** How long stop() waits after SIGTERM before SIGKILL to the group (default 3000 ms). */
+  graceMs?: number;
+}
+
+/**
+ * This process's environment without the KILN_* settings of the caller's shell, plus `extra`:
+ * a Kiln component started by a bench runs on its defaults and the bench's own settings.
+ */
+export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("KILN_")) env[k] = v;
+  return { ...env, ...extra };
 }
 
 let niceness = 0;
@@ -63,7 +82,10 @@ export function startProcess(
     keep(c);
     opts.onStdout?.(c);
   });
-  child.stderr?.on("data", keep);
+  child.stderr?.on("data", (c: Buffer) => {
+    keep(c);
+    opts.onStderr?.(c);
+  });
   let alive = true;
   const exited = new Promise<number | string>((resolve) => {
     child.on("error", (err) => {
@@ -89,9 +111,10 @@ export function startProcess(
     tail: () => tail,
     exited,
     isAlive: () => alive,
-    async stop(graceMs = 3000) {
+    async stop(graceMs = opts.graceMs ?? 3000) {
       if (alive && child.pid !== undefined) {
-        signalGroup(child.pid, "SIGTERM");
+        if (opts.terminateLeaderOnly === true) child.kill("SIGTERM");
+        else signalGroup(child.pid, "SIGTERM");
         const timer = setTimeout(() => {
           if (child.pid !== undefined) signalGroup(child.pid, "SIGKILL");
         }, graceMs);
@@ -129,13 +152,23 @@ export function registerStopper(stop: () => Promise<void>): () => void {
   };
 }
 
-/** Stops every process still running (in reverse start order), then the registered stoppers. */
-export async function stopAll(): Promise<void> {
-  const list = [...running].reverse();
-  await Promise.all(list.map((m) => m.stop()));
-  const others = [...stoppers];
-  stoppers.clear();
-  await Promise.all(others.map((stop) => stop().catch(() => {})));
+let stopping: Promise<void> | undefined;
+
+/**
+ * Stops every process still running (in reverse start order), then the registered stoppers.
+ * A call while a stop is under way (a signal during a bench's own cleanup) waits for that one.
+ */
+export function stopAll(): Promise<void> {
+  stopping ??= (async () => {
+    const list = [...running].reverse();
+    await Promise.all(list.map((m) => m.stop()));
+    const others = [...stoppers];
+    stoppers.clear();
+    await Promise.all(others.map((stop) => stop().catch(() => {})));
+  })().finally(() => {
+    stopping = undefined;
+  });
+  return stopping;
 }
 
 /** Stops everything on SIGINT/SIGTERM, runs `cleanup` (temp dirs), then exits 130/143. */
