@@ -1,5 +1,5 @@
 // Where a `kiln push` spends its time, read from the CLI's own output: each line stamped when
-// the bench received it ("Uploading …", "Staging", "Starting …"/"Restarting …"), and the
+// the bench received it ("Uploading …", "Staging", "Starting …"/"Restarting …"/"Unchanged: …"), and the
 // staging log's lines stamped by the DEA that wrote them.
 import { median, range, ratio } from "./stats.js";
 
@@ -62,8 +62,9 @@ export function pushPhases(
   firstOkAt: number,
 ): PushPhases {
   const uploading = firstAt(lines, (t) => t.startsWith("Uploading "));
-  const staging = firstAt(lines, (t) => t === "Staging");
-  const starting = firstAt(lines, (t) => /^(Re)?[Ss]tarting /.test(t));
+  // An unchanged push reuses its droplet ("Staging skipped: …") and keeps running ("Unchanged: …").
+  const staging = firstAt(lines, (t) => t === "Staging" || t.startsWith("Staging skipped"));
+  const starting = firstAt(lines, (t) => /^((Re)?[Ss]tarting |Unchanged: )/.test(t));
   const stg = lines.map((l) => stagingLogTime(l.text)).filter((t) => Number.isFinite(t));
   return {
     prepare: uploading - startedAt,

@@ -63,6 +63,22 @@ t.test("a restart counts as the start; missing lines give NaN", async (t) => {
   t.ok(Number.isNaN(m.upload), "NaN when no push had the phase");
 });
 
+t.test("an unchanged push: a reused droplet is its staging, Unchanged its start", async (t) => {
+  const p = pushPhases(
+    [
+      { at: 10, text: "Uploading 0 of 2 files (0.0 MiB; 2 already held)" },
+      { at: 30, text: "Staging skipped: droplet d was built from the same files and settings" },
+      { at: 35, text: "Unchanged: hello keeps running" },
+    ],
+    0,
+    50,
+    60,
+  );
+  t.equal(p.upload, 20);
+  t.equal(p.staging, 5);
+  t.equal(p.startWait, 15);
+});
+
 t.test("lines split across chunks are stamped when their end arrives", async (t) => {
   const s = new LineStamper();
   s.push("Stag", 1);
