@@ -19,6 +19,7 @@ import { blobStore } from "../../messaging/jetstream.js";
 import { startDeaProc } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
+import { until } from "../helpers/until.js";
 
 guardChildren(t);
 const base = mkdtempSync(join(tmpdir(), "kiln-cc-dea-"));
@@ -62,14 +63,6 @@ const exited: string[] = [];
 cc.nc.subscribe("droplet.exited", { callback: (_e, m) => exited.push(decode("droplet.exited", m.data).app) });
 await cc.flush();
 await observer.flush();
-
-async function until(what: string, f: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 t.test("stage on the first DEA to answer, start four instances spread over both, stop them", async (t) => {
   const dir = join(projectRoot, "examples/node");

@@ -15,6 +15,7 @@ import { startDeaProc } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 import { file, tarball } from "../helpers/tarball.js";
+import { until as waitUntil } from "../helpers/until.js";
 import { adminCredentials, type CcProc, call, ccDataDir, login, startCcProc } from "./harness.js";
 
 guardChildren(t);
@@ -34,15 +35,11 @@ writeFileSync(compile, readFileSync(compile, "utf8").replace("set -eu\n", "set -
 const greeting = file("greeting.txt", "hello from a push that survived its controller\n");
 const pkgBytes = tarball([file(".kiln-resources.json", "[]"), greeting]);
 
-async function until<T>(what: string, f: () => Promise<T | null | undefined | false>, ms = 30_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(
+  what: string,
+  f: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  ms = 30_000,
+) => waitUntil(what, f, ms, 100);
 
 const nats = await startTestNats(t);
 const dataDir = ccDataDir(t);

@@ -15,6 +15,7 @@ import { startDeaProc } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 import { file, tarball } from "../helpers/tarball.js";
+import { until as waitUntil } from "../helpers/until.js";
 import { type Answer, adminCredentials, call, ccDataDir, login, startCcProc } from "./harness.js";
 
 guardChildren(t);
@@ -42,19 +43,11 @@ const resourcesJson = (list: { path: string; sha1: string; mode: number }[]) =>
   file(".kiln-resources.json", JSON.stringify(list));
 const appFiles = files.map((f) => file(f.path, f.body, f.mode));
 
-async function until<T>(
+const until = <T>(
   what: string,
-  f: () => Promise<T | null | undefined | false>,
+  f: () => T | null | undefined | false | Promise<T | null | undefined | false>,
   ms = 60_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+) => waitUntil(what, f, ms, 100);
 
 const nats = await startTestNats(t);
 const dataDir = ccDataDir(t);

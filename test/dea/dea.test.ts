@@ -19,6 +19,7 @@ import { blobStore } from "../../messaging/jetstream.js";
 import { deaStage, deaStart } from "../../messaging/subjects.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
+import { until } from "../helpers/until.js";
 import { type DeaProc, startDeaProc } from "./harness.js";
 import { hostilePackages } from "./hostile-packages.js";
 
@@ -66,16 +67,6 @@ const exits = record(cc, "droplet.exited");
 const heartbeats = record(cc, "dea.heartbeat");
 const logLines = record(cc, "logs.*");
 await cc.flush();
-
-async function until<T>(what: string, f: () => T | undefined, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 let serial = 0;
 /** Packs `dir` as a package, stores it, and returns its key. */

@@ -15,6 +15,7 @@ import { decodeRegister, type RegistryMessage } from "../../messaging/gorouter.j
 import { guardChildren } from "../helpers/children.js";
 import { bodyOf } from "../helpers/http.js";
 import { startTestNats } from "../helpers/nats.js";
+import { until as waitUntil } from "../helpers/until.js";
 
 guardChildren(t);
 
@@ -37,15 +38,11 @@ http.createServer((q, s) => {
 
 const get = (port: number, path = "/"): Promise<string | null> => bodyOf(port, path);
 
-async function until<T>(what: string, f: () => T | undefined, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = <T>(
+  what: string,
+  f: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  ms = 10_000,
+) => waitUntil(what, f, ms);
 
 t.test("plain instances under their own uids", { skip }, async (t) => {
   const base = await mkdtemp(join(tmpdir(), "kiln-instance-plain-"));

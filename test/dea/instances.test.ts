@@ -32,6 +32,7 @@ import { decodeRegister, decodeUnregister, type RegistryMessage } from "../../me
 import { guardChildren } from "../helpers/children.js";
 import { bodyOf } from "../helpers/http.js";
 import { startTestNats } from "../helpers/nats.js";
+import { until as waitUntil } from "../helpers/until.js";
 
 guardChildren(t);
 
@@ -130,15 +131,11 @@ function watch(bus: KilnConnection): Seen[] {
   return seen;
 }
 
-async function until<T>(what: string, f: () => T | undefined, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = <T>(
+  what: string,
+  f: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  ms = 15_000,
+) => waitUntil(what, f, ms);
 
 const exitedOf = (seen: Seen[], instanceId: string): DropletExited | undefined =>
   seen

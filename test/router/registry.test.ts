@@ -20,6 +20,7 @@ import { type RegistryOptions, RouteRegistry } from "../../router/registry/regis
 import { tableSink } from "../../router/registry/sink.js";
 import { guardChildren } from "../helpers/children.js";
 import { freePort } from "../helpers/ports.js";
+import { until as waitUntil } from "../helpers/until.js";
 
 guardChildren(t);
 
@@ -85,13 +86,11 @@ const endpoint = (over: Partial<RegistryMessageInput> = {}): RegistryMessageInpu
   ...over,
 });
 
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = <T>(
+  what: string,
+  f: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  ms = 5000,
+) => waitUntil(what, f, ms);
 
 function resolves(table: RouteTable, host: string, path = "/"): boolean {
   const h = table.select(host, path, "", "", Date.now());
