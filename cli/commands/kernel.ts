@@ -2,8 +2,6 @@
 import { join } from "node:path";
 import { kernelConfig, portSetting } from "../../kernel/config.js";
 import { createLogger } from "../../kernel/log.js";
-import { startKernel } from "../../kernel/up.js";
-import { startNatsServer } from "../../messaging/nats-server.js";
 import { parseFlags } from "../args.js";
 import type { Command } from "../command.js";
 
@@ -55,6 +53,8 @@ export const upCommand: Command = {
     });
     const log = createLogger("kernel");
     const signal = untilSignal();
+    // Loaded here, not at the top: every client command would pay for the kernel's modules.
+    const { startKernel } = await import("../../kernel/up.js");
     const kernel = await startKernel(config, log);
     process.stdout.write(`${kernel.summary().join("\n")}\n`);
     const sig = await signal;
@@ -73,6 +73,7 @@ export const natsCommand: Command = {
     const config = kernelConfig({ dataDir: f["data-dir"] });
     const port = f.port === undefined ? config.natsPort : portSetting(f.port, "--port");
     const signal = untilSignal();
+    const { startNatsServer } = await import("../../messaging/nats-server.js");
     const nats = await startNatsServer({ dataDir: join(config.dataDir, "nats"), port });
     process.stdout.write(
       `nats-server listening on ${nats.url}\ncredentials: ${join(nats.dataDir, "credentials.json")}\nstop: Ctrl-C\n`,

@@ -6,8 +6,7 @@ import { session } from "../client/session.js";
 import type { Command } from "../command.js";
 import { CliError } from "../errors.js";
 import { ok, output } from "../output/print.js";
-import { deploy } from "../push/deploy.js";
-import { type AppManifest, applyFlags, readManifest } from "../push/manifest.js";
+import type { AppManifest } from "../push/manifest.js";
 import { countFlag, sizeFlag } from "./apps.js";
 
 export const pushCommand: Command = {
@@ -42,6 +41,11 @@ export const pushCommand: Command = {
       noRoute: f["no-route"],
       randomRoute: f["random-route"],
     };
+    // The YAML and tar modules load only for a push, not for every command.
+    const [{ applyFlags, readManifest }, { deploy }] = await Promise.all([
+      import("../push/manifest.js"),
+      import("../push/deploy.js"),
+    ]);
     const name = args[0];
     const manifestPath = f.manifest ?? (existsSync("manifest.yml") ? "manifest.yml" : undefined);
     if (f.manifest !== undefined && !existsSync(f.manifest)) {
