@@ -152,9 +152,10 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
         ? `  DEA       runs apps in ${dea.isolation === "runc" ? "runc containers" : "plain processes (--isolation none: not isolated)"}, ${dea.memoryMb} MiB for instances (data in ${dea.dataDir})`
         : `  DEA       not started: ${deaUnable}. Set KILN_DEA_ISOLATION=none to run apps as plain processes (not isolated).`,
       "Next:",
-      `  - log in:           kiln login -a http://localhost:${config.ccPort} -u admin -p <the password in ${join(config.dataDir, "admin-credentials.json")}>`,
-      "  - register a route: node examples/route-registrar.mjs myapp.localhost 127.0.0.1:3000",
-      `  - check it:         curl -H 'Host: myapp.localhost' http://localhost:${config.routerPort}/`,
+      `  - log in:           node bin/kiln.js login -a http://localhost:${config.ccPort} -u admin -p <the password in ${join(config.dataDir, "admin-credentials.json")}>`,
+      "  - choose a space:   node bin/kiln.js create-space dev && node bin/kiln.js target -s dev",
+      "  - push an app:      node bin/kiln.js push hello -p examples/node",
+      `  - check it:         curl http://hello.localhost:${config.routerPort}/`,
       "  - stop:             Ctrl-C",
     ],
     stop: () => {
