@@ -12,7 +12,6 @@ import { probeIsolation } from "../../dea/container/probe.js";
 import { Runc } from "../../dea/container/runc.js";
 import { ArchiveWork } from "../../dea/staging/archive.js";
 import { type DropletExited, decode, encode, type StartRequest } from "../../messaging/codec.js";
-import type { KilnConnection } from "../../messaging/connection.js";
 import { kiln } from "../../messaging/generated/kiln.js";
 import {
   decodeRegister,
