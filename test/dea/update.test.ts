@@ -212,9 +212,12 @@ t.test("a running instance swaps its routes at once and keeps running", async (t
   update("swap", ["c.kiln.test", "b.kiln.test", "c.kiln.test"]);
   update("swap", ["z.kiln.test"], "v0");
   await cc.flush();
+  // Past a whole refresh interval, so both have been handled and a refresh has followed.
+  await new Promise((r) => setTimeout(r, 1_200));
+  const t3b = Date.now();
   await until(
     "another refresh",
-    () => (routes("router.register", id, t3).length > 0 ? true : undefined),
+    () => (routes("router.register", id, t3b).length > 0 ? true : undefined),
     5_000,
   );
   t.equal(events(dea.logs, "instance_routes_updated").length, logged, "neither update changed the instance");
