@@ -14,7 +14,8 @@ import { Header } from "tar";
 import { probeIsolation } from "../../dea/container/probe.js";
 import { Runc } from "../../dea/container/runc.js";
 import { projectRoot } from "../../kernel/paths.js";
-import { decode, encode } from "../../messaging/codec.js";
+import { decode, encode, type UpdateRequest } from "../../messaging/codec.js";
+import type { KilnConnection } from "../../messaging/connection.js";
 import { decodeRegister, decodeUnregister, type RegistryMessage } from "../../messaging/gorouter.js";
 import { startDeaProc } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
@@ -369,9 +370,22 @@ t.test("hostile uploads are refused", async (t) => {
   }
 });
 
+/** Every dea.update about the app from now on. */
+function updatesOf(conn: KilnConnection): UpdateRequest[] {
+  const out: UpdateRequest[] = [];
+  conn.nc.subscribe("dea.update", {
+    callback: (_e, msg) => {
+      const u = decode("dea.update", msg.data);
+      if (u.app === app) out.push(u);
+    },
+  });
+  return out;
+}
+
 t.test("map, unmap and delete of a route reach the running app at once, without a restart", async (t) => {
   const admin = await nats.connect("admin");
   t.teardown(() => admin.close());
+  const updates = updatesOf(admin);
   const seen: { subject: string; m: RegistryMessage }[] = [];
   for (const subject of ["router.register", "router.unregister"] as const)
     admin.nc.subscribe(subject, {
@@ -414,6 +428,17 @@ t.test("map, unmap and delete of a route reach the running app at once, without 
     5_000,
   );
   t.comment(`map → routed in ${Date.now() - mapAt} ms`);
+  t.same(
+    updates.map((u) => [u.version, [...u.uris].sort()]),
+    [[before[0]?.version, ["node.localhost", "node2.localhost"]]],
+    "one dea.update: the app's version and its complete route list",
+  );
+  const again = await api("POST", `/v3/routes/${extra.body.guid}/destinations`, {
+    destinations: [{ app: { guid: app } }],
+  });
+  t.equal(again.status, 200, "mapping it again is accepted");
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(updates.length, 1, "and sends no dea.update: nothing changed");
   t.ok(
     seen.some(
       (s) =>
@@ -463,4 +488,16 @@ t.test("stop", async (t) => {
     return r.body.resources.length === 0;
   });
   t.pass("stopped");
+  // A stopped app has no instance to update: a map sends nothing.
+  const admin = await nats.connect("admin");
+  t.teardown(() => admin.close());
+  const updates = updatesOf(admin);
+  await admin.flush();
+  const later = await api("POST", "/v3/routes", { host: "node3", space_guid: space });
+  const mapped = await api("POST", `/v3/routes/${later.body.guid}/destinations`, {
+    destinations: [{ app: { guid: app } }],
+  });
+  t.equal(mapped.status, 200);
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.same(updates, [], "no dea.update for a stopped app");
 });
