@@ -1,8 +1,8 @@
 // The Cloud Controller's side of the DEA subjects: find a DEA with room (dea.discover, first
 // reply wins), stage a package on it (dea.<id>.stage), start instances (dea.<id>.start, one
 // discover per instance so they spread), stop them (dea.stop), change their routes
-// (dea.update). Only NATS; no HTTP, no KV, so
-// the API handlers and the Health Manager's requests share it.
+// (dea.update). Only NATS; no HTTP, no KV, so the API handlers and the Health Manager's
+// requests share it.
 import type { Logger } from "../../kernel/log.js";
 import {
   type DeaDiscover,
