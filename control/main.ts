@@ -38,7 +38,7 @@ export function ccRoutes(ctx: ApiContext, push?: PushContext): RouteTable {
     ...spaceRoutes(ctx),
     ...appRoutes(ctx, push === undefined ? undefined : (b, a) => void push.runner.reconcile(b, a)),
     ...(push === undefined ? [] : pushRoutes(ctx, push)),
-    ...routeRoutes(ctx),
+    ...routeRoutes(ctx, push === undefined ? undefined : (apps) => void push.runner.routesChanged(apps)),
     ...eventRoutes(ctx),
   ]);
 }

@@ -1,6 +1,6 @@
 // The DEA process: NATS connection, the resource ledger, placement (dea.discover,
-// dea.advertise), staging (dea.<id>.stage), instances (dea.<id>.start, dea.stop, the
-// heartbeat) and log shipping; SIGTERM evacuates the instances, then drains and closes.
+// dea.advertise), staging (dea.<id>.stage), instances (dea.<id>.start, dea.stop, dea.update,
+// the heartbeat) and log shipping; SIGTERM evacuates the instances, then drains and closes.
 // `kiln dea` calls runDeaCommand; tests and embedders call startDea.
 
 import { randomUUID } from "node:crypto";
@@ -31,6 +31,8 @@ export interface DeaCounters extends DiscoverCounters {
   stagingRejected: number;
   logLinesPublished: number;
   logLinesDropped: number;
+  /** Malformed dea.update messages, by error code. */
+  updatesRejected: Record<string, number>;
 }
 
 export interface DeaHandle {
@@ -187,6 +189,7 @@ export async function startDea(
       stagingRejected: st.rejected,
       logLinesPublished: shipper.counters.published,
       logLinesDropped: shipper.counters.dropped,
+      updatesRejected: instances.rejectedUpdates(),
     };
   };
 

@@ -89,6 +89,16 @@ export interface StopRequest {
   instanceIds: string[];
 }
 
+/**
+ * dea.update (CC → every DEA): the complete route list of an app, for its running instances
+ * of `version`; the DEA registers what is new and unregisters what is gone.
+ */
+export interface UpdateRequest {
+  app: string;
+  version: string;
+  uris: string[];
+}
+
 /** One instance in a DEA heartbeat. Times are Unix ms. */
 export interface InstanceHeartbeat {
   app: string;
@@ -167,6 +177,7 @@ export interface Payloads {
   "dea.stage:reply": StageReply;
   "dea.start": StartRequest;
   "dea.stop": StopRequest;
+  "dea.update": UpdateRequest;
   "dea.heartbeat": DeaHeartbeat;
   "dea.advertise": DeaAdvertise;
   "droplet.exited": DropletExited;
@@ -186,6 +197,7 @@ export interface Inputs {
   "dea.stage:reply": With<StageReply, "taskId" | "ok">;
   "dea.start": With<StartRequest, "app" | "version" | "dropletKey" | "indices" | "memoryMb">;
   "dea.stop": With<StopRequest, "app">;
+  "dea.update": With<UpdateRequest, "app" | "version">;
   "dea.heartbeat": With<Omit<DeaHeartbeat, "instances">, "deaId" | "at"> & {
     instances?: InstanceHeartbeatInput[];
   };
@@ -552,6 +564,23 @@ const descriptors: Descriptors = {
       return { app: w.app, version: w.version, indices: w.indices, instanceIds: w.instanceIds };
     },
   },
+  "dea.update": {
+    type: kiln.UpdateRequest,
+    maxBytes: MAX_PROTOBUF_BYTES,
+    fill: (i) => ({ app: i.app, version: i.version, uris: i.uris ?? [] }),
+    check(v) {
+      const k = "dea.update";
+      nonEmpty(v.app, k, "app");
+      // Without it a DEA could not tell an update for the instances it runs from a stale one.
+      nonEmpty(v.version, k, "version");
+      for (let i = 0; i < v.uris.length; i++) nonEmpty(v.uris[i] as string, k, `uris[${i}]`);
+    },
+    toWire: (v) => v,
+    fromWire(m) {
+      const w = m as kiln.UpdateRequest;
+      return { app: w.app, version: w.version, uris: w.uris };
+    },
+  },
   "dea.heartbeat": {
     type: kiln.DeaHeartbeat,
     maxBytes: MAX_PROTOBUF_BYTES,
@@ -824,6 +853,7 @@ export function kindOfSubject(subject: string): Exclude<PayloadKind, `${string}:
   switch (subject) {
     case "dea.discover":
     case "dea.stop":
+    case "dea.update":
     case "dea.heartbeat":
     case "dea.advertise":
     case "droplet.exited":

@@ -43,6 +43,7 @@ import {
   DEA_STAGE_ANY,
   DEA_START_ANY,
   DEA_STOP,
+  DEA_UPDATE,
   DROPLET_EXITED,
   EVENTS_ANY,
   INBOX_PREFIX,
@@ -127,13 +128,14 @@ export const PERMISSIONS: Readonly<Record<NatsComponent, Permissions>> = {
     publish: [ROUTER_START, LOGS_ANY, INBOX],
     subscribe: [ROUTER_REGISTER, ROUTER_UNREGISTER, ROUTER_GREET, INBOX],
   },
-  // Cloud Controller: placement, staging, start/stop; desired state in KV, blobs in the object store.
+  // Cloud Controller: placement, staging, start/stop, route updates; desired state in KV, blobs in the object store.
   cc: {
     publish: [
       DEA_DISCOVER,
       DEA_STAGE_ANY,
       DEA_START_ANY,
       DEA_STOP,
+      DEA_UPDATE,
       LOGS_ANY,
       EVENTS_ANY,
       INBOX,
@@ -158,7 +160,7 @@ export const PERMISSIONS: Readonly<Record<NatsComponent, Permissions>> = {
       ...JETSTREAM,
       BLOBS_WRITE,
     ],
-    subscribe: [DEA_DISCOVER, DEA_STAGE_ANY, DEA_START_ANY, DEA_STOP, ROUTER_START, INBOX],
+    subscribe: [DEA_DISCOVER, DEA_STAGE_ANY, DEA_START_ANY, DEA_STOP, DEA_UPDATE, ROUTER_START, INBOX],
   },
   // Health Manager: watches actual state, reads desired state from KV, asks a CC to act.
   hm: {

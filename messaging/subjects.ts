@@ -11,6 +11,8 @@ export const ROUTER_GREET = "router.greet";
 /** DEA subjects (protobuf, see codec.ts). */
 export const DEA_DISCOVER = "dea.discover";
 export const DEA_STOP = "dea.stop";
+/** An app's complete route list after a map/unmap, to every DEA (Cloud Foundry's dea.update). */
+export const DEA_UPDATE = "dea.update";
 export const DEA_HEARTBEAT = "dea.heartbeat";
 export const DEA_ADVERTISE = "dea.advertise";
 /** Wildcards a DEA-side tool subscribes to for every DEA's stage/start requests. */

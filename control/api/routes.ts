@@ -1,5 +1,7 @@
 // Routes on the shared domain: `host[/path]` held by one space through the uniqueness key
 // `host.<host>[.<hex path>]` (taken before the route is written), mapped to apps of that space.
+// A map, unmap or delete that changes an app's routes is handed on (routesChanged), so its
+// running instances take the new list at once.
 import { randomUUID } from "node:crypto";
 import { canSee, visibleSpace, visibleSpaceGuids } from "../auth/access.js";
 import { CcError, invalid, notFound } from "../errors.js";
@@ -23,7 +25,10 @@ export async function visibleRoute(store: CcStore, user: User, guid: string): Pr
   return r.value;
 }
 
-export function routeRoutes(ctx: ApiContext): Route[] {
+/** Called with the apps whose routes a map, unmap or route delete changed. */
+export type RoutesChanged = (appGuids: string[]) => void;
+
+export function routeRoutes(ctx: ApiContext, routesChanged: RoutesChanged = () => {}): Route[] {
   const { store, config } = ctx;
 
   const record = (user: User, type: string, r: RouteRecord, data: Record<string, unknown>) =>
@@ -126,6 +131,8 @@ export function routeRoutes(ctx: ApiContext): Route[] {
         const hostKey = keys.host(route.host, route.path);
         const held = await store.hosts.get(hostKey);
         if (held !== null && held.value.guid === route.guid) await store.hosts.delete(hostKey, held.revision);
+        // Handed on before the audit record: the change is made, whatever becomes of the record.
+        if (route.destinations.length > 0) routesChanged(route.destinations.map((d) => d.app_guid));
         await record(user, "route.delete", route, {});
         return { status: 204 };
       },
@@ -152,9 +159,12 @@ export function routeRoutes(ctx: ApiContext): Route[] {
             throw invalid(`destinations[${i}].app.guid`, "names an app of another space than the route's");
           guids.push(guid);
         }
+        // The apps this map adds (set by the last, successful try of the update).
+        let added: string[] = [];
         const done = await store.routes.update(keys.route(route.guid), (r) => {
           const have = new Set(r.destinations.map((d) => d.app_guid));
           const add = guids.filter((g) => !have.has(g));
+          added = add;
           if (add.length === 0) return UNCHANGED;
           return {
             ...r,
@@ -163,6 +173,7 @@ export function routeRoutes(ctx: ApiContext): Route[] {
           };
         });
         if (done === null) throw notFound("route", route.guid);
+        if (added.length > 0) routesChanged(added);
         await record(user, "route.map", done.value, { app_guids: guids });
         return { status: 200, body: done.value };
       },
@@ -175,16 +186,19 @@ export function routeRoutes(ctx: ApiContext): Route[] {
         const route = await visibleRoute(store, user, req.params.guid as string);
         const appGuid = req.params.app_guid as string;
         if (!route.destinations.some((d) => d.app_guid === appGuid)) throw notFound("destination", appGuid);
-        const done = await store.routes.update(keys.route(route.guid), (r) =>
-          r.destinations.some((d) => d.app_guid === appGuid)
+        let removed = false;
+        const done = await store.routes.update(keys.route(route.guid), (r) => {
+          removed = r.destinations.some((d) => d.app_guid === appGuid);
+          return removed
             ? {
                 ...r,
                 destinations: r.destinations.filter((d) => d.app_guid !== appGuid),
                 updated_at: new Date().toISOString(),
               }
-            : UNCHANGED,
-        );
+            : UNCHANGED;
+        });
         if (done === null) throw notFound("route", route.guid);
+        if (removed) routesChanged([appGuid]);
         await record(user, "route.unmap", done.value, { app_guid: appGuid });
         return { status: 204 };
       },

@@ -2,8 +2,8 @@
 // app's record before and after to reconcile(), which starts and stops instances on the DEAs
 // through DeaClient; cc.hm.requests from the Health Manager start missing indices and stop
 // extra ones. Work on one app is serialized and runs in the background of the API answer.
-// Route map/unmap does not restart a running app: the new routes reach its instances at its
-// next start (restart, scale of memory, new droplet).
+// A route map, unmap or delete restarts nothing: routesChanged() sends each running app's
+// complete new route list in dea.update, and the DEAs swap the routes of its instances in place.
 import type { Logger } from "../../kernel/log.js";
 import { decode, type HmRequest } from "../../messaging/codec.js";
 import type { KilnConnection } from "../../messaging/connection.js";
@@ -14,6 +14,7 @@ import { type AppRecord, keys } from "../store/records.js";
 import type { CcStore } from "../store/store.js";
 import type { ActualState } from "./actual.js";
 import type { DeaClient, InstanceSpec } from "./dea-client.js";
+import { appUris } from "./uris.js";
 
 export interface AppRunnerOptions {
   store: CcStore;
@@ -82,10 +83,7 @@ export class AppRunner {
     if (app.droplet_guid === null) return null;
     const d = await pushRecords(this.o.store).droplets.get(pushKeys.droplet(app.droplet_guid));
     if (d === null) return null;
-    const uris: string[] = [];
-    for (const { value: r } of await this.o.store.routes.list("*"))
-      if (r.destinations.some((x) => x.app_guid === app.guid))
-        uris.push(`${r.host}.${this.o.config.domain}${r.path}`);
+    const uris = await appUris(this.o.store, this.o.config.domain, app.guid);
     return {
       app: app.guid,
       appName: app.name,
@@ -103,6 +101,26 @@ export class AppRunner {
       healthCheckHttpEndpoint: app.health_check.endpoint ?? "",
       healthCheckTimeoutMs: (app.health_check.timeout ?? 0) * 1000,
     };
+  }
+
+  /**
+   * The routes of these apps changed (map, unmap, route delete): each one that runs gets
+   * dea.update with its complete route list, read in its queue after any earlier work on it
+   * (so a start in flight and the update agree). The list is whole, not a difference: a
+   * repeated or late update leaves the instances where the store says they should be.
+   */
+  routesChanged(appGuids: Iterable<string>): Promise<void> {
+    const each = [...new Set(appGuids)].map((guid) =>
+      this.enqueue(guid, "routes", async () => {
+        const got = await this.o.store.apps.get(keys.app(guid));
+        if (got === null) return;
+        const app = got.value;
+        if (app.state !== "STARTED" || app.droplet_guid === null) return;
+        const uris = await appUris(this.o.store, this.o.config.domain, guid);
+        this.o.client.update({ app: guid, version: app.version, uris });
+      }),
+    );
+    return Promise.all(each).then(() => {});
   }
 
   private async start(app: AppRecord, indices: number[]): Promise<void> {

@@ -1,7 +1,8 @@
 // The Cloud Controller's side of the DEA subjects: find a DEA with room (dea.discover, first
 // reply wins), stage a package on it (dea.<id>.stage), start instances (dea.<id>.start, one
-// discover per instance so they spread), stop them (dea.stop). Only NATS; no HTTP, no KV, so
-// the API handlers and the Health Manager's requests share it.
+// discover per instance so they spread), stop them (dea.stop), change their routes
+// (dea.update). Only NATS; no HTTP, no KV, so the API handlers and the Health Manager's
+// requests share it.
 import type { Logger } from "../../kernel/log.js";
 import {
   type DeaDiscover,
@@ -12,9 +13,10 @@ import {
   type StageRequest,
   type StartRequest,
   type StopRequest,
+  type UpdateRequest,
 } from "../../messaging/codec.js";
 import type { KilnConnection } from "../../messaging/connection.js";
-import { DEA_DISCOVER, DEA_STOP, deaStage, deaStart } from "../../messaging/subjects.js";
+import { DEA_DISCOVER, DEA_STOP, DEA_UPDATE, deaStage, deaStart } from "../../messaging/subjects.js";
 import { RunnerError } from "./errors.js";
 
 export interface DeaClientOptions {
@@ -133,5 +135,10 @@ export class DeaClient {
         instanceIds: req.instanceIds ?? [],
       }),
     );
+  }
+
+  /** Gives every running instance of the app at `req.version` the route list `req.uris`. */
+  update(req: UpdateRequest): void {
+    this.bus.publish(DEA_UPDATE, encode("dea.update", req));
   }
 }

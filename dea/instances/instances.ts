@@ -1,7 +1,8 @@
 // The DEA's running instances: dea.start fetches the droplet, gives each instance its own
 // directory, uid, port and container, waits for its health check and registers its routes;
 // the moment its process ends the DEA unregisters it and publishes droplet.exited, then cleans
-// up. dea.stop, evacuation, shutdown, adoption of a previous run's leftovers and the usage
+// up. dea.update changes a running instance's routes in place (a route mapped or unmapped);
+// dea.stop, evacuation, shutdown, adoption of a previous run's leftovers and the usage
 // heartbeat complete the life cycle. One Instances object per DEA process.
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -18,9 +19,10 @@ import {
   type InstanceState,
   type StartRequest,
   type StopRequest,
+  type UpdateRequest,
 } from "../../messaging/codec.js";
 import type { KilnConnection } from "../../messaging/connection.js";
-import { DEA_HEARTBEAT, DEA_STOP, DROPLET_EXITED, deaStart } from "../../messaging/subjects.js";
+import { DEA_HEARTBEAT, DEA_STOP, DEA_UPDATE, DROPLET_EXITED, deaStart } from "../../messaging/subjects.js";
 import { removeBundle } from "../container/bundle.js";
 import { exitReason } from "../container/container.js";
 import { removeLeftovers } from "../container/leftovers.js";
@@ -90,6 +92,8 @@ interface Instance {
   readonly containerId: string;
   readonly origin: InstanceOrigin;
   readonly dir: string;
+  /** Its routes: req.uris at start, the latest dea.update's list after one. */
+  uris: string[];
   uid: number;
   port: number;
   state: InstanceState;
@@ -124,6 +128,8 @@ export class Instances {
   private beatAgain = false;
   private soonBeat: NodeJS.Timeout | null = null;
   private closing = false;
+  /** Malformed dea.update messages, by error code. */
+  private readonly updatesRejected: Record<string, number> = {};
 
   constructor(options: InstancesOptions) {
     this.o = {
@@ -147,9 +153,9 @@ export class Instances {
   }
 
   /**
-   * Subscribes to dea.<id>.start and dea.stop, greets the routers and starts the heartbeat.
-   * Call after adopt(); resolves once the server has the subscriptions. Malformed requests
-   * are logged and dropped.
+   * Subscribes to dea.<id>.start, dea.stop and dea.update, greets the routers and starts the
+   * heartbeat. Call after adopt(); resolves once the server has the subscriptions. Malformed
+   * requests are logged and dropped (dea.update's also counted by code).
    */
   async listen(): Promise<void> {
     if (this.subs.length > 0 || this.closing) return;
@@ -179,6 +185,19 @@ export class Instances {
             return;
           }
           void this.stop(req);
+        },
+      }),
+      nc.subscribe(DEA_UPDATE, {
+        callback: (err, msg) => {
+          if (err !== null) return;
+          let req: UpdateRequest;
+          try {
+            req = decode("dea.update", msg.data);
+          } catch (e) {
+            this.rejectUpdate(e);
+            return;
+          }
+          this.update(req);
         },
       }),
     );
@@ -218,6 +237,48 @@ export class Instances {
       chosen.push(inst);
     }
     await Promise.all(chosen.map((inst) => this.end(inst, "STOPPED")));
+  }
+
+  /**
+   * Makes `req.uris` the routes of every starting or running instance of `req.app` at
+   * `req.version` (Cloud Foundry's dea.update): a running one unregisters the routes it loses
+   * and registers the ones it gains at once, and re-registers the new list from then on; a
+   * starting one registers the new list once healthy. Instances of another version are left
+   * alone. Returns how many instances changed; a repeated update changes none.
+   */
+  update(req: UpdateRequest): number {
+    const uris = [...new Set(req.uris)];
+    let changed = 0;
+    for (const inst of this.live.values()) {
+      if (inst.req.app !== req.app || inst.req.version !== req.version) continue;
+      if (inst.state !== "RUNNING" && inst.state !== "STARTING") continue;
+      if (sameRoutes(inst.uris, uris)) continue;
+      inst.uris = uris;
+      changed++;
+      let moved: { added: string[]; removed: string[] } | null = null;
+      if (inst.state === "RUNNING")
+        moved = this.registrar.update({
+          app: inst.req.app,
+          instanceId: inst.instanceId,
+          index: inst.index,
+          port: inst.port,
+          uris,
+        });
+      this.o.log.info("instance_routes_updated", {
+        app: inst.req.app,
+        index: inst.index,
+        instanceId: inst.instanceId,
+        state: inst.state,
+        uris,
+        ...(moved === null ? {} : moved),
+      });
+    }
+    return changed;
+  }
+
+  /** Malformed dea.update messages so far, by error code. */
+  rejectedUpdates(): Record<string, number> {
+    return { ...this.updatesRejected };
   }
 
   /**
@@ -395,6 +456,7 @@ export class Instances {
       containerId,
       origin: { app: req.app, index, instanceId },
       dir: join(this.instancesDir, containerId),
+      uris: req.uris,
       uid: 0,
       port: 0,
       state: "STARTING",
@@ -498,7 +560,7 @@ export class Instances {
     }
     this.setState(inst, "RUNNING");
     this.o.log.info("instance_running", { app: req.app, index, instanceId, port: inst.port });
-    this.registrar.register({ app: req.app, instanceId, index, port: inst.port, uris: req.uris });
+    this.registrar.register({ app: req.app, instanceId, index, port: inst.port, uris: inst.uris });
     this.beatSoon();
     if (check.type === "http") void this.watchHealth(inst, check, timeoutMs);
   }
@@ -591,7 +653,16 @@ export class Instances {
     if (reserved) this.o.ledger.release(inst.instanceId);
     this.live.delete(inst.instanceId);
     inst.resolveDone();
-    if (inst.restart && !this.closing) void this.startOne(inst.req, inst.index);
+    // Restarted with the routes it had last (a dea.update may have changed them since its start).
+    if (inst.restart && !this.closing) void this.startOne({ ...inst.req, uris: inst.uris }, inst.index);
+  }
+
+  private rejectUpdate(err: unknown): void {
+    const code = (err as { code?: string }).code ?? "KILN_MSG_BAD_PROTOBUF";
+    this.updatesRejected[code] = (this.updatesRejected[code] ?? 0) + 1;
+    const why = err instanceof Error ? err.message : String(err);
+    // The reason is cut: a huge payload must not become a huge log line.
+    this.o.log.warn("update_rejected", { code, reason: why.length > 200 ? `${why.slice(0, 200)}…` : why });
   }
 
   private emitLine(inst: Instance, stream: "stdout" | "stderr", text: string): void {
@@ -683,4 +754,11 @@ export class Instances {
       // Ended while sampled: its last numbers stand.
     }
   }
+}
+
+/** Same set of routes, order aside (`b` holds no duplicates). */
+function sameRoutes(a: readonly string[], b: readonly string[]): boolean {
+  if (new Set(a).size !== b.length) return false;
+  for (const u of b) if (!a.includes(u)) return false;
+  return true;
 }

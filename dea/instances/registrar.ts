@@ -1,6 +1,7 @@
 // The DEA's routes in the router: router.register for an instance once it is healthy, again
 // every minimumRegisterIntervalInSeconds (learned from router.start and a router.greet at
-// start; 20 s until a router speaks), and router.unregister the moment it stops serving.
+// start; 20 s until a router speaks), and router.unregister the moment it stops serving. A
+// dea.update changes a registered instance's routes in place (update()).
 import type { Subscription } from "nats";
 import type { Logger } from "../../kernel/log.js";
 import type { KilnConnection } from "../../messaging/connection.js";
@@ -17,8 +18,14 @@ export interface Route {
   uris: string[];
 }
 
+/** A registered instance: its route and the router.register message the refresh repeats. */
+interface Registered {
+  route: Route;
+  msg: Uint8Array;
+}
+
 export class Registrar {
-  private readonly routes = new Map<string, Uint8Array>();
+  private readonly routes = new Map<string, Registered>();
   private sub: Subscription | null = null;
   private timer: NodeJS.Timeout | null = null;
   private intervalMs = DEFAULT_REGISTER_INTERVAL_MS;
@@ -62,26 +69,49 @@ export class Registrar {
 
   register(route: Route): void {
     if (route.uris.length === 0) return;
-    const msg = encodeRegistryMessage({
+    const msg = this.message(route, route.uris);
+    this.routes.set(route.instanceId, { route, msg });
+    this.publish(ROUTER_REGISTER, msg);
+  }
+
+  /**
+   * Makes `route.uris` the instance's routes now: router.unregister for the ones it had and
+   * no longer has, router.register for the new ones, and the refresh repeats the new list
+   * from then on (none left: nothing). An instance registered without routes is registered.
+   */
+  update(route: Route): { added: string[]; removed: string[] } {
+    const had = this.routes.get(route.instanceId)?.route.uris ?? [];
+    const removed = had.filter((u) => !route.uris.includes(u));
+    const added = route.uris.filter((u) => !had.includes(u));
+    if (removed.length > 0) this.publish(ROUTER_UNREGISTER, this.message(route, removed));
+    if (route.uris.length === 0) {
+      this.routes.delete(route.instanceId);
+    } else {
+      this.routes.set(route.instanceId, { route, msg: this.message(route, route.uris) });
+      if (added.length > 0) this.publish(ROUTER_REGISTER, this.message(route, added));
+    }
+    return { added, removed };
+  }
+
+  /** Publishes router.unregister when the instance was registered; true when it was. */
+  unregister(instanceId: string): boolean {
+    const r = this.routes.get(instanceId);
+    if (r === undefined) return false;
+    this.routes.delete(instanceId);
+    this.publish(ROUTER_UNREGISTER, r.msg);
+    return true;
+  }
+
+  private message(route: Route, uris: string[]): Uint8Array {
+    return encodeRegistryMessage({
       host: this.host,
       port: route.port,
-      uris: route.uris,
+      uris,
       app: route.app,
       privateInstanceId: route.instanceId,
       privateInstanceIndex: String(route.index),
       tags: { component: "dea", dea_id: this.deaId },
     });
-    this.routes.set(route.instanceId, msg);
-    this.publish(ROUTER_REGISTER, msg);
-  }
-
-  /** Publishes router.unregister when the instance was registered; true when it was. */
-  unregister(instanceId: string): boolean {
-    const msg = this.routes.get(instanceId);
-    if (msg === undefined) return false;
-    this.routes.delete(instanceId);
-    this.publish(ROUTER_UNREGISTER, msg);
-    return true;
   }
 
   private learn(data: Uint8Array, subject: string, routerRestarted: boolean): void {
@@ -106,7 +136,7 @@ export class Registrar {
   }
 
   private registerAll(): void {
-    for (const msg of this.routes.values()) this.publish(ROUTER_REGISTER, msg);
+    for (const r of this.routes.values()) this.publish(ROUTER_REGISTER, r.msg);
   }
 
   private publish(subject: string, msg: Uint8Array): void {

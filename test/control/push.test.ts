@@ -1,7 +1,9 @@
 // Push and run end to end, as a user would: a real nats-server, a real `kiln cc` (1 MiB package
 // limit) and a real `kiln dea` (runc when usable). Resource matching, the node example uploaded
 // as a tar.gz, staged, started, scaled, restarted; a re-upload of matched files only gives the
-// same package; recent and followed logs; and a table of hostile uploads, each refused.
+// same package; recent and followed logs; a route mapped, unmapped and deleted on the running app
+// reaches it through a real router without a restart (dea.update); and a table of hostile
+// uploads, each refused.
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,12 +12,15 @@ import t from "tap";
 import { probeIsolation } from "../../dea/container/probe.js";
 import { Runc } from "../../dea/container/runc.js";
 import { projectRoot } from "../../kernel/paths.js";
-import { encode } from "../../messaging/codec.js";
+import { decode, encode, type UpdateRequest } from "../../messaging/codec.js";
+import type { KilnConnection } from "../../messaging/connection.js";
+import { decodeRegister, decodeUnregister, type RegistryMessage } from "../../messaging/gorouter.js";
 import { startDeaProc } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 import { file, tarball } from "../helpers/tarball.js";
 import { until as waitUntil } from "../helpers/until.js";
+import { send, startRouterProc } from "../router/harness.js";
 import { type Answer, adminCredentials, call, ccDataDir, login, startCcProc } from "./harness.js";
 
 guardChildren(t);
@@ -31,6 +36,7 @@ interface Stat {
   host: string;
   port: number;
   version: string;
+  uptime: number;
 }
 
 const sha1 = (b: Buffer) => createHash("sha1").update(b).digest("hex");
@@ -344,6 +350,117 @@ t.test("hostile uploads are refused", async (t) => {
   }
 });
 
+/** Every dea.update about the app from now on. */
+function updatesOf(conn: KilnConnection): UpdateRequest[] {
+  const out: UpdateRequest[] = [];
+  conn.nc.subscribe("dea.update", {
+    callback: (_e, msg) => {
+      const u = decode("dea.update", msg.data);
+      if (u.app === app) out.push(u);
+    },
+  });
+  return out;
+}
+
+t.test("map, unmap and delete of a route reach the running app at once, without a restart", async (t) => {
+  const admin = await nats.connect("admin");
+  t.teardown(() => admin.close());
+  const updates = updatesOf(admin);
+  const seen: { subject: string; m: RegistryMessage }[] = [];
+  for (const subject of ["router.register", "router.unregister"] as const)
+    admin.nc.subscribe(subject, {
+      callback: (_e, msg) =>
+        seen.push({
+          subject,
+          m: subject === "router.register" ? decodeRegister(msg.data) : decodeUnregister(msg.data),
+        }),
+    });
+  const exits: string[] = [];
+  admin.nc.subscribe("droplet.exited", {
+    callback: (_e, msg) => {
+      const e = decode("droplet.exited", msg.data);
+      if (e.app === app) exits.push(e.instanceId);
+    },
+  });
+  await admin.flush();
+  // A router started now says router.start: the DEA registers what it runs with it at once.
+  const router = await startRouterProc(t, nats);
+  const via = async (host: string) => {
+    const r = await send(router.port, { host, path: "/" });
+    return r.status === 200 ? r.body : `${r.status}`;
+  };
+  await until("node.localhost through the router", async () => (await via("node.localhost")) === HELLO);
+  const before = await running(app, 1);
+  const first = seen.find((s) => s.subject === "router.register" && s.m.app === app)?.m;
+  t.ok(first !== undefined, "the running instance is registered");
+  const id = first?.privateInstanceId;
+
+  const extra = await api("POST", "/v3/routes", { host: "node2", space_guid: space });
+  const mapped = await api("POST", `/v3/routes/${extra.body.guid}/destinations`, {
+    destinations: [{ app: { guid: app } }],
+  });
+  t.equal(mapped.status, 200);
+  // Well inside the 20 s refresh: only dea.update can bring it this soon.
+  const mapAt = Date.now();
+  await until(
+    "node2.localhost through the router",
+    async () => (await via("node2.localhost")) === HELLO,
+    5_000,
+  );
+  t.comment(`map → routed in ${Date.now() - mapAt} ms`);
+  t.same(
+    updates.map((u) => [u.version, [...u.uris].sort()]),
+    [[before[0]?.version, ["node.localhost", "node2.localhost"]]],
+    "one dea.update: the app's version and its complete route list",
+  );
+  const again = await api("POST", `/v3/routes/${extra.body.guid}/destinations`, {
+    destinations: [{ app: { guid: app } }],
+  });
+  t.equal(again.status, 200, "mapping it again is accepted");
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(updates.length, 1, "and sends no dea.update: nothing changed");
+  t.ok(
+    seen.some(
+      (s) =>
+        s.subject === "router.register" &&
+        s.m.privateInstanceId === id &&
+        s.m.uris.includes("node2.localhost"),
+    ),
+    "the same instance registered the new route",
+  );
+
+  const original = (await api("GET", `/v3/routes?hosts=node&space_guids=${space}`)).body.resources[0];
+  t.equal((await api("DELETE", `/v3/routes/${original.guid}/destinations/${app}`)).status, 204);
+  // Gone from the router: no endpoint left (503 while the emptied pool lingers, then 404).
+  const gone = async (host: string) => ["404", "503"].includes(await via(host));
+  await until("node.localhost gone", () => gone("node.localhost"), 5_000);
+  t.ok(
+    seen.some(
+      (s) =>
+        s.subject === "router.unregister" &&
+        s.m.privateInstanceId === id &&
+        s.m.uris.join() === "node.localhost",
+    ),
+    "router.unregister of the unmapped route only",
+  );
+  t.equal(await via("node2.localhost"), HELLO, "the other route still reaches it");
+
+  t.equal((await api("DELETE", `/v3/routes/${extra.body.guid}`)).status, 204);
+  await until("node2.localhost gone", () => gone("node2.localhost"), 5_000);
+
+  const after = await running(app, 1);
+  t.same(
+    after.map((i) => [i.index, i.port, i.version]),
+    before.map((i) => [i.index, i.port, i.version]),
+    "the same instance, on the same port, at the same version",
+  );
+  t.ok((after[0]?.uptime ?? -1) >= (before[0]?.uptime ?? 0), "its uptime went on");
+  t.same(exits, [], "no instance of the app ended");
+  // Mapped back, so the app is as it was for the tests after this one.
+  await api("POST", `/v3/routes/${original.guid}/destinations`, { destinations: [{ app: { guid: app } }] });
+  await until("node.localhost back", async () => (await via("node.localhost")) === HELLO, 5_000);
+});
+
 t.test("stop", async (t) => {
   t.equal((await api("POST", `/v3/apps/${app}/actions/stop`)).status, 200);
   await until("no instance left", async () => {
@@ -351,4 +468,16 @@ t.test("stop", async (t) => {
     return r.body.resources.length === 0;
   });
   t.pass("stopped");
+  // A stopped app has no instance to update: a map sends nothing.
+  const admin = await nats.connect("admin");
+  t.teardown(() => admin.close());
+  const updates = updatesOf(admin);
+  await admin.flush();
+  const later = await api("POST", "/v3/routes", { host: "node3", space_guid: space });
+  const mapped = await api("POST", `/v3/routes/${later.body.guid}/destinations`, {
+    destinations: [{ app: { guid: app } }],
+  });
+  t.equal(mapped.status, 200);
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.same(updates, [], "no dea.update for a stopped app");
 });

@@ -74,6 +74,7 @@ const samples: { [K in PayloadKind]: Payloads[K] } = {
     healthCheckTimeoutMs: 60_000,
   },
   "dea.stop": { app: "app-1", version: "v2", indices: [3], instanceIds: ["i-1", "i-2"] },
+  "dea.update": { app: "app-1", version: "v3", uris: ["hello.localhost", "hello.localhost/api"] },
   "dea.heartbeat": {
     deaId: "dea-7",
     at: now,
@@ -197,6 +198,8 @@ t.test("round trip with only the required fields fills proto3 defaults", async (
   t.same(hb.instances, []);
   const stop = decode("dea.stop", encode("dea.stop", { app: "a" }));
   t.same(stop, { app: "a", version: "", indices: [], instanceIds: [] });
+  const update = decode("dea.update", encode("dea.update", { app: "a", version: "v1" }));
+  t.same(update, { app: "a", version: "v1", uris: [] }, "an update may take every route away");
   const hm = decode("cc.hm.requests", encode("cc.hm.requests", { op: "STOP", app: "a" }));
   t.equal(hm.op, "STOP");
   for (const source of ["APP", "STG", "RTR", "API", "HM"] as const) {
@@ -340,6 +343,16 @@ t.test("missing required fields are KILN_MSG_INVALID_FIELD, on decode and on enc
     codeOf(() => encode("dea.heartbeat", { deaId: "d", at: 1.5 })),
     "KILN_MSG_INVALID_FIELD",
   );
+  t.equal(
+    codeOf(() => decode("dea.update", raw(kiln.UpdateRequest, { app: "a", uris: ["x.test"] }))),
+    "KILN_MSG_INVALID_FIELD",
+    "an update names the version its list is for",
+  );
+  t.equal(
+    codeOf(() => encode("dea.update", { app: "a", version: "v1", uris: ["x.test", ""] })),
+    "KILN_MSG_INVALID_FIELD",
+    "an update has no empty route",
+  );
 });
 
 t.test("size limits: refused before parsing, and on encode", async (t) => {
@@ -393,6 +406,7 @@ t.test("kindOfSubject maps concrete subjects to payload kinds", async (t) => {
   t.equal(kindOfSubject("dea.7f3a.stage"), "dea.stage");
   t.equal(kindOfSubject("dea.7f3a.start"), "dea.start");
   t.equal(kindOfSubject("dea.stop"), "dea.stop");
+  t.equal(kindOfSubject("dea.update"), "dea.update");
   t.equal(kindOfSubject("droplet.exited"), "droplet.exited");
   t.equal(kindOfSubject("cc.hm.requests"), "cc.hm.requests");
   t.equal(kindOfSubject("logs.app-1"), "logs");

@@ -149,17 +149,21 @@ t.test("each component may publish what its flows need and nothing else", async 
     ["dea", "droplet.exited", true],
     ["dea", "logs.app-1", true],
     ["dea", "dea.stop", false],
+    ["dea", "dea.update", false],
     ["dea", "cc.hm.requests", false],
     ["cc", "dea.discover", true],
     ["cc", "dea.d1.stage", true],
     ["cc", "dea.d1.start", true],
     ["cc", "dea.stop", true],
+    ["cc", "dea.update", true],
     ["cc", "router.register", false],
     ["hm", "cc.hm.requests", true],
     ["hm", "dea.stop", false],
+    ["hm", "dea.update", false],
     ["hm", "router.register", false],
     ["cli", "router.greet", true],
     ["cli", "dea.stop", false],
+    ["router", "dea.update", false],
     ["cli", "logs.app-1", false],
   ];
   const refused: string[] = [];
@@ -203,6 +207,11 @@ t.test("subscriptions are limited too: the router cannot listen on dea.>", async
   const reply = cc.nc.request("dea.d1.stage", new TextEncoder().encode("stage?"), { timeout: 2000 });
   for await (const m of greet) m.respond(new TextEncoder().encode("staged"));
   t.equal((await reply).string(), "staged", "cc → dea request/reply works through _INBOX");
+  // dea.update: the cc publishes, every DEA listens (a route map reaches running instances).
+  const update = dea.nc.subscribe("dea.update", { max: 1 });
+  await dea.flush();
+  cc.publish("dea.update", new TextEncoder().encode("routes"));
+  for await (const m of update) t.equal(m.string(), "routes", "the dea user hears the cc's dea.update");
 });
 
 t.test("credentials are generated once, mode 0600, and reused by the next start", async (t) => {

@@ -10,6 +10,7 @@ t.test("fixed subjects match the design", async (t) => {
   t.equal(subjects.ROUTER_GREET, "router.greet");
   t.equal(subjects.DEA_DISCOVER, "dea.discover");
   t.equal(subjects.DEA_STOP, "dea.stop");
+  t.equal(subjects.DEA_UPDATE, "dea.update");
   t.equal(subjects.DEA_HEARTBEAT, "dea.heartbeat");
   t.equal(subjects.DEA_ADVERTISE, "dea.advertise");
   t.equal(subjects.DROPLET_EXITED, "droplet.exited");
