@@ -122,10 +122,16 @@ export const stopCommand = action("stop", "stop an app's instances");
 export const restartCommand = action("restart", "stop and start an app's instances");
 
 export const deleteCommand: Command = {
-  summary: "delete an app (stops it and unmaps its routes)",
-  usage: "NAME [-f]",
+  summary: "delete an app (stops it and unmaps its routes; -r deletes them, freeing their hosts)",
+  usage: "NAME [-f] [-r]",
   async run(argv) {
-    const { flags, args } = parseCommand("delete", argv, { force: { type: "boolean", short: "f" } }, 1, 1);
+    const { flags, args } = parseCommand(
+      "delete",
+      argv,
+      { force: { type: "boolean", short: "f" }, routes: { type: "boolean", short: "r" } },
+      1,
+      1,
+    );
     const name = args[0] ?? "";
     if (flags.force !== true) {
       if (!canPrompt()) throw new CliError("KILN_CLI_USAGE", "kiln delete: -f is required off a terminal");
@@ -137,8 +143,18 @@ export const deleteCommand: Command = {
     }
     const s = session();
     const app = await findApp(s, name);
+    // As cf's `delete -r`: a route outlives its app and keeps its host from every other space
+    // until it is deleted too. Listed first, since deleting the app unmaps them.
+    const routes =
+      flags.routes === true
+        ? await s.client.list<Route>(`/v3/routes?app_guids=${q(app.guid)}&per_page=5000`)
+        : [];
     await s.client.delete(`/v3/apps/${q(app.guid)}`);
     ok(`${app.name}: deleted`);
+    for (const r of routes) {
+      await s.client.delete(`/v3/routes/${q(r.guid)}`);
+      ok(`route ${r.url}: deleted`);
+    }
     return 0;
   },
 };

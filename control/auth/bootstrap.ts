@@ -13,6 +13,17 @@ import { createUser } from "./users.js";
 export const ADMIN = "admin";
 export const CREDENTIALS_FILE = "admin-credentials.json";
 
+/**
+ * A random password (24 bytes, base64url) that never starts with "-": `kiln login -p -…` reads
+ * such a value as a flag and refuses it as ambiguous, so one admin in 64 could not log in.
+ */
+export function newPassword(): string {
+  for (;;) {
+    const password = randomBytes(24).toString("base64url");
+    if (!password.startsWith("-")) return password;
+  }
+}
+
 /** Creates the admin when missing (`announce` prints the password once); returns the credentials file written, or null when the admin existed. */
 export async function ensureAdmin(
   store: CcStore,
@@ -23,7 +34,7 @@ export async function ensureAdmin(
   },
 ): Promise<string | null> {
   if ((await store.users.get(keys.user(ADMIN))) !== null) return null;
-  const password = randomBytes(24).toString("base64url");
+  const password = newPassword();
   try {
     await createUser(store, ADMIN, password, true);
   } catch (err) {

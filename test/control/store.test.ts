@@ -4,7 +4,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { ensureAdmin } from "../../control/auth/bootstrap.js";
+import { ensureAdmin, newPassword } from "../../control/auth/bootstrap.js";
 import { login } from "../../control/auth/tokens.js";
 import { claim } from "../../control/store/claim.js";
 import { UNCHANGED } from "../../control/store/kv.js";
@@ -172,4 +172,18 @@ t.test("store", async (t) => {
     t.equal(issued.user.admin, true);
     await t.rejects(login(s2, "admin", "wrong", 60), { code: "KILN_CC_UNAUTHENTICATED" });
   });
+});
+
+t.test("the admin's generated password never reads as a flag in kiln login -p", async (t) => {
+  // One base64url password in 64 starts with "-": 2,000 draws all miss it by chance once in 10^13.
+  const drawn = Array.from({ length: 2000 }, newPassword);
+  t.same(
+    drawn.filter((p) => p.startsWith("-")),
+    [],
+    "none starts with -",
+  );
+  t.ok(
+    drawn.every((p) => /^[A-Za-z0-9_-]{32}$/.test(p)),
+    "each is 32 base64url characters",
+  );
 });

@@ -1,82 +1,18 @@
 // `kiln up` end to end: the kernel's router learns a route from NATS (published with the
 // DEA's credentials from the data dir, as examples/route-registrar.mjs does) and proxies to it.
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "nats";
 import t from "tap";
-import { kilnBin } from "../../kernel/paths.js";
 import { encodeRegistryMessage } from "../../messaging/gorouter.js";
 import { ROUTER_REGISTER } from "../../messaging/subjects.js";
 import { descendants, guardChildren } from "../helpers/children.js";
+import { health, startUp } from "../helpers/kernel.js";
 import { accepts, freePort, otherAddress } from "../helpers/ports.js";
 
 guardChildren(t);
-
-interface Teardownable {
-  teardown(fn: () => void | Promise<void>): void;
-}
-
-/**
- * `kiln up` on `dataDir` and the given ports; resolves once it says it is up, its router
- * says it listens, and /health answers 200. `until` polls a condition and fails early if kiln up exits.
- */
-async function startUp(
-  t: Teardownable,
-  dataDir: string,
-  ports: { nats: number; router: number; status: number },
-  extra: { args?: string[]; env?: Record<string, string> } = {},
-) {
-  const up = spawn(
-    process.execPath,
-    [
-      kilnBin,
-      "up",
-      "--data-dir",
-      dataDir,
-      "--nats-port",
-      String(ports.nats),
-      "--cc-port",
-      String(await freePort()),
-      "--router-port",
-      String(ports.router),
-      "--router-status-port",
-      String(ports.status),
-      ...(extra.args ?? []),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...extra.env } },
-  );
-  let out = "";
-  up.stdout.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
-  let errText = "";
-  up.stderr.on("data", (d: Buffer) => {
-    errText += d.toString();
-  });
-  const exited = new Promise<number | null>((r) => up.once("exit", (code) => r(code)));
-  t.teardown(() => {
-    if (up.exitCode === null) up.kill("SIGKILL");
-  });
-
-  const until = async (what: string, cond: () => boolean | Promise<boolean>, ms = 30_000) => {
-    const end = Date.now() + ms;
-    while (!(await cond())) {
-      if (Date.now() > end || up.exitCode !== null)
-        throw new Error(
-          `timed out waiting for ${what} (exit ${up.exitCode}); stderr: ${errText.slice(-2000)}`,
-        );
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await until("Kiln is up", () => out.includes("Kiln is up"));
-  // Its own router, not some other process on the status port.
-  await until("its router listening", () => errText.includes('"event":"router_listening"'));
-  await until("router /health", async () => (await health(ports.status)) === 200);
-  return { up, exited, until, stderr: () => errText };
-}
 
 /** The status of GET `path` on the status port, with basic auth when `creds` are given. */
 async function statusOf(port: number, path: string, creds?: { user: string; password: string }) {
@@ -92,15 +28,6 @@ function statusCredentials(dataDir: string) {
   const path = join(dataDir, "router", "status-credentials.json");
   const creds = JSON.parse(readFileSync(path, "utf8")) as { user: string; password: string };
   return { creds, mode: statSync(path).mode & 0o777 };
-}
-
-/** The status of GET /health on `port`, 0 when nothing answers. */
-async function health(port: number): Promise<number> {
-  try {
-    return (await fetch(`http://127.0.0.1:${port}/health`)).status;
-  } catch {
-    return 0;
-  }
 }
 
 t.test("kiln up routes a registered app and stops cleanly", async (t) => {
