@@ -3,7 +3,7 @@
 // the whole time, sees the dead one's work marked FAILED once its lease ran out
 // (control/store/lease.ts), and finishes the push itself. A real nats-server, real `kiln cc`
 // processes and a real `kiln dea`; the staging is made slow by a buildpack that sleeps.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +26,10 @@ const isolation = unusable === null ? "runc" : "none";
 if (unusable !== null) t.comment(`runc unusable (${unusable}): the DEA runs with --isolation none`);
 
 const LEASE_MS = 1500;
+// A controller killed mid-upload cannot remove its temp file: give the doomed ones a temp dir
+// of the test's own, removed with it.
+const doomedTmp = join(base, "tmp");
+mkdirSync(doomedTmp);
 
 // The custom example buildpack, with a compile that takes a while: time to kill its controller.
 const buildpack = join(base, "slow-buildpack");
@@ -98,7 +102,7 @@ async function appIsWhole(t: Test) {
 }
 
 t.test("killed mid-upload: the package is FAILED after the lease, the app reads whole", async (t) => {
-  const doomed = await startCcProc(t, nats, dataDir, {}, ccArgs);
+  const doomed = await startCcProc(t, nats, dataDir, { TMPDIR: doomedTmp }, ccArgs);
   const pkg = await newPackage(on(doomed));
   // Half of the package, then the controller receiving it dies.
   const req = request(`${doomed.url}/v3/packages/${pkg}/upload`, {
@@ -124,7 +128,7 @@ t.test("killed mid-upload: the package is FAILED after the lease, the app reads 
 });
 
 t.test("killed mid-staging: the build is FAILED after the lease; the survivor stages it", async (t) => {
-  const doomed = await startCcProc(t, nats, dataDir, {}, ccArgs);
+  const doomed = await startCcProc(t, nats, dataDir, { TMPDIR: doomedTmp }, ccArgs);
   const A = on(doomed);
   const pkg = await newPackage(A);
   const up = await upload(doomed, pkg, pkgBytes);
