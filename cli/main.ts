@@ -80,7 +80,7 @@ const usageCodes = new Set([
 ]);
 
 /** A usage error quotes the value it was given, which may hold line breaks: escaped, it stays one line. */
-function oneLine(text: string): string {
+export function oneLine(text: string): string {
   let out = "";
   for (const ch of text) {
     const c = ch.codePointAt(0) ?? 0;

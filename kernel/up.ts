@@ -3,11 +3,11 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { ccConfig, parseCcArgs } from "../control/config.js";
-import { containerRoot, deaConfig, parseDeaArgs } from "../dea/config.js";
+import { containerRoot, type DeaConfig, deaConfig, parseDeaArgs } from "../dea/config.js";
 import { probeIsolation } from "../dea/container/probe.js";
 import { Runc } from "../dea/container/runc.js";
 import { type NatsServerHandle, startNatsServer } from "../messaging/nats-server.js";
-import { parseRouterArgs, routerConfig, routerEnv } from "../router/config.js";
+import { parseRouterArgs, type RouterConfig, routerConfig, routerEnv } from "../router/config.js";
 import { isLoopback, statusAuth } from "../router/status/auth.js";
 import type { KernelConfig } from "./config.js";
 import { KilnError } from "./errors.js";
@@ -24,9 +24,15 @@ export interface Kernel {
   stop(): Promise<void>;
 }
 
-export async function startKernel(config: KernelConfig, log: Logger): Promise<Kernel> {
-  // The router's settings are checked here, before anything starts: the child reads the same
-  // environment and flags, and a router that cannot start would be restarted forever.
+/**
+ * The settings of the kernel's components, checked before anything starts: each child reads the
+ * same environment and flags, and one that cannot start would be restarted forever. Throws the
+ * component's coded config error.
+ */
+export function componentSettings(
+  config: KernelConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): { router: RouterConfig; dea: DeaConfig; flags: { router: string[]; cc: string[]; dea: string[] } } {
   const routerFlags = [
     "--port",
     String(config.routerPort),
@@ -35,11 +41,8 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     "--status-host",
     config.routerStatusHost,
   ];
-  const router = routerConfig(parseRouterArgs(routerFlags));
-  // The DEA's too (KILN_DEA_* in the environment), and whether it can isolate apps here: a
-  // DEA that cannot would exit at once and be restarted forever, so it is left out and the
-  // summary says why.
-  // The controller's too; it writes the admin's first password into the kernel's data dir.
+  const router = routerConfig(parseRouterArgs(routerFlags), env);
+  // The controller writes the admin's first password into the kernel's data dir.
   const ccFlags = [
     "--port",
     String(config.ccPort),
@@ -48,9 +51,19 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     "--router-port",
     String(config.routerPort),
   ];
-  ccConfig(parseCcArgs(ccFlags));
+  ccConfig(parseCcArgs(ccFlags), env);
   const deaFlags = ["--data-dir", join(config.dataDir, "dea")];
-  const dea = deaConfig(parseDeaArgs(deaFlags));
+  return {
+    router,
+    dea: deaConfig(parseDeaArgs(deaFlags), env),
+    flags: { router: routerFlags, cc: ccFlags, dea: deaFlags },
+  };
+}
+
+export async function startKernel(config: KernelConfig, log: Logger): Promise<Kernel> {
+  const { router, dea, flags } = componentSettings(config);
+  // Whether the DEA can isolate apps here: one that cannot would exit at once and be restarted
+  // forever, so it is left out and the summary says why.
   const deaUnable =
     dea.isolation === "runc" ? await probeIsolation(new Runc({ root: containerRoot(dea.dataDir) })) : null;
   try {
@@ -110,21 +123,21 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
   supervisor.start({
     name: "router",
     command: process.execPath,
-    args: [kilnBin, "router", "--nats", nats.url, ...routerFlags],
+    args: [kilnBin, "router", "--nats", nats.url, ...flags.router],
     env: { ...componentEnv("router"), ...statusEnv },
   });
 
   supervisor.start({
     name: "cc",
     command: process.execPath,
-    args: [kilnBin, "cc", "--nats", nats.url, ...ccFlags],
+    args: [kilnBin, "cc", "--nats", nats.url, ...flags.cc],
     env: componentEnv("cc"),
   });
   if (deaUnable === null) {
     supervisor.start({
       name: "dea",
       command: process.execPath,
-      args: [kilnBin, "dea", "--nats", nats.url, ...deaFlags],
+      args: [kilnBin, "dea", "--nats", nats.url, ...flags.dea],
       env: componentEnv("dea"),
     });
   } else log.warn("dea_not_started", { reason: deaUnable });

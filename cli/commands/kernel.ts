@@ -1,6 +1,6 @@
 // `kiln up` (the whole embedded kernel) and `kiln nats` (the private nats-server alone).
 import { join } from "node:path";
-import { kernelConfig, portSetting } from "../../kernel/config.js";
+import { type KernelConfig, kernelConfig, portSetting } from "../../kernel/config.js";
 import { createLogger } from "../../kernel/log.js";
 import { parseFlags } from "../args.js";
 import type { Command } from "../command.js";
@@ -24,33 +24,52 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-export const upCommand: Command = {
-  summary: "start the embedded kernel: private NATS and one of each component",
-  usage:
-    "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N] [--router-status-host H] [--cc-port N]",
-  async run(argv) {
-    const f = parseFlags("up", argv, {
-      "data-dir": { type: "string" },
-      "nats-port": { type: "string" },
-      "router-port": { type: "string" },
-      "router-status-port": { type: "string" },
-      "router-status-host": { type: "string" },
-      "cc-port": { type: "string" },
-    });
-    const port = (
-      flag: "nats-port" | "router-port" | "router-status-port" | "cc-port",
-    ): number | undefined => {
-      const raw = f[flag];
-      return raw === undefined ? undefined : portSetting(raw, `--${flag}`);
-    };
-    const config = kernelConfig({
+/** `kiln up`'s settings: its flags over the environment's (KILN_*_PORT, …) over the defaults. */
+export function upConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): KernelConfig {
+  const f = parseFlags("up", argv, {
+    "data-dir": { type: "string" },
+    "nats-port": { type: "string" },
+    "router-port": { type: "string" },
+    "router-status-port": { type: "string" },
+    "router-status-host": { type: "string" },
+    "cc-port": { type: "string" },
+  });
+  const port = (flag: "nats-port" | "router-port" | "router-status-port" | "cc-port"): number | undefined => {
+    const raw = f[flag];
+    return raw === undefined ? undefined : portSetting(raw, `--${flag}`);
+  };
+  return kernelConfig(
+    {
       dataDir: f["data-dir"],
       natsPort: port("nats-port"),
       routerPort: port("router-port"),
       routerStatusPort: port("router-status-port"),
       routerStatusHost: f["router-status-host"] || undefined,
       ccPort: port("cc-port"),
-    });
+    },
+    env,
+  );
+}
+
+/** `kiln nats`'s data dir and port. */
+export function natsSettings(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { dataDir: string; port: number } {
+  const f = parseFlags("nats", argv, { "data-dir": { type: "string" }, port: { type: "string" } });
+  const config = kernelConfig({ dataDir: f["data-dir"] }, env);
+  return {
+    dataDir: config.dataDir,
+    port: f.port === undefined ? config.natsPort : portSetting(f.port, "--port"),
+  };
+}
+
+export const upCommand: Command = {
+  summary: "start the embedded kernel: private NATS and one of each component",
+  usage:
+    "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N] [--router-status-host H] [--cc-port N]",
+  async run(argv) {
+    const config = upConfig(argv);
     const log = createLogger("kernel");
     const signal = untilSignal();
     // Loaded here, not at the top: every client command would pay for the kernel's modules.
@@ -69,12 +88,10 @@ export const natsCommand: Command = {
   summary: "run the private nats-server (JetStream, per-component users)",
   usage: "[--data-dir DIR] [--port N]",
   async run(argv) {
-    const f = parseFlags("nats", argv, { "data-dir": { type: "string" }, port: { type: "string" } });
-    const config = kernelConfig({ dataDir: f["data-dir"] });
-    const port = f.port === undefined ? config.natsPort : portSetting(f.port, "--port");
+    const { dataDir, port } = natsSettings(argv);
     const signal = untilSignal();
     const { startNatsServer } = await import("../../messaging/nats-server.js");
-    const nats = await startNatsServer({ dataDir: join(config.dataDir, "nats"), port });
+    const nats = await startNatsServer({ dataDir: join(dataDir, "nats"), port });
     process.stdout.write(
       `nats-server listening on ${nats.url}\ncredentials: ${join(nats.dataDir, "credentials.json")}\nstop: Ctrl-C\n`,
     );

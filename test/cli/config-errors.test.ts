@@ -1,12 +1,20 @@
 // A malformed setting, from the environment or a flag, stops `kiln up`, `kiln router` and
 // `kiln nats` before they start anything: exit 2, one line on stderr naming the setting and
-// the value, a KILN_*_CONFIG code, no stack trace. Runs the compiled bin as a user does.
+// the value, a KILN_*_CONFIG code, no stack trace. Every case of the table goes through the
+// checks each command runs, in this process; one environment and one flag case per command
+// also through the compiled bin, as a user meets them.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import t from "tap";
+import t, { type Test } from "tap";
+import { natsSettings, upConfig } from "../../cli/commands/kernel.js";
+import { oneLine } from "../../cli/main.js";
+import { checkProcessEnv } from "../../kernel/config.js";
+import { KilnError } from "../../kernel/errors.js";
 import { kilnBin } from "../../kernel/paths.js";
+import { componentSettings } from "../../kernel/up.js";
+import { parseRouterArgs, routerConfig } from "../../router/config.js";
 import { guardChildren } from "../helpers/children.js";
 
 guardChildren(t);
@@ -102,23 +110,66 @@ const components: Record<string, { base: string[]; cases: Case[] }> = {
 const cleanEnv: NodeJS.ProcessEnv = {};
 for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("KILN_")) cleanEnv[k] = v;
 
+/**
+ * What each command checks before it starts anything, in the order it does: main() checks the
+ * process-wide settings, then the command its own (`kiln up` its components' too).
+ */
+const checks: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => void> = {
+  up: (argv, env) => {
+    checkProcessEnv(env);
+    componentSettings(upConfig(argv, env), env);
+  },
+  router: (argv, env) => {
+    checkProcessEnv(env);
+    routerConfig(parseRouterArgs(argv), env);
+  },
+  nats: (argv, env) => {
+    checkProcessEnv(env);
+    natsSettings(argv, env);
+  },
+};
+
+const label = (c: Case) => `${c.name}=${JSON.stringify(c.shown)}`;
+
+function expectProblem(t: Test, c: Case, message: string, code: string) {
+  t.equal(code, c.code, `${label(c)}: ${c.code}`);
+  t.notMatch(message, /\n/, `${label(c)}: one line`);
+  t.match(message, c.name, `${label(c)}: names the setting`);
+  t.match(message, `"${c.shown}"`, `${label(c)}: shows the value`);
+}
+
 for (const [command, { base, cases }] of Object.entries(components)) {
-  t.test(`kiln ${command}: a malformed setting is exit 2 and one coded line`, async (t) => {
+  t.test(`kiln ${command}: every malformed setting is refused with its code`, async (t) => {
+    const check = checks[command] as (typeof checks)[string];
     for (const c of cases) {
-      const label = `${c.name}=${JSON.stringify(c.shown)}`;
       // Case flags come last: a repeated flag's last value is the one taken.
+      try {
+        check([...base, ...(c.args ?? [])], { ...cleanEnv, ...c.env });
+        t.fail(`${label(c)}: accepted`);
+      } catch (err) {
+        t.ok(err instanceof KilnError, `${label(c)}: a coded error`);
+        // As main() prints it: line breaks escaped.
+        expectProblem(t, c, oneLine((err as Error).message), (err as KilnError).code);
+      }
+    }
+  });
+
+  // The whole command once per kind of setting, as a user meets it: exit 2, one line, no stack.
+  const env = cases.find((c) => c.env !== undefined) as Case;
+  const flagCase = cases.find((c) => c.args !== undefined) as Case;
+  for (const c of [env, flagCase]) {
+    t.test(`kiln ${command} with ${label(c)}: exit 2 and one coded line`, async (t) => {
       const r = spawnSync(process.execPath, [kilnBin, command, ...base, ...(c.args ?? [])], {
         encoding: "utf8",
         timeout: 20_000,
         env: { ...cleanEnv, ...c.env },
       });
-      t.equal(r.status, 2, `${label}: exit 2`);
-      t.equal(r.stdout, "", `${label}: nothing on stdout`);
-      t.equal(r.stderr.trimEnd().split("\n").length, 1, `${label}: one line`);
-      t.match(r.stderr, `(${c.code})`, `${label}: ${c.code}`);
-      t.match(r.stderr, c.name, `${label}: names the setting`);
-      t.match(r.stderr, `"${c.shown}"`, `${label}: shows the value`);
-      t.notMatch(r.stderr, /\n\s+at /, `${label}: no stack trace`);
-    }
-  });
+      t.equal(r.status, 2, "exit 2");
+      t.equal(r.stdout, "", "nothing on stdout");
+      t.equal(r.stderr.trimEnd().split("\n").length, 1, "one line");
+      const m = /^kiln: (.*) \((KILN_[A-Z_]+)\)\n$/.exec(r.stderr);
+      t.ok(m, `one coded line: ${r.stderr}`);
+      expectProblem(t, c, m?.[1] ?? "", m?.[2] ?? "");
+    });
+  }
 }
