@@ -24,6 +24,10 @@ export const CliCodes = defineCodes("cli", {
       "The app folder cannot be read or holds a symbolic link to outside it; fix the link or ignore it in .kilnignore.",
   },
   KILN_CLI_STAGING_FAILED: { summary: "The build failed; the lines above are the end of its staging log." },
+  KILN_CLI_START_FAILED: {
+    summary:
+      "The controller could not place the app's instances (no DEA with room for its memory and disk: KILN_CC_NO_DEA); scale down, lower the limits or add a DEA.",
+  },
   KILN_CLI_START_TIMEOUT: {
     summary: "No instance of the app reached RUNNING in time; see `kiln logs NAME --recent`.",
   },

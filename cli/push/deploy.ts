@@ -4,7 +4,16 @@ import { randomBytes } from "node:crypto";
 import { followLogs } from "../client/logs.js";
 import { mapRoute, splitRoute } from "../client/routes.js";
 import { appStats, lookupApp, q, type Session, targetSpace } from "../client/session.js";
-import type { App, Build, Info, InstanceStats, Package, ResourceMatch, Route } from "../client/types.js";
+import type {
+  App,
+  AuditEvent,
+  Build,
+  Info,
+  InstanceStats,
+  Package,
+  ResourceMatch,
+  Route,
+} from "../client/types.js";
 import { CliError } from "../errors.js";
 import { formatLogLine } from "../output/logs.js";
 import { note } from "../output/print.js";
@@ -188,6 +197,21 @@ async function stage(s: Session, app: App, pkg: Package, pollMs: number): Promis
   return build;
 }
 
+/** Throws when the controller recorded that it could not place instances of `version`. */
+async function placementFailure(s: Session, app: App, version: string): Promise<void> {
+  const events = await s.client.list<AuditEvent>(
+    `/v3/audit_events?target_guids=${q(app.guid)}&types=app.start_failed&per_page=5000`,
+  );
+  for (const e of events) {
+    const data = (e.data ?? {}) as { version?: unknown; reason?: unknown; code?: unknown };
+    if (data.version !== version) continue;
+    throw new CliError(
+      "KILN_CLI_START_FAILED",
+      `${app.name} could not be started: ${String(data.reason ?? "no reason given")} [${String(data.code ?? "")}]`,
+    );
+  }
+}
+
 /** Waits until an instance of `version` runs (any version when undefined). */
 async function waitRunning(
   s: Session,
@@ -197,7 +221,9 @@ async function waitRunning(
   pollMs: number,
 ): Promise<InstanceStats[]> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let poll = 0; ; poll++) {
+    // Now and then, whether the controller gave up placing this version (its audit trail).
+    if (version !== undefined && poll % 10 === 9) await placementFailure(s, app, version);
     const stats = await appStats(s.client, app);
     if (stats.some((st) => st.state === "RUNNING" && (version === undefined || st.version === version)))
       return stats;

@@ -137,8 +137,24 @@ export class AppRunner {
       this.pending.set(app.guid, p);
     }
     for (const i of placed.keys()) p.set(i, { version: app.version, at: Date.now() });
-    if (failed.size > 0)
+    if (failed.size > 0) {
+      const reasons = [...new Set(failed.values())];
       this.o.log.warn("start_failed", { app: app.guid, failed: Object.fromEntries(failed) });
+      // On the app's audit trail, where its user (and a push waiting for it) can see why.
+      await this.o.store.audit.record({
+        type: "app.start_failed",
+        actor: "cc",
+        target_guid: app.guid,
+        target_name: app.name,
+        space_guid: app.space_guid,
+        data: {
+          version: app.version,
+          indices: [...failed.keys()],
+          code: "KILN_CC_NO_DEA",
+          reason: reasons.join("; "),
+        },
+      });
+    }
   }
 
   /** Subscribes cc.hm.requests in the `cc` queue group; the subscription ends with the connection. */

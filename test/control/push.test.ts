@@ -215,6 +215,19 @@ t.test("cc.hm.requests: STOP stops, START starts what is missing, a repeat does 
   t.pass("a malformed request is counted and logged");
 });
 
+t.test("an instance no DEA has room for is on the app's audit trail with KILN_CC_NO_DEA", async (t) => {
+  const big = await api("POST", `/v3/apps/${app}/processes/web/actions/scale`, { memory_in_mb: 65_536 });
+  t.equal(big.status, 202, "the desired state is taken");
+  const failed = await until("app.start_failed", async () => {
+    const r = await api("GET", `/v3/audit_events?target_guids=${app}&types=app.start_failed`);
+    return r.body.resources.find((e: { data: { version: string } }) => e.data.version === big.body.version);
+  });
+  t.match(failed, { actor: "cc", target_name: "node", data: { indices: [0], code: "KILN_CC_NO_DEA" } });
+  t.match(failed.data.reason, /DEA/);
+  const back = await api("POST", `/v3/apps/${app}/processes/web/actions/scale`, { memory_in_mb: 256 });
+  t.same(await answers(await running(app, 1, back.body.version)), { 0: HELLO }, "back once it fits");
+});
+
 t.test("a second upload with every file matched gives the same package", async (t) => {
   const pkg = await newPackage(app);
   const up = await upload(
