@@ -40,7 +40,9 @@ export function buildRoutes(ctx: ApiContext, recs: PushRecords, staging: Staging
         const pkg = await visiblePackage(ctx, recs, user, pkgGuid);
         if (pkg.state !== "READY") throw invalid("package.guid", `${pkgGuid} is ${pkg.state}, not READY`);
         const app = await visibleApp(ctx.store, user, pkg.app_guid);
-        const key = stagingKey(pkg.sha256 ?? "", app);
+        // The files, not the tar.gz's bytes: those depend on which files the controller held.
+        const files = pkg.files_sha256 ?? pkg.sha256 ?? "";
+        const key = stagingKey(files, app);
         const current =
           app.droplet_guid === null ? null : await recs.droplets.get(pushKeys.droplet(app.droplet_guid));
         // Same files, buildpacks and environment as the running droplet: staging again would make
@@ -60,7 +62,7 @@ export function buildRoutes(ctx: ApiContext, recs: PushRecords, staging: Staging
           updated_at: now,
         };
         await recs.builds.create(pushKeys.build(build.guid), build);
-        if (reuse === null) void stageBuild(staging, build, pkg.sha256 ?? "");
+        if (reuse === null) void stageBuild(staging, build, files);
         return { status: 201, body: build };
       },
     },

@@ -34,6 +34,11 @@ export interface Matched {
 export interface UploadResult {
   sha256: string;
   size: number;
+  /**
+   * SHA-256 of the sorted (path, mode, sha1) listing: the same files give the same value whichever
+   * of them the controller already held, while the tar.gz's bytes follow the upload's order.
+   */
+  files_sha256: string;
 }
 
 /** A path inside the package: relative, no `..`, no NUL; `./` prefixes dropped. */
@@ -127,7 +132,7 @@ class PackageWriter {
     if (size % 512 !== 0) await this.write(Buffer.alloc(512 - (size % 512)));
   }
 
-  async finish(): Promise<UploadResult> {
+  async finish(): Promise<{ sha256: string; size: number }> {
     await this.write(Buffer.alloc(1024));
     this.gzip.end();
     await this.put;
@@ -220,6 +225,7 @@ export async function receivePackage(
   if (declared > limit) throw tooLarge(limit);
   const source = entries(raw, limit);
   const writer = new PackageWriter(blobs, pushKeys.packageBlob(guid));
+  const listing: string[] = [];
   const tmp = await mkdtemp(join(tmpdir(), "kiln-cc-upload-"));
   let total = 0;
   const count = (n: number) => {
@@ -255,6 +261,7 @@ export async function receivePackage(
           if (got === null)
             throw invalid(RESOURCES_ENTRY, `${m.sha1} (${m.path}) is not held by the controller`);
           await writer.file(m.path, m.mode, got.info.size, got.data as unknown as AsyncIterable<Uint8Array>);
+          listing.push(`${m.path}\0${m.mode}\0${m.sha1}`);
         }
         continue;
       }
@@ -275,6 +282,7 @@ export async function receivePackage(
         const sha1 = createHash("sha1").update(data).digest("hex");
         await keep(sha1, () => blobs.putBlob({ name: pushKeys.fileBlob(sha1) }, data));
         await writer.file(path, mode, data.length, once1(data));
+        listing.push(`${path}\0${mode}\0${sha1}`);
       } else {
         const file = join(tmp, String(n++));
         const h = createHash("sha1");
@@ -293,11 +301,14 @@ export async function receivePackage(
           ),
         );
         await writer.file(path, mode, size, createReadStream(file));
+        listing.push(`${path}\0${mode}\0${sha1}`);
         await rm(file, { force: true });
       }
     }
     if (first) throw invalid("body", `must start with ${RESOURCES_ENTRY}`);
-    return await writer.finish();
+    const written = await writer.finish();
+    listing.sort();
+    return { ...written, files_sha256: createHash("sha256").update(listing.join("\n")).digest("hex") };
   } catch (err) {
     source.stop();
     writer.abort();

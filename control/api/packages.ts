@@ -70,6 +70,7 @@ export function packageRoutes(ctx: ApiContext, recs: PushRecords, blobs: ObjectS
           app_guid: appGuid,
           sha256: null,
           size: null,
+          files_sha256: null,
           error: null,
           created_at: now,
           updated_at: now,

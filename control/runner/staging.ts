@@ -29,21 +29,22 @@ export interface StagingDeps {
 }
 
 /**
- * What a droplet is made from: the package's bytes and the settings staging sees (buildpacks and
+ * What a droplet is made from: the package's files and the settings staging sees (buildpacks and
  * environment; memory and disk only bound it). A droplet with the key a new build would have is
  * what that build would make, so an unchanged push reuses it instead of staging again.
  */
 export function stagingKey(
-  packageSha256: string,
+  /** The package's files_sha256 (its sha256 on records from before it existed). */
+  packageFiles: string,
   app: Pick<AppRecord, "buildpacks" | "environment_variables">,
 ): string {
   const env = Object.entries(app.environment_variables).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return createHash("sha256")
-    .update(JSON.stringify([packageSha256, app.buildpacks, env]))
+    .update(JSON.stringify([packageFiles, app.buildpacks, env]))
     .digest("hex");
 }
 
-export async function stageBuild(d: StagingDeps, build: BuildRecord, packageSha256: string): Promise<void> {
+export async function stageBuild(d: StagingDeps, build: BuildRecord, packageFiles: string): Promise<void> {
   const recs = pushRecords(d.store);
   const finish = (change: Partial<BuildRecord>) =>
     recs.builds.update(pushKeys.build(build.guid), (b) =>
@@ -99,7 +100,7 @@ export async function stageBuild(d: StagingDeps, build: BuildRecord, packageSha2
       key: reply.dropletKey,
       start_command: reply.startCommand,
       buildpack: reply.detectedBuildpack,
-      staging_key: stagingKey(packageSha256, app),
+      staging_key: stagingKey(packageFiles, app),
       created_at: now,
       updated_at: now,
     };

@@ -15,6 +15,8 @@ export interface PackageRecord {
   sha256: string | null;
   /** Bytes of the package tar.gz, once READY. */
   size: number | null;
+  /** SHA-256 of the package's sorted file listing, once READY (control/api/package-upload.ts). */
+  files_sha256?: string | null;
   error: string | null;
   created_at: string;
   updated_at: string;

@@ -1,6 +1,7 @@
 // The package upload stream on a real nats-server's object store: a file over the in-memory
 // limit goes through a temp file and is stored under files/<sha1>; the package written to
-// packages/<guid>.tar.gz unpacks to the uploaded files, matched ones included.
+// packages/<guid>.tar.gz unpacks to the uploaded files, matched ones included; its files_sha256
+// names the files whichever of them were held.
 import { createHash, randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
@@ -79,5 +80,30 @@ t.test("a large file through a temp file, a matched one read back", async (t) =>
   t.same([...files.keys()], ["lib/held.txt", "big.bin", "dir/small.txt"]);
   t.ok(files.get("big.bin")?.equals(big), "big.bin intact");
   t.ok(files.get("lib/held.txt")?.equals(held), "the matched file read back from the store");
+
+  // The same files again, all held now: the tar.gz's order differs, its file listing does not.
+  const all = Buffer.from(
+    JSON.stringify([
+      { path: "big.bin", sha1: sha1(big), mode: 0o644 },
+      { path: "dir/small.txt", sha1: sha1(small), mode: 0o644 },
+      { path: "lib/held.txt", sha1: sha1(held), mode: 0o600 },
+    ]),
+  );
+  const again = await receivePackage(
+    request(tarball([{ path: ".kiln-resources.json", body: all }])),
+    blobs,
+    "pkg-2",
+    64 * 1024 * 1024,
+  );
+  t.not(again.sha256, got.sha256, "another tar.gz");
+  t.equal(again.files_sha256, got.files_sha256, "the same files");
+  const changed = Buffer.from(JSON.stringify([{ path: "lib/held.txt", sha1: sha1(held), mode: 0o755 }]));
+  const other = await receivePackage(
+    request(tarball([{ path: ".kiln-resources.json", body: changed }])),
+    blobs,
+    "pkg-3",
+    64 * 1024 * 1024,
+  );
+  t.not(other.files_sha256, got.files_sha256, "other files or modes, another listing");
   await cc.close();
 });
