@@ -6,8 +6,6 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Test } from "tap";
-import { probeIsolation } from "../../dea/container/probe.js";
-import { Runc } from "../../dea/container/runc.js";
 import { kilnBin } from "../../kernel/paths.js";
 import {
   type Answer,
@@ -18,7 +16,7 @@ import {
   login,
   startCcProc,
 } from "../control/harness.js";
-import { type DeaProc, startDeaProc } from "../dea/harness.js";
+import { appDeaArgs, type DeaProc, startDeaProc, testIsolation } from "../dea/harness.js";
 import { startTestNats, type TestNats } from "../helpers/nats.js";
 
 export interface Run {
@@ -62,20 +60,12 @@ export async function harness(t: Test, options: { dea?: boolean } = {}): Promise
     // runc when this machine allows it, as test/control/push.test.ts does; plain processes otherwise.
     const deaDir = mkdtempSync(join(tmpdir(), "kiln-cli-dea-"));
     t.teardown(() => rmSync(deaDir, { recursive: true, force: true }));
-    const unusable = await probeIsolation(new Runc({ root: join(deaDir, "probe") }));
-    if (unusable !== null) t.comment(`runc unusable (${unusable}): the DEA runs with --isolation none`);
-    dea = await startDeaProc(t, nats, "cli-dea", [
-      "--isolation",
-      unusable === null ? "runc" : "none",
-      "--data-dir",
-      join(deaDir, "dea"),
-      "--memory-mb",
-      "4096",
-      "--disk-mb",
-      "20000",
-      "--heartbeat-interval-ms",
-      "300",
-    ]);
+    dea = await startDeaProc(
+      t,
+      nats,
+      "cli-dea",
+      appDeaArgs(await testIsolation(t, deaDir), join(deaDir, "dea")),
+    );
   }
   const admin = adminCredentials(dataDir);
   const token = await login(cc.url, admin.user, admin.password);

@@ -9,14 +9,12 @@ import t from "tap";
 import { create as tarCreate } from "tar";
 import { ActualState } from "../../control/runner/actual.js";
 import { DeaClient } from "../../control/runner/dea-client.js";
-import { probeIsolation } from "../../dea/container/probe.js";
-import { Runc } from "../../dea/container/runc.js";
 import { createLogger } from "../../kernel/log.js";
 import { projectRoot } from "../../kernel/paths.js";
 import { decode } from "../../messaging/codec.js";
 import { decodeRegister } from "../../messaging/gorouter.js";
 import { blobStore } from "../../messaging/jetstream.js";
-import { startDeaProc } from "../dea/harness.js";
+import { appDeaArgs, startDeaProc, testIsolation } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 import { until } from "../helpers/until.js";
@@ -24,9 +22,7 @@ import { until } from "../helpers/until.js";
 guardChildren(t);
 const base = mkdtempSync(join(tmpdir(), "kiln-cc-dea-"));
 t.teardown(() => rmSync(base, { recursive: true, force: true }));
-const unusable = await probeIsolation(new Runc({ root: join(base, "probe") }));
-const isolation = unusable === null ? "runc" : "none";
-if (unusable !== null) t.comment(`runc unusable (${unusable}): DEAs run with --isolation none`);
+const isolation = await testIsolation(t, base);
 
 const nats = await startTestNats(t);
 const cc = await nats.connect("cc");
@@ -35,18 +31,7 @@ const client = new DeaClient({ bus: cc, log: quiet, discoverTimeoutMs: 1_000, di
 const actual = new ActualState({ bus: cc, log: quiet });
 actual.start();
 t.teardown(() => actual.stop());
-const args = (name: string) => [
-  "--isolation",
-  isolation,
-  "--data-dir",
-  join(base, name),
-  "--memory-mb",
-  "4096",
-  "--disk-mb",
-  "20000",
-  "--heartbeat-interval-ms",
-  "300",
-];
+const args = (name: string) => appDeaArgs(isolation, join(base, name));
 const deaA = await startDeaProc(t, nats, "cc-dea-a", args("a"));
 const deaB = await startDeaProc(t, nats, "cc-dea-b", args("b"));
 

@@ -8,10 +8,8 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
-import { probeIsolation } from "../../dea/container/probe.js";
-import { Runc } from "../../dea/container/runc.js";
 import { projectRoot } from "../../kernel/paths.js";
-import { startDeaProc } from "../dea/harness.js";
+import { appDeaArgs, startDeaProc, testIsolation } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 import { file, tarball } from "../helpers/tarball.js";
@@ -21,9 +19,7 @@ import { adminCredentials, type CcProc, call, ccDataDir, login, startCcProc } fr
 guardChildren(t);
 const base = mkdtempSync(join(tmpdir(), "kiln-cc-failover-"));
 t.teardown(() => rmSync(base, { recursive: true, force: true }));
-const unusable = await probeIsolation(new Runc({ root: join(base, "probe") }));
-const isolation = unusable === null ? "runc" : "none";
-if (unusable !== null) t.comment(`runc unusable (${unusable}): the DEA runs with --isolation none`);
+const isolation = await testIsolation(t, base);
 
 const LEASE_MS = 1500;
 // A controller killed mid-upload cannot remove its temp file: give the doomed ones a temp dir
@@ -49,14 +45,7 @@ const nats = await startTestNats(t);
 const dataDir = ccDataDir(t);
 const ccArgs = ["--lease-ms", String(LEASE_MS), "--discover-timeout-ms", "1000"];
 const survivor = await startCcProc(t, nats, dataDir, {}, ccArgs);
-const dea = await startDeaProc(t, nats, "failover-dea", [
-  "--isolation",
-  isolation,
-  "--data-dir",
-  join(base, "dea"),
-  "--heartbeat-interval-ms",
-  "300",
-]);
+const dea = await startDeaProc(t, nats, "failover-dea", appDeaArgs(isolation, join(base, "dea")));
 t.teardown(() => dea.stop());
 const creds = adminCredentials(dataDir);
 const token = await login(survivor.url, creds.user, creds.password);

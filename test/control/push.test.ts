@@ -9,13 +9,11 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { probeIsolation } from "../../dea/container/probe.js";
-import { Runc } from "../../dea/container/runc.js";
 import { projectRoot } from "../../kernel/paths.js";
 import { decode, encode, type UpdateRequest } from "../../messaging/codec.js";
 import type { KilnConnection } from "../../messaging/connection.js";
 import { decodeRegister, decodeUnregister, type RegistryMessage } from "../../messaging/gorouter.js";
-import { startDeaProc } from "../dea/harness.js";
+import { appDeaArgs, startDeaProc, testIsolation } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 import { file, tarball } from "../helpers/tarball.js";
@@ -26,9 +24,7 @@ import { type Answer, adminCredentials, call, ccDataDir, login, startCcProc } fr
 guardChildren(t);
 const base = mkdtempSync(join(tmpdir(), "kiln-cc-push-"));
 t.teardown(() => rmSync(base, { recursive: true, force: true }));
-const unusable = await probeIsolation(new Runc({ root: join(base, "probe") }));
-const isolation = unusable === null ? "runc" : "none";
-if (unusable !== null) t.comment(`runc unusable (${unusable}): the DEA runs with --isolation none`);
+const isolation = await testIsolation(t, base);
 
 interface Stat {
   index: number;
@@ -63,18 +59,7 @@ const cc = await startCcProc(t, nats, dataDir, {}, [
   "--discover-timeout-ms",
   "1000",
 ]);
-const dea = await startDeaProc(t, nats, "push-dea", [
-  "--isolation",
-  isolation,
-  "--data-dir",
-  join(base, "dea"),
-  "--memory-mb",
-  "4096",
-  "--disk-mb",
-  "20000",
-  "--heartbeat-interval-ms",
-  "300",
-]);
+const dea = await startDeaProc(t, nats, "push-dea", appDeaArgs(isolation, join(base, "dea")));
 t.teardown(() => dea.stop());
 const A = cc.url;
 const creds = adminCredentials(dataDir);

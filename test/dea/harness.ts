@@ -1,7 +1,10 @@
 // Test rig for the DEA: real `kiln dea` processes (from dist/) against a private nats-server,
 // their structured log lines parsed, SIGTERM and an exit check in t.teardown.
 import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { probeIsolation } from "../../dea/container/probe.js";
+import { Runc } from "../../dea/container/runc.js";
 import { kilnBin } from "../../kernel/paths.js";
 import { readLogRecords } from "../helpers/log-records.js";
 import type { TestNats } from "../helpers/nats.js";
@@ -9,6 +12,39 @@ import type { TestNats } from "../helpers/nats.js";
 interface Teardownable {
   teardown(fn: () => void | Promise<void>): void;
   fail(message: string): void;
+}
+
+/**
+ * How the DEAs of a test isolate apps: runc when this machine allows it (probed with a runc root
+ * under `base`), plain processes otherwise, said once in the test's output.
+ */
+export async function testIsolation(
+  t: { comment(message: string): void },
+  base: string,
+): Promise<"runc" | "none"> {
+  const unusable = await probeIsolation(new Runc({ root: join(base, "probe") }));
+  if (unusable !== null) t.comment(`runc unusable (${unusable}): DEAs run with --isolation none`);
+  return unusable === null ? "runc" : "none";
+}
+
+/**
+ * The flags of a DEA that runs a test's apps: its isolation, its data dir, room for several small
+ * apps, and heartbeats every 300 ms (so the controller sees instances quickly); `extra` last wins.
+ */
+export function appDeaArgs(isolation: "runc" | "none", dataDir: string, extra: string[] = []): string[] {
+  return [
+    "--isolation",
+    isolation,
+    "--data-dir",
+    dataDir,
+    "--memory-mb",
+    "4096",
+    "--disk-mb",
+    "20000",
+    "--heartbeat-interval-ms",
+    "300",
+    ...extra,
+  ];
 }
 
 export interface DeaProc {

@@ -8,8 +8,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
-import { probeIsolation } from "../../dea/container/probe.js";
-import { Runc } from "../../dea/container/runc.js";
 import { ArchiveWork } from "../../dea/staging/archive.js";
 import { type DropletExited, decode, encode, type StartRequest } from "../../messaging/codec.js";
 import { kiln } from "../../messaging/generated/kiln.js";
@@ -24,15 +22,13 @@ import { deaStart } from "../../messaging/subjects.js";
 import { guardChildren } from "../helpers/children.js";
 import { bodyOf } from "../helpers/http.js";
 import { startTestNats } from "../helpers/nats.js";
-import { events, startDeaProc } from "./harness.js";
+import { appDeaArgs, events, startDeaProc, testIsolation } from "./harness.js";
 
 guardChildren(t);
 
 const base = mkdtempSync(join(tmpdir(), "kiln-dea-update-"));
 t.teardown(() => rmSync(base, { recursive: true, force: true }));
-const unusable = await probeIsolation(new Runc({ root: join(base, "probe") }));
-const isolation = unusable === null ? "runc" : "none";
-if (unusable !== null) t.comment(`runc unusable (${unusable}): the DEA runs with --isolation none`);
+const isolation = await testIsolation(t, base);
 
 // A server whose /health turns 503 after /sick (for the http health check's restart) and that
 // may wait before listening (to be caught STARTING).
@@ -61,20 +57,12 @@ const tarball = join(base, "droplet.tar.gz");
 const digests = await archive.packDroplet(src, tarball);
 await blobs.putBlob({ name: "droplets/update" }, readFileSync(tarball));
 
-const dea = await startDeaProc(t, nats, "dea-update", [
-  "--isolation",
-  isolation,
-  "--data-dir",
-  join(base, "dea"),
-  "--memory-mb",
-  "4096",
-  "--disk-mb",
-  "8192",
-  "--heartbeat-interval-ms",
-  "300",
-  "--stop-grace-ms",
-  "1000",
-]);
+const dea = await startDeaProc(
+  t,
+  nats,
+  "dea-update",
+  appDeaArgs(isolation, join(base, "dea"), ["--stop-grace-ms", "1000"]),
+);
 
 interface Seen {
   subject: string;
