@@ -248,12 +248,16 @@ export function send(port: number, o: SendOptions): Promise<Reply> {
   });
 }
 
-/** Writes raw bytes to a port and collects whatever comes back until close or `waitMs`. */
-/** Sends `data` (an array: one write per part, 5 ms apart, so they arrive in separate reads). */
+/**
+ * Writes raw bytes to a port and collects whatever comes back until close or `waitMs`, or, when
+ * `done` says the answer is complete, 50 ms after that (time for anything extra to show).
+ * Sends `data` (an array: one write per part, 5 ms apart, so they arrive in separate reads).
+ */
 export function rawExchange(
   port: number,
   data: string | Buffer | readonly string[],
   waitMs = 1500,
+  done?: (text: string) => boolean,
 ): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const parts = typeof data === "string" || Buffer.isBuffer(data) ? [data] : [...data];
@@ -267,14 +271,20 @@ export function rawExchange(
     let text = "";
     let closed = false;
     s.setEncoding("latin1");
-    s.on("data", (d: string) => {
-      text += d;
-    });
-    s.on("error", () => {});
-    const timer = setTimeout(() => {
+    let timer: NodeJS.Timeout;
+    const end = (): void => {
       s.destroy();
       resolve({ text, closed });
-    }, waitMs);
+    };
+    s.on("data", (d: string) => {
+      text += d;
+      if (done?.(text) === true) {
+        clearTimeout(timer);
+        timer = setTimeout(end, 50);
+      }
+    });
+    s.on("error", () => {});
+    timer = setTimeout(end, waitMs);
     s.on("close", () => {
       closed = true;
       clearTimeout(timer);

@@ -401,7 +401,14 @@ t.test("pipelined requests are answered in order, one at a time to the backend",
       .map((a) => a.slice(a.indexOf("\r\n\r\n") + 4))
       .filter((b) => b !== "");
   const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: pipe.test\r\n\r\n`;
-  const three = await rawExchange(port, get("/slow") + get("/b") + get("/c"), 1000);
+  /** Complete once every wanted body is in. */
+  const all = (want: string[]) => (text: string) => bodies(text).join("|") === want.join("|");
+  const three = await rawExchange(
+    port,
+    get("/slow") + get("/b") + get("/c"),
+    1000,
+    all(["/slow:0", "/b:0", "/c:0"]),
+  );
   t.same(bodies(three.text), ["/slow:0", "/b:0", "/c:0"], "three in one write, answered in order");
   t.notOk(three.closed, "the connection stays open");
   t.equal(maxInFlight, 1, "the backend saw them one at a time");
@@ -414,6 +421,7 @@ t.test("pipelined requests are answered in order, one at a time to the backend",
       " HTTP/1.1\r\nHost: pipe.test\r\n\r\n",
     ],
     1000,
+    all(["/slow:0", "/d:0", "/e:0"]),
   );
   t.same(bodies(split.text), ["/slow:0", "/d:0", "/e:0"], "split across writes while the first waits");
 
@@ -421,6 +429,7 @@ t.test("pipelined requests are answered in order, one at a time to the backend",
     port,
     `POST /slow HTTP/1.1\r\nHost: pipe.test\r\nContent-Length: 5\r\n\r\nhello${get("/f")}POST /g HTTP/1.1\r\nHost: pipe.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n${get("/h")}`,
     1000,
+    all(["/slow:5", "/f:0", "/g:3", "/h:0"]),
   );
   t.same(bodies(withBody.text), ["/slow:5", "/f:0", "/g:3", "/h:0"], "bodies stay with their requests");
 
@@ -456,7 +465,7 @@ t.test("pipelined requests are answered in order, one at a time to the backend",
       (x, y) => x - y,
     );
     const parts = [0, ...cuts].map((from, k) => wire.slice(from, k < cuts.length ? cuts[k] : wire.length));
-    const r = await rawExchange(port, parts, 400 + 80 * count);
+    const r = await rawExchange(port, parts, 400 + 80 * count, all(want));
     t.same(bodies(r.text), want, `random pipeline ${round}: ${count} requests in ${parts.length} writes`);
     t.notOk(r.closed, "still open");
   }
@@ -514,11 +523,21 @@ t.test("errors: 404, 502, 503, 504 each with X-Kiln-Router-Error", async (t) => 
   // The router's own answer to HEAD has the body's length and no body: on a kept connection
   // the next answer follows the head at once (the worker's refusals, an upstream failure, and
   // on the native path the same refusal written in C++).
+  /** Both answers are in: a second one whose body is as long as its Content-Length says. */
+  const twoAnswers = (text: string): boolean => {
+    const parts = text.split(/(?=HTTP\/1\.1 )/);
+    const last = parts[1];
+    if (last === undefined) return false;
+    const head = last.indexOf("\r\n\r\n");
+    const length = head < 0 ? null : /\r\ncontent-length: (\d+)\r\n/i.exec(last.slice(0, head + 2));
+    return length != null && last.length - head - 4 >= Number(length[1]);
+  };
   for (const h of ["nowhere.test", "dead.test", "silent.test"]) {
     const both = await rawExchange(
       port,
       `HEAD /h HTTP/1.1\r\nHost: ${h}\r\n\r\nGET /h HTTP/1.1\r\nHost: nowhere.test\r\n\r\n`,
       h === "silent.test" ? 3500 : 1500,
+      twoAnswers,
     );
     const [first = "", second = ""] = both.text.split(/(?=HTTP\/1\.1 )/);
     t.match(
