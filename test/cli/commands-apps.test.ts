@@ -4,6 +4,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
+import type { InstanceStat } from "../control/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { until } from "../helpers/until.js";
 import { harness } from "./harness.js";
@@ -26,13 +27,7 @@ interface AppRecord {
   droplet_guid: string | null;
   version: string;
 }
-interface Stat {
-  index: number;
-  state: string;
-  host: string;
-  port: number;
-  version: string;
-}
+type Stat = InstanceStat;
 
 async function appRecord(name: string): Promise<AppRecord | undefined> {
   const r = await api("GET", `/v3/apps?names=${name}&space_guids=${dev}`);

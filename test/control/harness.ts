@@ -111,6 +111,16 @@ export function adminCredentials(dataDir: string): { user: string; password: str
   };
 }
 
+/** One instance in GET /v3/apps/:guid/processes/web/stats, as the tests read it. */
+export interface InstanceStat {
+  index: number;
+  state: string;
+  host: string;
+  port: number;
+  version: string;
+  uptime: number;
+}
+
 export interface Answer {
   status: number;
   // biome-ignore lint/suspicious/noExplicitAny: test answers are inspected field by field

@@ -19,21 +19,22 @@ import { startTestNats } from "../helpers/nats.js";
 import { file, tarball } from "../helpers/tarball.js";
 import { until as waitUntil } from "../helpers/until.js";
 import { send, startRouterProc } from "../router/harness.js";
-import { type Answer, adminCredentials, call, ccDataDir, login, startCcProc } from "./harness.js";
+import {
+  type Answer,
+  adminCredentials,
+  call,
+  ccDataDir,
+  type InstanceStat,
+  login,
+  startCcProc,
+} from "./harness.js";
 
 guardChildren(t);
 const base = mkdtempSync(join(tmpdir(), "kiln-cc-push-"));
 t.teardown(() => rmSync(base, { recursive: true, force: true }));
 const isolation = await testIsolation(t, base);
 
-interface Stat {
-  index: number;
-  state: string;
-  host: string;
-  port: number;
-  version: string;
-  uptime: number;
-}
+type Stat = InstanceStat;
 
 const sha1 = (b: Buffer) => createHash("sha1").update(b).digest("hex");
 const exampleDir = join(projectRoot, "examples/node");
