@@ -101,7 +101,8 @@ t.test("a run reports sane numbers as one JSON object, and no progress off a ter
 });
 
 t.test("half the answers 500: 5xx errors with their status, in JSON and in the table; exit 0", async (t) => {
-  // One server per run, so that each run's answers alternate strictly.
+  // One server per run, so that each run's answers alternate strictly; the table's run at a held
+  // rate leaves the cores to the measured one.
   const flakyServer = () => {
     let n = 0;
     return serve((_req, res) => {
@@ -112,7 +113,7 @@ t.test("half the answers 500: 5xx errors with their status, in JSON and in the t
   const [flaky, other] = await Promise.all([flakyServer(), flakyServer()]);
   const [r, table] = await Promise.all([
     kiln("bench", flaky, "-d", "1", "-c", "4", "--json"),
-    kiln("bench", other, "-d", "1", "-c", "2"),
+    kiln("bench", other, "-d", "1", "-c", "2", "-R", "200"),
   ]);
   t.equal(r.status, 0, r.stderr);
   const s = (JSON.parse(r.stdout) as Report).target.summary;
@@ -135,7 +136,7 @@ t.test("half the answers 500: 5xx errors with their status, in JSON and in the t
   );
 });
 
-t.test("method, body and headers reach the target; -b alone means POST", async (t) => {
+t.test("method, body and headers reach the target; -b alone means POST; -R holds the rate", async (t) => {
   const seen = new Set<string>();
   const echo = await serve((req, res) => {
     let body = "";
@@ -145,24 +146,21 @@ t.test("method, body and headers reach the target; -b alone means POST", async (
       res.end();
     });
   });
-  const put = await kiln(
-    "bench",
-    echo,
-    "-d",
-    "1",
-    "-c",
-    "1",
-    "-m",
-    "put",
-    "-b",
-    "hello",
-    "-H",
-    "X-Kiln-Test: yes",
-  );
-  t.equal(put.status, 0, put.stderr);
-  const post = await kiln("bench", echo, "-d", "1", "-c", "1", "--body", "{}", "--header=x-kiln-test:2");
+  // At a held rate, so the two runs side by side leave the machine's cores to each other.
+  const put = ["-m", "put", "-b", "hello", "-H", "X-Kiln-Test: yes", "--json"];
+  const [r, post] = await Promise.all([
+    kiln("bench", echo, "-d", "1", "-c", "2", "-R", "100", ...put),
+    kiln("bench", echo, "-d", "1", "-c", "1", "-R", "100", "--body", "{}", "--header=x-kiln-test:2"),
+  ]);
+  t.equal(r.status, 0, r.stderr);
   t.equal(post.status, 0, post.stderr);
   t.same([...seen].sort(), ["POST 2 {}", "PUT yes hello"]);
+  const report = JSON.parse(r.stdout) as Report;
+  t.equal(report.settings.rate, 100);
+  t.equal(report.settings.method, "PUT");
+  // 100 a second over about a second: far below what an unthrottled run does (thousands).
+  const n = report.target.summary.requests;
+  t.ok(n >= 30 && n <= 150, `requests ${n} at -R 100`);
 });
 
 t.test("an unreachable URL: exit 1 with one coded line, before any load", async (t) => {
@@ -271,5 +269,40 @@ t.test(
       fast.requests,
       report.target.rounds.reduce((a, x) => a + x.requests, 0),
     );
+  },
+);
+
+t.test(
+  "the latency histogram's percentiles stay within its 1.6 % resolution of the exact ones",
+  async (t) => {
+    const { LatencyHistogram } = await import("../../cli/bench/histogram.js");
+    // Fixed pseudo-random spreads (no Math.random, so a failure repeats): sub-millisecond,
+    // around a millisecond, and long-tailed up to seconds.
+    let seed = 42;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (const draw of [() => 0.03 + next() * 0.2, () => next() * 2, () => Math.exp(next() * 8)]) {
+      const h = new LatencyHistogram();
+      const values: number[] = [];
+      for (let i = 0; i < 20_000; i++) {
+        const v = draw();
+        values.push(v);
+        h.recordMs(v);
+      }
+      values.sort((a, b) => a - b);
+      for (const q of [0.5, 0.9, 0.99]) {
+        const exact = values[Math.ceil(q * values.length) - 1] ?? 0;
+        // Half a bucket of relative error, plus the microsecond each value is rounded to.
+        t.ok(
+          Math.abs(h.percentileMs(q) - exact) <= exact / 64 + 0.001,
+          `p${q * 100}: ${h.percentileMs(q)} vs ${exact}`,
+        );
+      }
+      t.equal(h.maxMs(), Math.round((values.at(-1) ?? 0) * 1000) / 1000);
+      t.equal(h.count, values.length);
+    }
+    t.equal(new LatencyHistogram().percentileMs(0.5), 0);
   },
 );
