@@ -28,6 +28,10 @@ export const CliCodes = defineCodes("cli", {
     summary:
       "The controller could not place the app's instances (no DEA with room for its memory and disk: KILN_CC_NO_DEA); scale down, lower the limits or add a DEA.",
   },
+  KILN_CLI_BENCH_UNREACHABLE: {
+    summary:
+      "`kiln bench` could not connect to the target (refused, unknown host or no answer); check the URL, or that the router and the app are running.",
+  },
   KILN_CLI_START_TIMEOUT: {
     summary: "No instance of the app reached RUNNING in time; see `kiln logs NAME --recent`.",
   },

@@ -18,6 +18,7 @@ import {
   stopCommand,
 } from "./commands/apps.js";
 import { loginCommand, logoutCommand, targetCommand } from "./commands/auth.js";
+import { benchCommand } from "./commands/bench.js";
 import { ccCommand } from "./commands/cc.js";
 import { deaCommand } from "./commands/dea.js";
 import { envCommand, setEnvCommand, unsetEnvCommand } from "./commands/env.js";
@@ -56,6 +57,7 @@ export const commands: Record<string, Command> = {
   restart: restartCommand,
   scale: scaleCommand,
   delete: deleteCommand,
+  bench: benchCommand,
   logs: logsCommand,
   events: eventsCommand,
   env: envCommand,

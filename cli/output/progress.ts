@@ -39,3 +39,30 @@ export function progressBar(label: string, total: number, tty: boolean): Progres
     },
   };
 }
+
+export interface LiveLine {
+  show(text: string): void;
+  done(): void;
+}
+
+const quiet: LiveLine = { show() {}, done() {} };
+
+/** A status line redrawn in place on stderr (a terminal only); `done` ends it with a newline. */
+export function liveLine(tty: boolean): LiveLine {
+  if (!tty) return quiet;
+  let width = 0;
+  let shown = false;
+  return {
+    show(text) {
+      // Padded to the last line's width, so a shorter line leaves no tail behind.
+      process.stderr.write(`\r${text.padEnd(width)}`);
+      width = text.length;
+      shown = true;
+    },
+    done() {
+      if (shown) process.stderr.write("\n");
+      shown = false;
+      width = 0;
+    },
+  };
+}
