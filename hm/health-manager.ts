@@ -48,6 +48,7 @@ export class HealthManager {
       bus,
       log: log.child("actual"),
       staleAfterMs: LOST_AFTER_HEARTBEATS * config.heartbeatMs,
+      rejectCode: "KILN_HM_BAD_MESSAGE",
       onExited: (x) => this.onExited(x),
     });
     this.desired = new DesiredState(log.child("desired"));

@@ -25,6 +25,8 @@ export interface ActualStateOptions {
   /** A DEA silent this long has its instances forgotten, ms (three 5 s heartbeats by default). */
   staleAfterMs?: number;
   now?: () => number;
+  /** Code logged with a rejected message (the Health Manager's KILN_HM_BAD_MESSAGE). */
+  rejectCode?: string;
   /** Told of each well-formed exit after it is applied (the Health Manager acts on it at once). */
   onExited?: (exited: DropletExited) => void;
 }
@@ -95,7 +97,12 @@ export class ActualState {
     try {
       hb = decode("dea.heartbeat", data);
     } catch (err) {
-      if (this.rejected++ === 0) this.o.log.warn("heartbeat_rejected", { error: err });
+      if (this.rejected++ === 0)
+        this.o.log.warn("heartbeat_rejected", {
+          code: this.o.rejectCode,
+          rejected: this.rejected,
+          error: err,
+        });
       return;
     }
     const seenAt = this.now();
@@ -118,7 +125,8 @@ export class ActualState {
     try {
       x = decode("droplet.exited", data);
     } catch (err) {
-      if (this.rejected++ === 0) this.o.log.warn("exited_rejected", { error: err });
+      if (this.rejected++ === 0)
+        this.o.log.warn("exited_rejected", { code: this.o.rejectCode, rejected: this.rejected, error: err });
       return;
     }
     this.byApp.get(x.app)?.delete(x.instanceId);
