@@ -6,6 +6,9 @@ import type { HmRequest, InstanceHeartbeat } from "../messaging/codec.js";
 /** What the HM needs of an app's record in kiln_apps. */
 export interface DesiredApp {
   guid: string;
+  /** Name and space, for the events the HM records about it. */
+  name: string;
+  space: string;
   state: "STARTED" | "STOPPED";
   instances: number;
   version: string;

@@ -81,6 +81,8 @@ export class DesiredState {
     const before = this.apps.get(e.key);
     const next: DesiredApp = {
       guid: e.key,
+      name: typeof r.name === "string" ? r.name : "",
+      space: typeof r.space_guid === "string" ? r.space_guid : "",
       state: r.state,
       instances: r.instances as number,
       version: r.version,

@@ -11,7 +11,7 @@ import type { Logger } from "../kernel/log.js";
 import { type DropletExited, encode, type HmRequest } from "../messaging/codec.js";
 import type { KilnConnection } from "../messaging/connection.js";
 import { CC_HM_REQUESTS } from "../messaging/subjects.js";
-import { analyze, holdKey } from "./analyze.js";
+import { analyze, type DesiredApp, holdKey } from "./analyze.js";
 import type { HmConfig } from "./config.js";
 import { CrashHistory } from "./crashes.js";
 import { DesiredState } from "./desired.js";
@@ -118,7 +118,7 @@ export class HealthManager {
     if (x.reason === "CRASHED") {
       this.counts.crashes++;
       const v = this.crashes.crash(key, now);
-      if (v.becameFlapping) void this.flapping(x, v.crashes);
+      if (v.becameFlapping) void this.flapping(app, x, v.crashes);
       if (v.restartAt > now) {
         // The periodic analysis starts it once the hold is over.
         this.holdUntil.set(key, v.restartAt);
@@ -156,15 +156,15 @@ export class HealthManager {
    * FLAPPING is an audit event the HM records itself (its NATS user may publish events.*): the
    * HM may not change an app's record, and `kiln app`/`kiln events` read the audit trail.
    */
-  private async flapping(x: DropletExited, crashes: number): Promise<void> {
+  private async flapping(app: DesiredApp, x: DropletExited, crashes: number): Promise<void> {
     this.log.warn("app_flapping", { app: x.app, index: x.index, crashes });
     await this.audit
       ?.record({
         type: "app.flapping",
         actor: "hm",
         target_guid: x.app,
-        target_name: "",
-        space_guid: null,
+        target_name: app.name,
+        space_guid: app.space === "" ? null : app.space,
         data: { index: x.index, version: x.version, crashes },
       })
       .catch((err: unknown) => this.log.warn("event_failed", { error: err }));

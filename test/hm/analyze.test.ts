@@ -9,6 +9,8 @@ const NOW = 1_000_000;
 const GRACE = 30_000;
 const app = (o: Partial<DesiredApp> = {}): DesiredApp => ({
   guid: "a",
+  name: "a",
+  space: "s",
   state: "STARTED",
   instances: 2,
   version: "v2",

@@ -110,7 +110,34 @@ t.test("an instance killed with SIGKILL is replaced at once", async (t) => {
   t.equal((await running(app, 2)).length, 2, "two instances, not three");
 });
 
+t.test(
+  "crash policy: 3 immediate restarts, then a back-off; 3 crashes in 180 s is an app.flapping event",
+  async (t) => {
+    // Index 0 crashed once above (another index keeps its own count): index 1 crashes 3 times.
+    for (let n = 1; n <= 3; n++)
+      t.not(await killAndTime(await running(app, 2), 1, 10_000), null, `crash ${n} restarted at once`);
+    const flapping = await until("app.flapping", async () => {
+      const r = await api("GET", `/v3/audit_events?types=app.flapping&target_guids=${app}`);
+      return r.body.resources[0];
+    });
+    t.match(flapping, {
+      type: "app.flapping",
+      actor: "hm",
+      target_name: "node",
+      space_guid: space,
+      data: { index: 1 },
+    });
+    const fourth = await killAndTime(await running(app, 2), 1, 2_000);
+    t.equal(fourth, null, "the 4th crash is not restarted at once");
+    t.ok(
+      leader().logs.some((l) => l.event === "restart_delayed" && l.index === 1 && l.crashes === 4),
+      "it waits its back-off",
+    );
+  },
+);
+
 t.test("a scale-down is stopped by the controller, not stopped again by the HM", async (t) => {
+  // Index 1 waits out its back-off: scaling down to 1 drops it from the desired state.
   await api("POST", `/v3/apps/${app}/processes/web/actions/scale`, { instances: 1 });
   await running(app, 1);
   // Past the grace the HM gives a changed app, and some analyses.
