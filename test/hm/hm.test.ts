@@ -3,11 +3,12 @@
 // START; a scale-down is stopped by the controller alone; malformed heartbeats and exits are
 // counted and do not stop the HM; the leader killed, the other HM takes over within about one
 // lease; with no HM running, a killed instance stays dead (so it was the HM that restarted it).
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
+import { kilnBin } from "../../kernel/paths.js";
 import { adminCredentials, ccDataDir, login, startCcProc } from "../control/harness.js";
 import { pushClient, type Stat, until } from "../control/push-client.js";
 import { appDeaArgs, startDeaProc, testIsolation } from "../dea/harness.js";
@@ -127,6 +128,18 @@ t.test(
       space_guid: space,
       data: { index: 1 },
     });
+    const home = mkdtempSync(join(tmpdir(), "kiln-hm-home-"));
+    t.teardown(() => rmSync(home, { recursive: true, force: true }));
+    const kiln = (...args: string[]) =>
+      spawnSync(process.execPath, [kilnBin, ...args], {
+        env: { ...process.env, KILN_HOME: home },
+        encoding: "utf8",
+      });
+    const { user, password } = adminCredentials(dataDir);
+    t.equal(kiln("login", "-a", cc.url, "-u", user, "-p", password, "-s", "hm").status, 0);
+    const shown = kiln("app", "node");
+    t.match(shown.stdout, /FLAPPING: index 1\n/, "kiln app shows it");
+    t.same(JSON.parse(kiln("app", "node", "--json").stdout).flapping, [1]);
     const fourth = await killAndTime(await running(app, 2), 1, 2_000);
     t.equal(fourth, null, "the 4th crash is not restarted at once");
     t.ok(
