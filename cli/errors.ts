@@ -3,7 +3,6 @@ import { defineCodes, KilnError } from "../kernel/errors.js";
 
 export const CliCodes = defineCodes("cli", {
   KILN_CLI_USAGE: { summary: "Unknown command or flag, or a missing value; run `kiln --help`." },
-  KILN_CLI_UNAVAILABLE: { summary: "This component is not part of this build of Kiln yet." },
   KILN_CLI_NOT_LOGGED_IN: {
     summary: "No token, or the Cloud Controller refused it (expired or revoked); run `kiln login`.",
   },

@@ -23,21 +23,13 @@ import { ccCommand } from "./commands/cc.js";
 import { deaCommand } from "./commands/dea.js";
 import { envCommand, setEnvCommand, unsetEnvCommand } from "./commands/env.js";
 import { eventsCommand } from "./commands/events.js";
+import { hmCommand } from "./commands/hm.js";
 import { natsCommand, upCommand } from "./commands/kernel.js";
 import { logsCommand } from "./commands/logs.js";
 import { pushCommand } from "./commands/push.js";
 import { routerCommand } from "./commands/router.js";
 import { mapRouteCommand, routesCommand, unmapRouteCommand } from "./commands/routes.js";
 import { addMemberCommand, createSpaceCommand, createUserCommand, spacesCommand } from "./commands/spaces.js";
-import { CliError } from "./errors.js";
-
-const unavailable = (what: string): Command => ({
-  summary: `run the ${what} (not part of this build yet)`,
-  usage: "--nats URL",
-  run: async () => {
-    throw new CliError("KILN_CLI_UNAVAILABLE", `the ${what} is not part of this build of Kiln yet`);
-  },
-});
 
 export const commands: Record<string, Command> = {
   up: upCommand,
@@ -45,7 +37,7 @@ export const commands: Record<string, Command> = {
   router: routerCommand,
   cc: ccCommand,
   dea: deaCommand,
-  hm: unavailable("Health Manager"),
+  hm: hmCommand,
   login: loginCommand,
   logout: logoutCommand,
   target: targetCommand,
@@ -79,6 +71,7 @@ const usageCodes = new Set([
   "KILN_ROUTER_CONFIG",
   "KILN_DEA_CONFIG",
   "KILN_CC_CONFIG",
+  "KILN_HM_CONFIG",
 ]);
 
 /** A usage error quotes the value it was given, which may hold line breaks: escaped, it stays one line. */

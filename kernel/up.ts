@@ -6,6 +6,7 @@ import { ccConfig, parseCcArgs } from "../control/config.js";
 import { containerRoot, type DeaConfig, deaConfig, parseDeaArgs } from "../dea/config.js";
 import { probeIsolation } from "../dea/container/probe.js";
 import { Runc } from "../dea/container/runc.js";
+import { hmConfig, parseHmArgs } from "../hm/config.js";
 import { type NatsServerHandle, startNatsServer } from "../messaging/nats-server.js";
 import { parseRouterArgs, type RouterConfig, routerConfig, routerEnv } from "../router/config.js";
 import { isLoopback, statusAuth } from "../router/status/auth.js";
@@ -32,7 +33,11 @@ export interface Kernel {
 export function componentSettings(
   config: KernelConfig,
   env: NodeJS.ProcessEnv = process.env,
-): { router: RouterConfig; dea: DeaConfig; flags: { router: string[]; cc: string[]; dea: string[] } } {
+): {
+  router: RouterConfig;
+  dea: DeaConfig;
+  flags: { router: string[]; cc: string[]; dea: string[]; hm: string[] };
+} {
   const routerFlags = [
     "--port",
     String(config.routerPort),
@@ -53,11 +58,11 @@ export function componentSettings(
   ];
   ccConfig(parseCcArgs(ccFlags), env);
   const deaFlags = ["--data-dir", join(config.dataDir, "dea")];
-  return {
-    router,
-    dea: deaConfig(parseDeaArgs(deaFlags), env),
-    flags: { router: routerFlags, cc: ccFlags, dea: deaFlags },
-  };
+  const dea = deaConfig(parseDeaArgs(deaFlags), env);
+  // The HM counts missed heartbeats in the DEA's own interval.
+  const hmFlags = ["--heartbeat-ms", String(dea.heartbeatIntervalMs)];
+  hmConfig(parseHmArgs(hmFlags), env);
+  return { router, dea, flags: { router: routerFlags, cc: ccFlags, dea: deaFlags, hm: hmFlags } };
 }
 
 export async function startKernel(config: KernelConfig, log: Logger): Promise<Kernel> {
@@ -141,6 +146,12 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       env: componentEnv("dea"),
     });
   } else log.warn("dea_not_started", { reason: deaUnable });
+  supervisor.start({
+    name: "hm",
+    command: process.execPath,
+    args: [kilnBin, "hm", "--nats", nats.url, ...flags.hm],
+    env: componentEnv("hm"),
+  });
 
   const wildcard = ["0.0.0.0", "::"].includes(config.routerStatusHost);
   const statusAddress = wildcard
@@ -164,6 +175,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       deaUnable === null
         ? `  DEA       runs apps in ${dea.isolation === "runc" ? "runc containers" : "plain processes (--isolation none: not isolated)"}, ${dea.memoryMb} MiB for instances (data in ${dea.dataDir})`
         : `  DEA       not started: ${deaUnable}. Set KILN_DEA_ISOLATION=none to run apps as plain processes (not isolated).`,
+      "  HM        restarts crashed and lost instances, stops extra ones (asks the controller)",
       "Next:",
       `  - log in:           node bin/kiln.js login -a http://localhost:${config.ccPort} -u admin -p <the password in ${join(config.dataDir, "admin-credentials.json")}>`,
       "  - choose a space:   node bin/kiln.js create-space dev && node bin/kiln.js target -s dev",

@@ -48,6 +48,7 @@ import {
   EVENTS_ANY,
   INBOX_PREFIX,
   KV_BUCKETS,
+  KV_HM,
   LOGS_ANY,
   OBJECT_STORE_BLOBS,
   ROUTER_GREET,
@@ -164,7 +165,7 @@ export const PERMISSIONS: Readonly<Record<NatsComponent, Permissions>> = {
   },
   // Health Manager: watches actual state, reads desired state from KV, asks a CC to act.
   hm: {
-    publish: [CC_HM_REQUESTS, EVENTS_ANY, LOGS_ANY, INBOX, ...JETSTREAM],
+    publish: [CC_HM_REQUESTS, EVENTS_ANY, LOGS_ANY, INBOX, ...JETSTREAM, `$KV.${KV_HM}.>`],
     subscribe: [DEA_HEARTBEAT, DEA_ADVERTISE, DROPLET_EXITED, INBOX],
   },
   // Tooling on the bus (tail logs, read streams, greet the router); read-only JetStream.

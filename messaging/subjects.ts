@@ -36,6 +36,8 @@ export const KV_SPACES = "kiln_spaces";
 export const KV_USERS = "kiln_users";
 export const KV_SERVICES = "kiln_services";
 export const KV_BUCKETS = [KV_APPS, KV_ROUTES, KV_SPACES, KV_USERS, KV_SERVICES] as const;
+/** The Health Managers' own bucket: the leader lease. Only the `hm` user writes it. */
+export const KV_HM = "kiln_hm";
 
 /** JetStream streams and the subjects they capture. */
 export const STREAM_EVENTS = "KILN_EVENTS";

@@ -182,7 +182,7 @@ step(
 );
 
 // 4. TypeScript to dist/, when any source or the tsconfig changed.
-const tsDirs = ["router", "native", "control", "dea", "messaging", "cli", "kernel", "bench", "test"];
+const tsDirs = ["router", "native", "control", "dea", "hm", "messaging", "cli", "kernel", "bench", "test"];
 const tsInputs = [
   join(root, "tsconfig.json"),
   ...tsDirs.flatMap((d) => listFiles(d, (n) => n.endsWith(".ts"))),

@@ -2,12 +2,26 @@
 import { parseCommand } from "../args.js";
 import { ask, canPrompt } from "../client/prompt.js";
 import { appStats, findApp, q, session, targetSpace } from "../client/session.js";
-import type { App, InstanceStats, Route } from "../client/types.js";
+import type { App, AuditEvent, InstanceStats, Route } from "../client/types.js";
 import type { Command } from "../command.js";
 import { CliError } from "../errors.js";
 import { ok, output, printFields, printJson, printTable } from "../output/print.js";
 import { formatTable } from "../output/table.js";
 import { formatMb, parseSizeMb, sizeProblem } from "../push/size.js";
+
+/**
+ * Indices the Health Manager marked FLAPPING (3 crashes in 180 s) and has not forgotten: it
+ * forgets an index's crashes after 16 crash-free minutes, so an older event no longer holds.
+ */
+const FLAPPING_HELD_MS = 16 * 60_000;
+function flappingIndices(events: readonly AuditEvent[], now = Date.now()): number[] {
+  const out = new Set<number>();
+  for (const e of events) {
+    const index = (e.data as { index?: unknown } | undefined)?.index;
+    if (typeof index === "number" && now - Date.parse(e.created_at) <= FLAPPING_HELD_MS) out.add(index);
+  }
+  return [...out].sort((a, b) => a - b);
+}
 
 const running = (stats: readonly InstanceStats[]) => stats.filter((s) => s.state === "RUNNING").length;
 
@@ -62,18 +76,24 @@ export const appCommand: Command = {
     const { flags, args } = parseCommand("app", argv, { json: { type: "boolean" } }, 1, 1);
     const s = session();
     const app = await findApp(s, args[0] ?? "");
-    const [routes, stats] = await Promise.all([
+    const [routes, stats, flapped] = await Promise.all([
       s.client.list<Route>(`/v3/routes?app_guids=${q(app.guid)}&per_page=5000`),
       appStats(s.client, app),
+      // The Health Manager's verdict is on the audit trail; without it the app is shown all the same.
+      s.client
+        .list<AuditEvent>(`/v3/audit_events?types=app.flapping&target_guids=${q(app.guid)}`)
+        .catch(() => []),
     ]);
+    const flapping = flappingIndices(flapped);
     if (output(flags.json).json) {
-      printJson({ app, routes, instances: stats });
+      printJson({ app, routes, instances: stats, flapping });
       return 0;
     }
     printFields([
       ["name", app.name],
       ["state", app.state.toLowerCase()],
       ["instances", `${running(stats)}/${app.instances}`],
+      ...(flapping.length > 0 ? [["flapping", `FLAPPING: index ${flapping.join(", ")}`] as const] : []),
       ["memory", formatMb(app.memory_in_mb)],
       ["disk", formatMb(app.disk_in_mb)],
       ["routes", routes.map((r) => r.url).join(", ")],

@@ -4,7 +4,12 @@
 // so nothing here needs to outlive the process.
 import type { Subscription } from "nats";
 import type { Logger } from "../../kernel/log.js";
-import { type DeaHeartbeat, decode, type InstanceHeartbeat } from "../../messaging/codec.js";
+import {
+  type DeaHeartbeat,
+  type DropletExited,
+  decode,
+  type InstanceHeartbeat,
+} from "../../messaging/codec.js";
 import type { KilnConnection } from "../../messaging/connection.js";
 import { DEA_HEARTBEAT, DROPLET_EXITED } from "../../messaging/subjects.js";
 
@@ -20,6 +25,10 @@ export interface ActualStateOptions {
   /** A DEA silent this long has its instances forgotten, ms (three 5 s heartbeats by default). */
   staleAfterMs?: number;
   now?: () => number;
+  /** Code logged with a rejected message (the Health Manager's KILN_HM_BAD_MESSAGE). */
+  rejectCode?: string;
+  /** Told of each well-formed exit after it is applied (the Health Manager acts on it at once). */
+  onExited?: (exited: DropletExited) => void;
 }
 
 export class ActualState {
@@ -29,6 +38,8 @@ export class ActualState {
    * after it must not bring them back. Kept as long as a silent DEA's instances are.
    */
   private readonly gone = new Map<string, number>();
+  /** `${app}/${index}` → when its last exit was received (ms): a START older than that is spent. */
+  private readonly exits = new Map<string, number>();
   private readonly subs: Subscription[] = [];
   private readonly staleAfterMs: number;
   private readonly now: () => number;
@@ -53,6 +64,11 @@ export class ActualState {
     this.subs.length = 0;
   }
 
+  /** Apps with at least one instance reported (some may have gone stale since). */
+  apps(): string[] {
+    return [...this.byApp.keys()];
+  }
+
   /** The app's instances as last reported, by index then instance id. */
   instances(app: string): ActualInstance[] {
     const m = this.byApp.get(app);
@@ -66,6 +82,11 @@ export class ActualState {
     return out.sort((a, b) => a.index - b.index || a.instanceId.localeCompare(b.instanceId));
   }
 
+  /** When an instance of this app index last exited (ms, as received), or 0. */
+  lastExitAt(app: string, index: number): number {
+    return this.exits.get(`${app}/${index}`) ?? 0;
+  }
+
   /** Malformed heartbeats and exits ignored so far. */
   get rejectedMessages(): number {
     return this.rejected;
@@ -76,7 +97,12 @@ export class ActualState {
     try {
       hb = decode("dea.heartbeat", data);
     } catch (err) {
-      if (this.rejected++ === 0) this.o.log.warn("heartbeat_rejected", { error: err });
+      if (this.rejected++ === 0)
+        this.o.log.warn("heartbeat_rejected", {
+          code: this.o.rejectCode,
+          rejected: this.rejected,
+          error: err,
+        });
       return;
     }
     const seenAt = this.now();
@@ -95,12 +121,17 @@ export class ActualState {
   }
 
   private onExited(data: Uint8Array): void {
+    let x: DropletExited;
     try {
-      const x = decode("droplet.exited", data);
-      this.byApp.get(x.app)?.delete(x.instanceId);
-      this.gone.set(x.instanceId, this.now());
+      x = decode("droplet.exited", data);
     } catch (err) {
-      if (this.rejected++ === 0) this.o.log.warn("exited_rejected", { error: err });
+      if (this.rejected++ === 0)
+        this.o.log.warn("exited_rejected", { code: this.o.rejectCode, rejected: this.rejected, error: err });
+      return;
     }
+    this.byApp.get(x.app)?.delete(x.instanceId);
+    this.gone.set(x.instanceId, this.now());
+    this.exits.set(`${x.app}/${x.index}`, this.now());
+    this.o.onExited?.(x);
   }
 }

@@ -197,9 +197,12 @@ export class AppRunner {
       for (const i of this.o.actual.instances(app.guid))
         if (i.version === app.version && (i.state === "RUNNING" || i.state === "STARTING")) up.add(i.index);
       // Started moments ago and not in a heartbeat yet: a repeated START must not start it twice.
+      // An exit of that index since then spends the start: the Health Manager's restart of a
+      // crash right after a start must not be taken for a repeat.
       const cutoff = Date.now() - PENDING_MS;
       for (const [i, p] of this.pending.get(app.guid) ?? [])
-        if (p.version === app.version && p.at > cutoff) up.add(i);
+        if (p.version === app.version && p.at > cutoff && this.o.actual.lastExitAt(app.guid, i) < p.at)
+          up.add(i);
       await this.start(
         app,
         req.indices.filter((i) => i < app.instances && !up.has(i)),

@@ -91,8 +91,9 @@ t.test("no arguments prints help and exits 2", async (t) => {
   t.match(r.stdout, /Usage: kiln <command>/);
 });
 
-t.test("a component not yet in this build says so with a code", async (t) => {
-  const r = kiln("hm", "--nats", "nats://127.0.0.1:4222");
-  t.equal(r.status, 1);
-  t.match(r.stderr, /KILN_CLI_UNAVAILABLE/);
+t.test("kiln hm with a malformed flag exits 2 with its config code", async (t) => {
+  const r = kiln("hm", "--nats", "nats://127.0.0.1:4222", "--heartbeat-ms", "soon");
+  t.equal(r.status, 2);
+  t.match(r.stderr, /KILN_HM_CONFIG/);
+  t.match(r.stderr, /--heartbeat-ms must be an integer/);
 });

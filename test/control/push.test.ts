@@ -4,12 +4,11 @@
 // same package; recent and followed logs; a route mapped, unmapped and deleted on the running app
 // reaches it through a real router without a restart (dea.update); and a table of hostile
 // uploads, each refused.
-import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { projectRoot } from "../../kernel/paths.js";
 import { decode, encode, type UpdateRequest } from "../../messaging/codec.js";
 import type { KilnConnection } from "../../messaging/connection.js";
 import { decodeRegister, decodeUnregister, type RegistryMessage } from "../../messaging/gorouter.js";
@@ -17,40 +16,14 @@ import { appDeaArgs, startDeaProc, testIsolation } from "../dea/harness.js";
 import { guardChildren } from "../helpers/children.js";
 import { startTestNats } from "../helpers/nats.js";
 import { file, tarball } from "../helpers/tarball.js";
-import { until as waitUntil } from "../helpers/until.js";
 import { send, startRouterProc } from "../router/harness.js";
-import {
-  type Answer,
-  adminCredentials,
-  call,
-  ccDataDir,
-  type InstanceStat,
-  login,
-  startCcProc,
-} from "./harness.js";
+import { adminCredentials, ccDataDir, login, startCcProc } from "./harness.js";
+import { appFiles, files, HELLO, pushClient, resourcesJson, until } from "./push-client.js";
 
 guardChildren(t);
 const base = mkdtempSync(join(tmpdir(), "kiln-cc-push-"));
 t.teardown(() => rmSync(base, { recursive: true, force: true }));
 const isolation = await testIsolation(t, base);
-
-type Stat = InstanceStat;
-
-const sha1 = (b: Buffer) => createHash("sha1").update(b).digest("hex");
-const exampleDir = join(projectRoot, "examples/node");
-const files = ["package.json", "server.js"].map((name) => {
-  const body = readFileSync(join(exampleDir, name));
-  return { path: name, body, sha1: sha1(body), mode: statSync(join(exampleDir, name)).mode & 0o777 };
-});
-const resourcesJson = (list: { path: string; sha1: string; mode: number }[]) =>
-  file(".kiln-resources.json", JSON.stringify(list));
-const appFiles = files.map((f) => file(f.path, f.body, f.mode));
-
-const until = <T>(
-  what: string,
-  f: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-  ms = 60_000,
-) => waitUntil(what, f, ms, 100);
 
 const nats = await startTestNats(t);
 const dataDir = ccDataDir(t);
@@ -65,43 +38,7 @@ t.teardown(() => dea.stop());
 const A = cc.url;
 const creds = adminCredentials(dataDir);
 const token = await login(A, creds.user, creds.password);
-const api = (method: string, path: string, body?: unknown) => call(A, method, path, { token, body });
-
-async function upload(pkg: string, body: Buffer): Promise<Answer> {
-  const res = await fetch(`${A}/v3/packages/${pkg}/upload`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/gzip" },
-    body,
-  });
-  return { status: res.status, body: (await res.json()) as Answer["body"] };
-}
-
-async function newPackage(app: string): Promise<string> {
-  const r = await api("POST", "/v3/packages", {
-    type: "bits",
-    relationships: { app: { data: { guid: app } } },
-  });
-  if (r.status !== 201) throw new Error(`package: ${r.status} ${JSON.stringify(r.body)}`);
-  return r.body.guid as string;
-}
-
-async function running(app: string, n: number, version?: string) {
-  return until(`${n} running`, async () => {
-    const r = await api("GET", `/v3/apps/${app}/processes/web/stats`);
-    const up = (r.body.resources as Stat[]).filter(
-      (i) => i.state === "RUNNING" && i.port > 0 && (version === undefined || i.version === version),
-    );
-    return r.body.resources.length === n && up.length === n ? up : null;
-  });
-}
-
-/** What each instance answers on its host and port, by index. */
-async function answers(instances: Stat[]): Promise<Record<number, string>> {
-  const out: Record<number, string> = {};
-  for (const i of instances) out[i.index] = await (await fetch(`http://${i.host}:${i.port}/`)).text();
-  return out;
-}
-const HELLO = "hello from the node example\n";
+const { api, upload, newPackage, running, answers } = pushClient(A, token);
 
 const space = (await api("POST", "/v3/spaces", { name: "push" })).body.guid as string;
 const app = (await api("POST", "/v3/apps", { name: "node", space_guid: space })).body.guid as string;

@@ -5,7 +5,7 @@ import t from "tap";
 import { allCodes, defineCodes } from "../../kernel/errors.js";
 import { projectRoot } from "../../kernel/paths.js";
 
-const areas = ["kernel", "native", "messaging", "router", "control", "dea", "cli", "bench"];
+const areas = ["kernel", "native", "messaging", "router", "control", "dea", "hm", "cli", "bench"];
 
 function errorModules(): string[] {
   const found: string[] = [];

@@ -1,0 +1,70 @@
+// The Health Manager process: NATS connection and the loop. `kiln hm` calls runHmCommand;
+// tests start the command as a process.
+import { createLogger, type Logger } from "../kernel/log.js";
+import { runUntilSignal } from "../kernel/run.js";
+import { connectNats } from "../messaging/connection.js";
+import { type HmConfig, hmConfig, parseHmArgs } from "./config.js";
+import { HealthManager } from "./health-manager.js";
+
+export interface HmHandle {
+  readonly hm: HealthManager;
+  stop(): Promise<void>;
+  /** Resolves with the exit code once stopped (0), or 1 when the connection closed under it. */
+  readonly done: Promise<number>;
+}
+
+export async function startHm(config: HmConfig, log: Logger = createLogger("hm"), signal?: AbortSignal) {
+  log.info("hm_starting", { nats: config.natsUrl });
+  const bus = await connectNats({
+    servers: config.natsUrl,
+    user: config.natsUser || undefined,
+    pass: config.natsPass || undefined,
+    name: "hm",
+    listeners: {
+      disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
+      reconnected: ({ server }) => log.info("nats_reconnected", { server }),
+      error: ({ error, code }) => log.warn("nats_error", { code, error }),
+    },
+    ...(signal === undefined ? {} : { signal }),
+  });
+  const hm = new HealthManager(bus, config, log);
+  try {
+    await hm.start();
+  } catch (err) {
+    await bus.close().catch(() => {});
+    throw err;
+  }
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => {
+    resolveDone = r;
+  });
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await hm.stop().catch((err: unknown) => log.warn("hm_stop_failed", { error: err }));
+      await bus.drainWithin(2_000).catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
+      log.info("hm_stopped", { counters: hm.counters });
+      resolveDone(0);
+    })();
+    return stopping;
+  };
+  bus.on("closed", ({ error }) => {
+    if (stopping !== null) return;
+    log.error("nats_closed", { error });
+    stopping = hm.stop().finally(() => resolveDone(1));
+  });
+  log.info("hm_running", { nats: config.natsUrl, leader: hm.leader });
+  const handle: HmHandle = { hm, stop, done };
+  return handle;
+}
+
+/** `kiln hm [flags]`: runs until SIGTERM/SIGINT and resolves with the exit code. */
+export async function runHmCommand(argv: string[]): Promise<number> {
+  const log = createLogger("hm");
+  const config = hmConfig(parseHmArgs(argv));
+  return runUntilSignal(
+    log,
+    (signal) => startHm(config, log, signal),
+    (h) => void h.stop(),
+  );
+}
