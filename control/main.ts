@@ -1,6 +1,7 @@
 // The Cloud Controller process: NATS connection, the store (JetStream KV buckets and the
 // events stream), the admin bootstrap, and the HTTP API. It keeps no state of its own, so any
 // number of them can run against one NATS. `kiln cc` calls runCcCommand; tests call startCc.
+import { componentLife } from "../kernel/lifecycle.js";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
 import { connectNats, type KilnConnection } from "../messaging/connection.js";
@@ -74,27 +75,10 @@ export async function startCc(
     throw err;
   }
 
-  let resolveDone: (code: number) => void = () => {};
-  const done = new Promise<number>((r) => {
-    resolveDone = r;
-  });
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      await api.close();
-      await bus.drainWithin(2_000).catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
-      log.info("cc_stopped", {});
-      resolveDone(0);
-    })();
-    return stopping;
-  };
-  bus.on("closed", ({ error }) => {
-    if (stopping !== null) return;
-    log.error("nats_closed", { error });
-    stopping = (async () => {
-      await api.close();
-      resolveDone(1);
-    })();
+  const { done, stop } = componentLife(bus, log, {
+    wind: () => api.close(),
+    lost: () => api.close(),
+    stopped: () => ({ event: "cc_stopped", fields: {} }),
   });
   log.info("cc_listening", {
     port: api.port,

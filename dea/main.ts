@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { LRUCache } from "lru-cache";
+import { componentLife } from "../kernel/lifecycle.js";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
 import { connectNats, type KilnConnection } from "../messaging/connection.js";
@@ -193,42 +194,26 @@ export async function startDea(
     };
   };
 
-  let resolveDone: (code: number) => void = () => {};
-  const done = new Promise<number>((r) => {
-    resolveDone = r;
-  });
   const quiet = (): void => {
     advertiser.stop();
     discover.stop();
     staging.stop();
   };
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
+  const { done, stop } = componentLife(bus, log, {
+    wind: async () => {
       // Placement first, so no new work arrives; then the instances are announced as
       // evacuated (the Health Manager starts them elsewhere) and stopped, unregistered first.
       quiet();
       await instances.evacuate().catch((err: unknown) => log.error("evacuate_failed", { error: err }));
       shipper.stop();
-      // Drain what is buffered, but not forever (NATS may be gone with the kernel).
-      await bus.drainWithin(2_000).catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
-      await archive.close();
-      log.info("dea_stopped", { id, counters: counters() });
-      resolveDone(0);
-    })();
-    return stopping;
-  };
-  bus.on("closed", ({ error }) => {
-    if (stopping !== null) return;
-    // Closed for good under us (reconnects are unlimited, so this is an auth or server refusal).
-    log.error("nats_closed", { error });
-    stopping = (async () => {
+    },
+    lost: async () => {
       quiet();
       await instances.shutdown().catch(() => {});
       shipper.stop();
-      await archive.close();
-      resolveDone(1);
-    })();
+    },
+    release: () => archive.close(),
+    stopped: () => ({ event: "dea_stopped", fields: { id, counters: counters() } }),
   });
 
   try {

@@ -1,5 +1,6 @@
 // The Health Manager process: NATS connection and the loop. `kiln hm` calls runHmCommand;
 // tests start the command as a process.
+import { componentLife } from "../kernel/lifecycle.js";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
 import { connectNats } from "../messaging/connection.js";
@@ -34,24 +35,10 @@ export async function startHm(config: HmConfig, log: Logger = createLogger("hm")
     await bus.close().catch(() => {});
     throw err;
   }
-  let resolveDone: (code: number) => void = () => {};
-  const done = new Promise<number>((r) => {
-    resolveDone = r;
-  });
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      await hm.stop().catch((err: unknown) => log.warn("hm_stop_failed", { error: err }));
-      await bus.drainWithin(2_000).catch((err: unknown) => log.warn("nats_drain_failed", { error: err }));
-      log.info("hm_stopped", { counters: hm.counters });
-      resolveDone(0);
-    })();
-    return stopping;
-  };
-  bus.on("closed", ({ error }) => {
-    if (stopping !== null) return;
-    log.error("nats_closed", { error });
-    stopping = hm.stop().finally(() => resolveDone(1));
+  const { done, stop } = componentLife(bus, log, {
+    wind: () => hm.stop(),
+    lost: () => hm.stop(),
+    stopped: () => ({ event: "hm_stopped", fields: { counters: hm.counters } }),
   });
   log.info("hm_running", { nats: config.natsUrl, leader: hm.leader });
   const handle: HmHandle = { hm, stop, done };
