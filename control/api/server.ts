@@ -87,7 +87,11 @@ export async function startApiServer(ctx: ApiContext, table: RouteTable): Promis
       sendError(res, new CcError("KILN_CC_INTERNAL", "the controller failed; its log has the cause", err));
     });
   });
-  server.keepAliveTimeout = 5_000;
+  // Idle keep-alive connections are closed by the clients first (fetch drops them a couple of
+  // seconds before the server's advertised timeout): at 5 s, a loaded controller whose timers
+  // ran late closed a socket while a client was reusing it (fetch: "other side closed").
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", (err: Error) =>
       reject(
