@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { kilnBin } from "../../kernel/paths.js";
+import { stopChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
 import type { TestNats } from "../helpers/nats.js";
 
@@ -77,16 +78,7 @@ export async function startCcProc(
       reject(new Error(`kiln cc exited (${e.code ?? e.signal}) before listening: ${JSON.stringify(logs)}`));
     });
   });
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      const e = await exited;
-      clearTimeout(timer);
-      return e;
-    }
-    return exited;
-  };
+  const stop = () => stopChild(child, exited);
   let killed = false;
   const kill = async () => {
     killed = true;

@@ -6,6 +6,7 @@ import type { Readable } from "node:stream";
 import { probeIsolation } from "../../dea/container/probe.js";
 import { Runc } from "../../dea/container/runc.js";
 import { kilnBin } from "../../kernel/paths.js";
+import { stopChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
 import type { TestNats } from "../helpers/nats.js";
 
@@ -112,16 +113,7 @@ export async function startDeaProc(
       });
     });
   };
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      const e = await exited;
-      clearTimeout(timer);
-      return e;
-    }
-    return exited;
-  };
+  const stop = () => stopChild(child, exited);
   t.teardown(async () => {
     await stop();
     const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");

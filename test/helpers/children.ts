@@ -110,3 +110,24 @@ export function runKilnToExit(
     });
   });
 }
+
+/**
+ * Stops a component process as a supervisor would: SIGTERM, SIGKILL if it is still running
+ * after `graceMs`; resolves with how it exited (at once when it already had).
+ */
+export async function stopChild<E>(
+  child: {
+    exitCode: number | null;
+    signalCode: NodeJS.Signals | null;
+    kill(signal: NodeJS.Signals): boolean;
+  },
+  exited: Promise<E>,
+  graceMs = 5000,
+): Promise<E> {
+  if (child.exitCode !== null || child.signalCode !== null) return exited;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  const e = await exited;
+  clearTimeout(timer);
+  return e;
+}

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Readable } from "node:stream";
 import { kilnBin } from "../../kernel/paths.js";
+import { stopChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
 import type { TestNats } from "../helpers/nats.js";
 import { until } from "../helpers/until.js";
@@ -54,16 +55,7 @@ export async function startHmProc(t: Teardownable, nats: TestNats, args: string[
       ms,
       20,
     );
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      const e = await exited;
-      clearTimeout(timer);
-      return e;
-    }
-    return exited;
-  };
+  const stop = () => stopChild(child, exited);
   const kill = async () => {
     killed = true;
     child.kill("SIGKILL");
