@@ -118,7 +118,17 @@ export class HealthManager {
     if (x.reason === "CRASHED") {
       this.counts.crashes++;
       const v = this.crashes.crash(key, now);
-      if (v.becameFlapping) void this.flapping(app, x, v.crashes);
+      void this.record(app, x, "app.crash", {
+        crashes: v.crashes,
+        exit_status: x.exitStatus,
+        description: x.description,
+        // When the replacement may start: now, or after the back-off.
+        restart_at: new Date(v.restartAt).toISOString(),
+      });
+      if (v.becameFlapping) {
+        this.log.warn("app_flapping", { app: x.app, index: x.index, crashes: v.crashes });
+        void this.record(app, x, "app.flapping", { crashes: v.crashes });
+      }
       if (v.restartAt > now) {
         // The periodic analysis starts it once the hold is over.
         this.holdUntil.set(key, v.restartAt);
@@ -153,19 +163,24 @@ export class HealthManager {
   }
 
   /**
-   * FLAPPING is an audit event the HM records itself (its NATS user may publish events.*): the
-   * HM may not change an app's record, and `kiln app`/`kiln events` read the audit trail.
+   * Crashes and FLAPPING are audit events the HM records itself (its NATS user may publish
+   * events.*): the HM may not change an app's record, and `kiln app`/`kiln events` read the
+   * audit trail. Only the leader acts on exits, so each is recorded once.
    */
-  private async flapping(app: DesiredApp, x: DropletExited, crashes: number): Promise<void> {
-    this.log.warn("app_flapping", { app: x.app, index: x.index, crashes });
+  private async record(
+    app: DesiredApp,
+    x: DropletExited,
+    type: "app.crash" | "app.flapping",
+    data: Record<string, unknown>,
+  ): Promise<void> {
     await this.audit
       ?.record({
-        type: "app.flapping",
+        type,
         actor: "hm",
         target_guid: x.app,
         target_name: app.name,
         space_guid: app.space === "" ? null : app.space,
-        data: { index: x.index, version: x.version, crashes },
+        data: { index: x.index, version: x.version, ...data },
       })
       .catch((err: unknown) => this.log.warn("event_failed", { error: err }));
   }

@@ -17,9 +17,14 @@ export interface KernelConfig {
   ccPort: number;
   /** Address the router's status port binds (off loopback it needs basic auth; router/status/auth.ts). */
   routerStatusHost: string;
+  /** DEAs run on this machine (each with its share of memory and disk, its own data dir and uids). */
+  deas: number;
   /** How long children get to exit after SIGTERM before SIGKILL. */
   stopTimeoutMs: number;
 }
+
+/** Most DEAs `kiln up` runs on one machine: each takes 10000 uids below the configured base. */
+export const MAX_DEAS = 4;
 
 export const kernelEnv = {
   dataDir: "KILN_DATA_DIR",
@@ -28,6 +33,7 @@ export const kernelEnv = {
   routerStatusPort: "KILN_ROUTER_STATUS_PORT",
   routerStatusHost: "KILN_ROUTER_STATUS_HOST",
   ccPort: "KILN_CC_PORT",
+  deas: "KILN_DEAS",
 } as const;
 
 export const kernelDefaults: KernelConfig = {
@@ -37,6 +43,7 @@ export const kernelDefaults: KernelConfig = {
   routerStatusPort: 8081,
   routerStatusHost: "127.0.0.1",
   ccPort: 9022,
+  deas: 1,
   stopTimeoutMs: 4000,
 };
 
@@ -53,6 +60,17 @@ function envPort(env: NodeJS.ProcessEnv, name: string, fallback: number): number
   return raw === undefined || raw === "" ? fallback : portSetting(raw, name);
 }
 
+/** The number of DEAs given as `source`; KILN_KERNEL_CONFIG unless 1..MAX_DEAS. */
+export function deasSetting(raw: string, source: string): number {
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(n) || n < 1 || n > MAX_DEAS)
+    throw new KilnError(
+      "KILN_KERNEL_CONFIG",
+      `${source} must be an integer from 1 to ${MAX_DEAS}, got "${raw}"`,
+    );
+  return n;
+}
+
 /** Defaults, then environment, then explicit overrides (flags). */
 export function kernelConfig(
   overrides: Partial<KernelConfig> = {},
@@ -65,6 +83,9 @@ export function kernelConfig(
     routerStatusPort: envPort(env, kernelEnv.routerStatusPort, kernelDefaults.routerStatusPort),
     routerStatusHost: env[kernelEnv.routerStatusHost] || kernelDefaults.routerStatusHost,
     ccPort: envPort(env, kernelEnv.ccPort, kernelDefaults.ccPort),
+    deas: env[kernelEnv.deas]
+      ? deasSetting(env[kernelEnv.deas] as string, kernelEnv.deas)
+      : kernelDefaults.deas,
     stopTimeoutMs: kernelDefaults.stopTimeoutMs,
   };
   const merged = { ...fromEnv };

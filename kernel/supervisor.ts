@@ -9,6 +9,11 @@ export interface ChildSpec {
   command: string;
   args: string[];
   env?: NodeJS.ProcessEnv;
+  /**
+   * When it stops among the others, lowest first; equal ones stop together (default 0). The
+   * kernel stops what acts on the others first and the router last, so it serves to the end.
+   */
+  stopOrder?: number;
 }
 
 const backoffMs = [0, 250, 1000, 5000, 15000];
@@ -67,25 +72,35 @@ export class Supervisor {
     });
   }
 
-  /** SIGTERM every child, SIGKILL those still alive after `timeoutMs`; resolves when all exited. */
+  /**
+   * Stops the children group by group in their stopOrder: SIGTERM to a group, SIGKILL to those
+   * still alive after `timeoutMs`, then the next group. Resolves when all have exited.
+   */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
-    const waits: Promise<void>[] = [];
-    for (const c of this.children.values()) {
-      if (c.timer !== null) clearTimeout(c.timer);
-      const proc = c.proc;
-      if (proc === null || proc.exitCode !== null || proc.signalCode !== null) continue;
-      waits.push(
-        new Promise<void>((resolve) => {
-          const kill = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
-          proc.once("exit", () => {
-            clearTimeout(kill);
-            resolve();
-          });
-          proc.kill("SIGTERM");
-        }),
-      );
+    for (const c of this.children.values()) if (c.timer !== null) clearTimeout(c.timer);
+    const orders = [...new Set([...this.children.values()].map((c) => c.spec.stopOrder ?? 0))].sort(
+      (a, b) => a - b,
+    );
+    for (const order of orders) {
+      const group = [...this.children.values()].filter((c) => (c.spec.stopOrder ?? 0) === order);
+      await Promise.all(group.map((c) => this.stopOne(c.spec.name, c.proc, timeoutMs)));
     }
-    await Promise.all(waits);
+  }
+
+  private stopOne(name: string, proc: ChildProcess | null, timeoutMs: number): Promise<void> {
+    if (proc === null || proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const kill = setTimeout(() => {
+        this.log.warn("child_killed", { child: name, afterMs: timeoutMs });
+        proc.kill("SIGKILL");
+      }, timeoutMs);
+      proc.once("exit", (code, signal) => {
+        clearTimeout(kill);
+        this.log.info("child_stopped", { child: name, code, signal });
+        resolve();
+      });
+      proc.kill("SIGTERM");
+    });
   }
 }

@@ -35,8 +35,9 @@ export function componentSettings(
   env: NodeJS.ProcessEnv = process.env,
 ): {
   router: RouterConfig;
-  dea: DeaConfig;
-  flags: { router: string[]; cc: string[]; dea: string[]; hm: string[] };
+  /** One per DEA, in start order. */
+  deas: DeaConfig[];
+  flags: { router: string[]; cc: string[]; deas: string[][]; hm: string[] };
 } {
   const routerFlags = [
     "--port",
@@ -57,16 +58,61 @@ export function componentSettings(
     String(config.routerPort),
   ];
   ccConfig(parseCcArgs(ccFlags), env);
-  const deaFlags = ["--data-dir", join(config.dataDir, "dea")];
-  const dea = deaConfig(parseDeaArgs(deaFlags), env);
+  // Several DEAs on one machine split its memory and disk (measured or configured) and each
+  // has its own data dir (the first keeps `dea`, as with one) and its own 10000 uids.
+  const first = deaConfig(parseDeaArgs(["--data-dir", deaDataDir(config, 0)]), env);
+  const deaFlags = Array.from({ length: config.deas }, (_, i) =>
+    config.deas === 1
+      ? ["--data-dir", deaDataDir(config, 0)]
+      : [
+          "--data-dir",
+          deaDataDir(config, i),
+          "--memory-mb",
+          String(Math.max(1, Math.floor(first.memoryMb / config.deas))),
+          "--disk-mb",
+          String(Math.max(1, Math.floor(first.diskMb / config.deas))),
+          "--uid-base",
+          String(first.uidBase - i * 10_000),
+        ],
+  );
+  const deas = deaFlags.map((f) => deaConfig(parseDeaArgs(f), env));
   // The HM counts missed heartbeats in the DEA's own interval.
-  const hmFlags = ["--heartbeat-ms", String(dea.heartbeatIntervalMs)];
+  const hmFlags = ["--heartbeat-ms", String(first.heartbeatIntervalMs)];
   hmConfig(parseHmArgs(hmFlags), env);
-  return { router, dea, flags: { router: routerFlags, cc: ccFlags, dea: deaFlags, hm: hmFlags } };
+  return { router, deas, flags: { router: routerFlags, cc: ccFlags, deas: deaFlags, hm: hmFlags } };
+}
+
+/** The data dir of the kernel's DEA number `i` (from 0): `dea`, then `dea-2`, `dea-3`, … */
+export function deaDataDir(config: KernelConfig, i: number): string {
+  return join(config.dataDir, i === 0 ? "dea" : `dea-${i + 1}`);
+}
+
+/** The supervisor's name for DEA number `i`, as in its data dir. */
+function deaName(i: number): string {
+  return i === 0 ? "dea" : `dea-${i + 1}`;
+}
+
+/**
+ * Removes every container left under the kernel's DEAs' data dirs: a DEA that had to be killed
+ * (it did not stop in time) could not stop its instances. Nothing is found after a clean stop.
+ */
+async function removeLeftContainers(deas: DeaConfig[], log: Logger): Promise<void> {
+  for (const dea of deas) {
+    if (dea.isolation !== "runc") continue;
+    const runc = new Runc({ root: containerRoot(dea.dataDir) });
+    const left = await runc.list().catch(() => []);
+    for (const c of left) {
+      log.warn("container_left", { id: c.id, dataDir: dea.dataDir });
+      await runc
+        .delete(c.id)
+        .catch((err: unknown) => log.error("container_remove_failed", { id: c.id, error: err }));
+    }
+  }
 }
 
 export async function startKernel(config: KernelConfig, log: Logger): Promise<Kernel> {
-  const { router, dea, flags } = componentSettings(config);
+  const { router, deas, flags } = componentSettings(config);
+  const dea = deas[0] as DeaConfig;
   // Whether the DEA can isolate apps here: one that cannot would exit at once and be restarted
   // forever, so it is left out and the summary says why.
   const deaUnable =
@@ -130,6 +176,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     command: process.execPath,
     args: [kilnBin, "router", "--nats", nats.url, ...flags.router],
     env: { ...componentEnv("router"), ...statusEnv },
+    stopOrder: 3,
   });
 
   supervisor.start({
@@ -137,13 +184,17 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     command: process.execPath,
     args: [kilnBin, "cc", "--nats", nats.url, ...flags.cc],
     env: componentEnv("cc"),
+    stopOrder: 1,
   });
   if (deaUnable === null) {
-    supervisor.start({
-      name: "dea",
-      command: process.execPath,
-      args: [kilnBin, "dea", "--nats", nats.url, ...flags.dea],
-      env: componentEnv("dea"),
+    flags.deas.forEach((deaFlags, i) => {
+      supervisor.start({
+        name: deaName(i),
+        command: process.execPath,
+        args: [kilnBin, "dea", "--nats", nats.url, ...deaFlags],
+        env: componentEnv("dea"),
+        stopOrder: 2,
+      });
     });
   } else log.warn("dea_not_started", { reason: deaUnable });
   supervisor.start({
@@ -151,6 +202,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     command: process.execPath,
     args: [kilnBin, "hm", "--nats", nats.url, ...flags.hm],
     env: componentEnv("hm"),
+    stopOrder: 0,
   });
 
   const wildcard = ["0.0.0.0", "::"].includes(config.routerStatusHost);
@@ -173,7 +225,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       `  status    /routes and /metrics need ${ownCredentials ? `the user and password in ${statusCredentialsPath(config.dataDir)}` : `${routerEnv.statusUser} and ${routerEnv.statusPass}`}${isLoopback(config.routerStatusHost) ? "" : `; listening on ${config.routerStatusHost}, off loopback`}`,
       `  API       http://localhost:${config.ccPort}  (first admin password in ${join(config.dataDir, "admin-credentials.json")})`,
       deaUnable === null
-        ? `  DEA       runs apps in ${dea.isolation === "runc" ? "runc containers" : "plain processes (--isolation none: not isolated)"}, ${dea.memoryMb} MiB for instances (data in ${dea.dataDir})`
+        ? `  ${deas.length === 1 ? "DEA " : "DEAs"}      ${deas.length === 1 ? "runs" : `${deas.length} run`} apps in ${dea.isolation === "runc" ? "runc containers" : "plain processes (--isolation none: not isolated)"}, ${dea.memoryMb} MiB for instances${deas.length === 1 ? "" : " each"} (data in ${deas.map((d) => d.dataDir).join(", ")})`
         : `  DEA       not started: ${deaUnable}. Set KILN_DEA_ISOLATION=none to run apps as plain processes (not isolated).`,
       "  HM        restarts crashed and lost instances, stops extra ones (asks the controller)",
       "Next:",
@@ -187,6 +239,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       stopped ??= (async () => {
         stopping = true;
         await supervisor.stop(config.stopTimeoutMs);
+        if (deaUnable === null) await removeLeftContainers(deas, log);
         await nats.stop();
       })();
       return stopped;

@@ -1,6 +1,6 @@
 // `kiln up` (the whole embedded kernel) and `kiln nats` (the private nats-server alone).
 import { join } from "node:path";
-import { type KernelConfig, kernelConfig, portSetting } from "../../kernel/config.js";
+import { deasSetting, type KernelConfig, kernelConfig, portSetting } from "../../kernel/config.js";
 import { createLogger } from "../../kernel/log.js";
 import { parseFlags } from "../args.js";
 import type { Command } from "../command.js";
@@ -33,6 +33,7 @@ export function upConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     "router-status-port": { type: "string" },
     "router-status-host": { type: "string" },
     "cc-port": { type: "string" },
+    deas: { type: "string" },
   });
   const port = (flag: "nats-port" | "router-port" | "router-status-port" | "cc-port"): number | undefined => {
     const raw = f[flag];
@@ -46,6 +47,7 @@ export function upConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       routerStatusPort: port("router-status-port"),
       routerStatusHost: f["router-status-host"] || undefined,
       ccPort: port("cc-port"),
+      deas: f.deas === undefined ? undefined : deasSetting(f.deas, "--deas"),
     },
     env,
   );
@@ -65,9 +67,9 @@ export function natsSettings(
 }
 
 export const upCommand: Command = {
-  summary: "start the embedded kernel: private NATS and one of each component",
+  summary: "start the embedded kernel: private NATS and one of each component (--deas N: N DEAs)",
   usage:
-    "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N] [--router-status-host H] [--cc-port N]",
+    "[--data-dir DIR] [--nats-port N] [--router-port N] [--router-status-port N] [--router-status-host H] [--cc-port N] [--deas N]",
   async run(argv) {
     const config = upConfig(argv);
     const log = createLogger("kernel");

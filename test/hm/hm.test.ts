@@ -146,6 +146,16 @@ t.test(
       leader().logs.some((l) => l.event === "restart_delayed" && l.index === 1 && l.crashes === 4),
       "it waits its back-off",
     );
+    // Each crash is in the audit trail with when its replacement may start.
+    const last = await until("the app.crash event of index 1's 4th crash", async () => {
+      const r = await api("GET", `/v3/audit_events?types=app.crash&target_guids=${app}`);
+      return (r.body.resources as { created_at: string; data: Record<string, unknown> }[]).find(
+        (e) => e.data.index === 1 && e.data.crashes === 4,
+      );
+    });
+    t.match(last, { type: "app.crash", actor: "hm", data: { index: 1, crashes: 4, exit_status: -9 } });
+    const wait = Date.parse(String(last.data.restart_at)) - Date.parse(last.created_at);
+    t.ok(wait >= 25_000 && wait <= 35_000, `the 4th crash's restart waits the 30 s back-off (${wait} ms)`);
   },
 );
 

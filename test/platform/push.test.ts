@@ -3,168 +3,25 @@
 // binary with a KILN_HOME per user and no terminal, and every app fetched through the router.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import t, { type Test } from "tap";
 import { Runc } from "../../dea/container/runc.js";
 import { kilnBin, projectRoot } from "../../kernel/paths.js";
 import { guardChildren } from "../helpers/children.js";
-import { type StartedUp, startUp } from "../helpers/kernel.js";
+import { eventually, type Run, startPlatform } from "../helpers/platform.js";
 import { freePort } from "../helpers/ports.js";
 
 guardChildren(t);
 // Nine stagings on a busy 2-core machine can outlast tap's 120 s, and a file killed for its
 // timeout never reaches the teardown that stops its kernel and containers.
 t.setTimeout(300_000);
-const base = mkdtempSync(join(tmpdir(), "kiln-platform-"));
-const dataDir = join(base, "data");
-const runc = new Runc({ root: join(dataDir, "dea", "containers") });
-let kernel: StartedUp | undefined;
-t.teardown(async () => {
-  // Should a failure leave the kernel running, or a SIGKILL stop its DEA before the instances,
-  // the containers would outlive the file: no later DEA adopts them from a temp dir.
-  if (kernel !== undefined && kernel.up.exitCode === null && kernel.up.signalCode === null) {
-    kernel.up.kill("SIGKILL");
-    await kernel.exited;
-  }
-  for (const c of await runc.list().catch(() => [])) await runc.delete(c.id).catch(() => {});
-  rmSync(base, { recursive: true, force: true });
-});
-const ports = {
-  nats: await freePort(),
-  router: await freePort(),
-  status: await freePort(),
-  cc: await freePort(),
-};
-const api = `http://127.0.0.1:${ports.cc}`;
-// Every kiln process here runs without the hook tap puts in NODE_OPTIONS: it adds about a second
-// to each of the many short CLI runs, and coverage is not counted through child processes anyway.
-const childEnv: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: "" };
 // A route whose last instance went answers 503 for 30 s by default before it is dropped (as
 // gorouter's empty pool); 0 drops it at once, so a deleted app's host answers 404 right after.
-kernel = await startUp(t, dataDir, ports, {
-  env: { NODE_OPTIONS: "", KILN_ROUTER_EMPTY_POOL_TIMEOUT_MS: "0" },
-});
-await kernel.until("its Cloud Controller listening", () =>
-  kernel.stderr().includes('"event":"cc_listening"'),
-);
-await kernel.until("its DEA started or left out", () =>
-  /"event":"(dea_started|dea_not_started)"/.test(kernel.stderr()),
-);
-// Where runc cannot run, kiln up leaves the DEA out and there is nothing to push to.
-const deaUnable = /\{[^\n]*"event":"dea_not_started"[^\n]*\}/.exec(kernel.stderr());
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `kiln ...args` as `home`'s user, stdin closed, to its exit (SIGKILLed after `timeoutMs`). */
-function kiln(home: string, args: string[], timeoutMs = 60_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [kilnBin, ...args], {
-      cwd: projectRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...childEnv, KILN_HOME: home },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const kill = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("close", (code) => {
-      clearTimeout(kill);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** `kiln ...args` must exit 0; its output is in the failure's diagnostics. */
-async function succeeds(t: Test, home: string, args: string[]): Promise<Run> {
-  const r = await kiln(home, args);
-  t.equal(r.code, 0, `kiln ${args.join(" ")}: exit 0`, { stdout: r.stdout, stderr: r.stderr });
-  return r;
-}
-
-/** `kiln ...args` must fail as the CLI promises: exit 1 and one `kiln: … (CODE)` line on stderr. */
-async function failsWith(t: Test, home: string, args: string[], code: string): Promise<Run> {
-  const r = await kiln(home, args);
-  t.equal(r.code, 1, `kiln ${args.join(" ")}: exit 1`, { stdout: r.stdout, stderr: r.stderr });
-  t.match(r.stderr, new RegExp(`^kiln: [^\\n]+ \\(${code}\\)\\n$`), `one line with ${code}`);
-  return r;
-}
-
-/** GET `path` through the kernel's router for the app host `host`; status 0 when nothing answered. */
-function viaRouter(host: string, path = "/"): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    // node:http sends the Host header given (fetch() would replace it); a fresh connection each
-    // time so every request is balanced on its own.
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port: ports.router,
-        path,
-        agent: false,
-        timeout: 5000,
-        headers: { host: `${host}.localhost:${ports.router}` },
-      },
-      (res) => {
-        let body = "";
-        res.setEncoding("utf8").on("data", (d: string) => {
-          body += d;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on("error", () => resolve({ status: 0, body }));
-      },
-    );
-    req.on("error", () => resolve({ status: 0, body: "" }));
-    req.on("timeout", () => req.destroy());
-    req.end();
-  });
-}
-
-/** Polls `probe` until it returns something other than undefined; throws with `what` after `ms`. */
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** The body `host` answers through the router once it answers 200. */
-const answer = (host: string): Promise<string> =>
-  eventually(`${host} to answer through the router`, async () => {
-    const r = await viaRouter(host);
-    return r.status === 200 ? r.body : undefined;
-  });
-
-interface Instance {
-  index: number;
-  state: string;
-  version?: string;
-}
-interface AppView {
-  app: { guid: string; name: string; version: string; instances: number };
-  routes: { host: string }[];
-  instances: Instance[];
-}
-
-/** `kiln app NAME --json` as `home`'s user; throws when it fails (polled, so it asserts nothing). */
-async function appView(home: string, name: string): Promise<AppView> {
-  const r = await kiln(home, ["app", name, "--json"]);
-  if (r.code !== 0) throw new Error(`kiln app ${name} --json: exit ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as AppView;
-}
+const platform = await startPlatform(t, { env: { KILN_ROUTER_EMPTY_POOL_TIMEOUT_MS: "0" } });
+const { base, dataDir, ports, api, childEnv, succeeds, failsWith, viaRouter, answer, appView } = platform;
+const kernel = platform.kernel();
+const runc = new Runc({ root: join(dataDir, "dea", "containers") });
 
 /** What the instance-naming app (below) answers: its CF_INSTANCE_INDEX and CF_INSTANCE_GUID. */
 function whoAnswered(body: string): { index: string; guid: string } {
@@ -184,28 +41,14 @@ const homes = {
 };
 const passwords = { alice: randomBytes(12).toString("hex"), bob: randomBytes(12).toString("hex") };
 
-if (deaUnable !== null) {
-  const reason = (JSON.parse(deaUnable[0]) as { reason?: string }).reason ?? "no reason given";
-  kernel.up.kill("SIGTERM");
-  await kernel.exited;
-  t.plan(0, `kiln up left the DEA out, nothing can run apps here: ${reason}`);
+if (platform.deaUnable !== null) {
+  await platform.stop();
+  t.plan(0, `kiln up left the DEA out, nothing can run apps here: ${platform.deaUnable}`);
 } else {
   t.test(
     "the admin logs in with the password kiln up wrote, and sets up two users in two spaces",
     async (t) => {
-      const admin = JSON.parse(readFileSync(join(dataDir, "admin-credentials.json"), "utf8")) as {
-        user: string;
-        password: string;
-      };
-      const login = await succeeds(t, homes.admin, [
-        "login",
-        "-a",
-        api,
-        "-u",
-        admin.user,
-        "-p",
-        admin.password,
-      ]);
+      const login = await platform.loginAdmin(t, homes.admin);
       t.match(login.stdout, `Logged in to ${api} as admin`);
       // Independent steps run side by side: each kiln run mostly waits on the controller.
       await Promise.all(
