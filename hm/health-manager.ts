@@ -38,6 +38,8 @@ export class HealthManager {
   /** No analysis before every DEA has had time to beat once: an empty actual state is not "nothing runs". */
   private analyzeFrom = 0;
   private readonly counts = { starts: 0, stops: 0, crashes: 0 };
+  /** Whether the last analysis held its STARTs back for want of a DEA (logged once per change). */
+  private waitingForDea = false;
 
   constructor(
     private readonly bus: KilnConnection,
@@ -97,8 +99,16 @@ export class HealthManager {
       now,
       graceMs: this.config.graceMs,
     });
-    for (const r of requests) this.send(r, "analysis", now);
-    return requests;
+    // With no DEA heard from (the kernel is still starting, or every DEA is gone) a START
+    // cannot be placed, and its grace would delay the next one: the STARTs wait for a DEA.
+    const noDea = this.actual.liveDeas() === 0;
+    if (noDea !== this.waitingForDea) {
+      this.waitingForDea = noDea;
+      if (noDea) this.log.warn("no_dea", { waiting: requests.filter((r) => r.op === "START").length });
+    }
+    const sent = noDea ? requests.filter((r) => r.op !== "START") : requests;
+    for (const r of sent) this.send(r, "analysis", now);
+    return sent;
   }
 
   private onExited(x: DropletExited): void {

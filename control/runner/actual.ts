@@ -40,6 +40,8 @@ export class ActualState {
   private readonly gone = new Map<string, number>();
   /** `${app}/${index}` → when its last exit was received (ms): a START older than that is spent. */
   private readonly exits = new Map<string, number>();
+  /** deaId → when its last heartbeat was received (ms). */
+  private readonly deaSeen = new Map<string, number>();
   private readonly subs: Subscription[] = [];
   private readonly staleAfterMs: number;
   private readonly now: () => number;
@@ -82,6 +84,17 @@ export class ActualState {
     return out.sort((a, b) => a.index - b.index || a.instanceId.localeCompare(b.instanceId));
   }
 
+  /** DEAs heard from (a heartbeat) within the stale window: none means nothing can be started. */
+  liveDeas(): number {
+    const cutoff = this.now() - this.staleAfterMs;
+    let n = 0;
+    for (const [id, at] of this.deaSeen) {
+      if (at < cutoff) this.deaSeen.delete(id);
+      else n++;
+    }
+    return n;
+  }
+
   /** When an instance of this app index last exited (ms, as received), or 0. */
   lastExitAt(app: string, index: number): number {
     return this.exits.get(`${app}/${index}`) ?? 0;
@@ -106,6 +119,7 @@ export class ActualState {
       return;
     }
     const seenAt = this.now();
+    this.deaSeen.set(hb.deaId, seenAt);
     for (const [id, at] of this.gone) if (at < seenAt - this.staleAfterMs) this.gone.delete(id);
     // A heartbeat lists every instance of its DEA: what it no longer lists is gone.
     for (const m of this.byApp.values()) for (const [id, i] of m) if (i.deaId === hb.deaId) m.delete(id);

@@ -200,3 +200,24 @@ t.test("with no HM running, a killed instance stays dead", async (t) => {
     return r.body.resources.every((i: Stat) => i.state !== "RUNNING");
   });
 });
+
+t.test("with no DEA heard from, the HM holds its STARTs back; a DEA that beats gets them", async (t) => {
+  await dea.stop();
+  const hm = await startHmProc(t, nats, hmArgs);
+  await hm.waitFor("lease_acquired", undefined, 3 * LEASE_MS);
+  // The controller finds no DEA to place it on; the HM sees it missing and no DEA alive.
+  await api("POST", `/v3/apps/${app}/actions/start`);
+  await hm.waitFor("no_dea", undefined, 10_000);
+  // Past the grace of the app's change, analyses run and must send nothing.
+  await new Promise((r) => setTimeout(r, 4_000));
+  t.same(
+    hm.logs.filter((l) => l.event === "hm_request" && l.op === "START"),
+    [],
+    "no START while no DEA beats",
+  );
+  const next = await startDeaProc(t, nats, "hm-dea-2", appDeaArgs(isolation, join(base, "dea-2")));
+  t.teardown(() => next.stop());
+  const started = await hm.waitFor("hm_request", (l) => l.op === "START" && l.why === "analysis", 10_000);
+  t.same(started.app, app, "the START goes out once a DEA beats");
+  t.equal((await running(app, 1)).length, 1, "and the app runs");
+});
