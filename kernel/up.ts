@@ -231,8 +231,9 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       "Next:",
       `  - log in:           node bin/kiln.js login -a http://localhost:${config.ccPort} -u admin -p <the password in ${join(config.dataDir, "admin-credentials.json")}>`,
       "  - choose a space:   node bin/kiln.js create-space dev && node bin/kiln.js target -s dev",
-      "  - push an app:      node bin/kiln.js push hello -p examples/node",
-      `  - check it:         curl http://hello.localhost:${config.routerPort}/`,
+      "  - push an app:      cd examples/node-hello && node ../../bin/kiln.js push   (its manifest.yml names it hello)",
+      `  - check it:         curl http://hello.localhost:${config.routerPort}/   (or open it in a browser)`,
+      "  - scale it:         node ../../bin/kiln.js scale hello -i 3",
       "  - stop:             Ctrl-C",
     ],
     stop: () => {

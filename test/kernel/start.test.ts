@@ -65,7 +65,14 @@ for (const { signal, group } of cases) {
     }
     t.match(out, /Kiln is up/, "prints that the kernel is up");
     t.match(out, /NATS\s+nats:\/\/127\.0\.0\.1:\d+/, "prints where NATS listens");
-    t.match(out, /Next:/, "prints what to do next");
+    t.match(out, /router\s+http:\/\/localhost:\d+/, "prints the router URL");
+    t.match(out, /API\s+http:\/\/localhost:\d+/, "prints the API URL");
+    t.match(out, /kiln\.js login -a http:\/\/localhost:\d+ -u admin -p /, "prints the admin login");
+    t.match(
+      out,
+      /Next:[\s\S]*cd examples\/node-hello && node \.\.\/\.\.\/bin\/kiln\.js push/,
+      "prints the next command: push examples/node-hello",
+    );
 
     // Wait until the router child is running too, then take the whole tree.
     const treeDeadline = Date.now() + 10_000;
