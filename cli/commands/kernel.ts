@@ -1,6 +1,6 @@
 // `kiln up` (the whole embedded kernel) and `kiln nats` (the private nats-server alone).
 import { join } from "node:path";
-import { type KernelConfig, kernelConfig, portSetting } from "../../kernel/config.js";
+import { type KernelConfig, kernelConfig, kernelFlags, portSetting } from "../../kernel/config.js";
 import { createLogger } from "../../kernel/log.js";
 import { parseFlags } from "../args.js";
 import type { Command } from "../command.js";
@@ -26,13 +26,14 @@ function untilSignal(): Promise<NodeJS.Signals> {
 
 /** `kiln up`'s settings: its flags over the environment's (KILN_*_PORT, …) over the defaults. */
 export function upConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): KernelConfig {
+  const s = { type: "string" } as const;
   const f = parseFlags("up", argv, {
-    "data-dir": { type: "string" },
-    "nats-port": { type: "string" },
-    "router-port": { type: "string" },
-    "router-status-port": { type: "string" },
-    "router-status-host": { type: "string" },
-    "cc-port": { type: "string" },
+    [kernelFlags.dataDir]: s,
+    [kernelFlags.natsPort]: s,
+    [kernelFlags.routerPort]: s,
+    [kernelFlags.routerStatusPort]: s,
+    [kernelFlags.routerStatusHost]: s,
+    [kernelFlags.ccPort]: s,
   });
   const port = (flag: "nats-port" | "router-port" | "router-status-port" | "cc-port"): number | undefined => {
     const raw = f[flag];
