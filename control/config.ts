@@ -1,12 +1,15 @@
 // The Cloud Controller's options: one typed object, its defaults, and the environment variables
-// and `kiln cc` flags that override them (control/README.md lists the same table).
+// and `kiln cc` flags that override them (docs/config.md is generated from them).
 import { resolve } from "node:path";
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
 import { CcError } from "./errors.js";
 
 export interface CcConfig {
+  /** NATS server URL. */
   natsUrl: string;
+  /** NATS user (`cc` under `kiln up`). */
   natsUser: string;
+  /** NATS password. */
   natsPass: string;
   /** HTTP port of the API (0: a free port, for tests). */
   port: number;
@@ -65,7 +68,7 @@ export const ccEnv: Record<keyof CcConfig, string> = {
   leaseMs: "KILN_CC_LEASE_MS",
 };
 
-const flagOf: Partial<Record<keyof CcConfig, string>> = {
+export const ccFlags: Partial<Record<keyof CcConfig, string>> = {
   natsUrl: "nats",
   natsUser: "nats-user",
   natsPass: "nats-pass",
@@ -82,7 +85,7 @@ const flagOf: Partial<Record<keyof CcConfig, string>> = {
 };
 
 /** Usage line of `kiln cc`. */
-export const ccUsage = Object.values(flagOf)
+export const ccUsage = Object.values(ccFlags)
   .map((f) => `[--${f} V]`)
   .join(" ");
 
@@ -143,5 +146,5 @@ export function ccConfig(overrides: Partial<CcConfig> = {}, env: NodeJS.ProcessE
 
 /** Parses `kiln cc` flags into overrides (an unknown flag is a config error). */
 export function parseCcArgs(argv: string[]): Partial<CcConfig> {
-  return parseFlags<CcConfig>(argv, flagOf, convert, (m) => new CcError("KILN_CC_CONFIG", `kiln cc: ${m}`));
+  return parseFlags<CcConfig>(argv, ccFlags, convert, (m) => new CcError("KILN_CC_CONFIG", `kiln cc: ${m}`));
 }

@@ -1,5 +1,5 @@
 // The DEA's options: one typed object, its defaults, and the environment variables and
-// `kiln dea` flags that override them (dea/README.md lists the same table).
+// `kiln dea` flags that override them (docs/config.md is generated from them).
 import { statfsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
@@ -20,8 +20,11 @@ export interface TestReservation {
 export interface DeaConfig {
   /** Id in dea.<id>.* subjects and every message (random per process when empty). */
   deaId: string;
+  /** NATS server URL. */
   natsUrl: string;
+  /** NATS user (`dea` under `kiln up`). */
   natsUser: string;
+  /** NATS password. */
   natsPass: string;
   /** Address other components (the router) reach this DEA's instances on. */
   host: string;
@@ -43,7 +46,10 @@ export interface DeaConfig {
   heartbeatIntervalMs: number;
   /** A stopped instance gets SIGTERM, then SIGKILL after this long. */
   stopGraceMs: number;
-  /** Log lines per second one instance or staging task may ship; the rest are counted and dropped. */
+  /**
+   * Log lines per second one instance or staging task may ship, in bursts of up to twice that; the
+   * rest are counted and dropped.
+   */
   logRate: number;
   /** Droplets kept unpacked on disk, MiB in all (least recently used go first). */
   dropletCacheMb: number;
@@ -107,7 +113,7 @@ export const deaEnv: Record<keyof DeaConfig, string> = {
 };
 
 /** `kiln dea` flag of each option that has one (test reservations have none). */
-const flagOf: Partial<Record<keyof DeaConfig, string>> = {
+export const deaFlags: Partial<Record<keyof DeaConfig, string>> = {
   deaId: "id",
   natsUrl: "nats",
   natsUser: "nats-user",
@@ -129,7 +135,7 @@ const flagOf: Partial<Record<keyof DeaConfig, string>> = {
 };
 
 /** Usage line of `kiln dea`. */
-export const deaUsage = Object.values(flagOf)
+export const deaUsage = Object.values(deaFlags)
   .map((f) => `[--${f} V]`)
   .join(" ");
 
@@ -269,5 +275,5 @@ export function deaConfig(
 
 /** Parses `kiln dea` flags into overrides (unknown flags are a config error). */
 export function parseDeaArgs(argv: string[]): Partial<DeaConfig> {
-  return parseFlags(argv, flagOf, convert, (m) => new DeaProcessError("KILN_DEA_CONFIG", `kiln dea: ${m}`));
+  return parseFlags(argv, deaFlags, convert, (m) => new DeaProcessError("KILN_DEA_CONFIG", `kiln dea: ${m}`));
 }

@@ -1,11 +1,14 @@
 // The Health Manager's options: one typed object, its defaults, and the environment variables
-// and `kiln hm` flags that override them (hm/README.md lists the same table).
+// and `kiln hm` flags that override them (docs/config.md is generated from them).
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
 import { HmError } from "./errors.js";
 
 export interface HmConfig {
+  /** NATS server URL. */
   natsUrl: string;
+  /** NATS user (`hm` under `kiln up`). */
   natsUser: string;
+  /** NATS password. */
   natsPass: string;
   /** The DEAs' heartbeat interval, ms: a DEA silent for 3 of them has its instances lost. */
   heartbeatMs: number;
@@ -40,7 +43,7 @@ export const hmEnv: Record<keyof HmConfig, string> = {
   leaseMs: "KILN_HM_LEASE_MS",
 };
 
-const flagOf: Record<keyof HmConfig, string> = {
+export const hmFlags: Record<keyof HmConfig, string> = {
   natsUrl: "nats",
   natsUser: "nats-user",
   natsPass: "nats-pass",
@@ -51,7 +54,7 @@ const flagOf: Record<keyof HmConfig, string> = {
 };
 
 /** Usage line of `kiln hm`. */
-export const hmUsage = Object.values(flagOf)
+export const hmUsage = Object.values(hmFlags)
   .map((f) => `[--${f} V]`)
   .join(" ");
 
@@ -90,5 +93,5 @@ export function hmConfig(overrides: Partial<HmConfig> = {}, env: NodeJS.ProcessE
 
 /** Parses `kiln hm` flags into overrides (an unknown flag is a config error). */
 export function parseHmArgs(argv: string[]): Partial<HmConfig> {
-  return parseFlags<HmConfig>(argv, flagOf, convert, (m) => new HmError("KILN_HM_CONFIG", `kiln hm: ${m}`));
+  return parseFlags<HmConfig>(argv, hmFlags, convert, (m) => new HmError("KILN_HM_CONFIG", `kiln hm: ${m}`));
 }

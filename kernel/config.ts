@@ -1,6 +1,6 @@
-// Defaults of the embedded kernel (`kiln up`) and the environment variables that
-// override them; the README's configuration table lists the same rows. Also the check of the
-// process-wide settings every component reads (KILN_LOG_LEVEL, KILN_NATIVE).
+// Defaults of the embedded kernel (`kiln up`), the environment variables and flags that
+// override them, and the process-wide settings every component reads (KILN_LOG_LEVEL,
+// KILN_NATIVE) with their check. docs/config.md is generated from these tables.
 import { resolve } from "node:path";
 import { KilnError } from "./errors.js";
 import { logLevels } from "./log.js";
@@ -10,8 +10,9 @@ export interface KernelConfig {
   dataDir: string;
   /** Port of the private nats-server (falls back to a free port when taken; 0 = random). */
   natsPort: number;
-  /** Router HTTP port and status port. */
+  /** Port the router serves apps on. */
   routerPort: number;
+  /** Port of the router's /health, /routes and /metrics. */
   routerStatusPort: number;
   /** Cloud Controller API port. */
   ccPort: number;
@@ -35,6 +36,17 @@ export const kernelEnv = {
   ccPort: "KILN_CC_PORT",
   deas: "KILN_DEAS",
 } as const;
+
+/** `kiln up` flag of each setting that has one (`kiln nats` takes `--data-dir` and `--port`). */
+export const kernelFlags = {
+  dataDir: "data-dir",
+  natsPort: "nats-port",
+  routerPort: "router-port",
+  routerStatusPort: "router-status-port",
+  routerStatusHost: "router-status-host",
+  ccPort: "cc-port",
+  deas: "deas",
+} as const satisfies Partial<Record<keyof KernelConfig, string>>;
 
 export const kernelDefaults: KernelConfig = {
   dataDir: ".kiln",
@@ -95,18 +107,36 @@ export function kernelConfig(
   return merged;
 }
 
+/** Settings every Kiln process reads from its environment alone (no flags). */
+export interface ProcessSettings {
+  /** Lowest level of the JSON log lines written to standard error: debug, info, warn or error. */
+  logLevel: string;
+  /**
+   * The native addon (route table, balancer, upstream client): unset loads it when built and
+   * otherwise the TypeScript fallback; 0 forces the fallback; 1 requires the addon.
+   */
+  native: string;
+}
+
+export const processEnv: Record<keyof ProcessSettings, string> = {
+  logLevel: "KILN_LOG_LEVEL",
+  native: "KILN_NATIVE",
+};
+
+export const processDefaults: ProcessSettings = { logLevel: "info", native: "" };
+
 /**
  * Refuses malformed process-wide settings before a component starts: the logger and the native
  * loader read them where failing is not an option and would otherwise fall back to a default.
  */
 export function checkProcessEnv(env: NodeJS.ProcessEnv = process.env): void {
-  const level = env.KILN_LOG_LEVEL;
+  const level = env[processEnv.logLevel];
   if (level !== undefined && level !== "" && !(logLevels as string[]).includes(level))
     throw new KilnError(
       "KILN_KERNEL_CONFIG",
       `KILN_LOG_LEVEL must be one of ${logLevels.join(", ")}, got "${level}"`,
     );
-  const native = env.KILN_NATIVE;
+  const native = env[processEnv.native];
   if (native !== undefined && native !== "" && native !== "0" && native !== "1")
     throw new KilnError(
       "KILN_KERNEL_CONFIG",

@@ -1,5 +1,5 @@
 // The router's options: one typed object, its defaults, and the environment variables
-// and `kiln router` flags that override them (the README's configuration table lists the same).
+// and `kiln router` flags that override them (docs/config.md is generated from them).
 import { availableParallelism } from "node:os";
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
 import { RouterError } from "./errors.js";
@@ -21,13 +21,17 @@ export interface RouterConfig {
    * (statusUser / statusPass); /health stays open for load balancers.
    */
   statusHost: string;
-  /** Basic-auth user and password of /routes and /metrics when the status port is off loopback. */
+  /** Basic-auth user of /routes and /metrics when the status port is off loopback. */
   statusUser: string;
+  /** Basic-auth password of /routes and /metrics when the status port is off loopback. */
   statusPass: string;
   /** Worker threads, each running uWebSockets.js on the same port. */
   threads: number;
+  /** NATS server URL. */
   natsUrl: string;
+  /** NATS user (`router` under `kiln up`). */
   natsUser: string;
+  /** NATS password. */
   natsPass: string;
   /** Id announced in router.start (random per process when empty). */
   routerId: string;
@@ -47,6 +51,7 @@ export interface RouterConfig {
   failedEndpointSkipMs: number;
   /** Cookies that make a response sticky (`__VCAP_ID__` is added next to them). */
   stickyCookies: string[];
+  /** Access log: off, stdout, or a file path (appended). */
   accessLog: AccessLogTarget;
   /** SIGTERM: how long /health reports 503 before listeners close (load balancers notice). */
   drainWaitMs: number;
@@ -110,7 +115,7 @@ export interface RouterConfig {
    * is unchanged. Older kernels ignore it.
    */
   sliceUs: number;
-  /** Registry: prune interval and router.start interval. */
+  /** How often the registry prunes routes not refreshed within their stale threshold. */
   pruneIntervalMs: number;
   /**
    * How long a route whose last endpoint went (unregistered or pruned) is kept, empty,
@@ -119,6 +124,7 @@ export interface RouterConfig {
    * the timeout removes it. 0 removes it at once.
    */
   emptyPoolTimeoutMs: number;
+  /** router.start is announced at boot and then this often, seconds. */
   startIntervalSec: number;
 }
 
@@ -209,7 +215,7 @@ export const routerEnv: Record<keyof RouterConfig, string> = {
 };
 
 /** `kiln router` flag of each option that has one. */
-const flagOf: Partial<Record<keyof RouterConfig, string>> = {
+export const routerFlags: Partial<Record<keyof RouterConfig, string>> = {
   host: "host",
   port: "port",
   statusPort: "status-port",
@@ -250,7 +256,7 @@ const flagOf: Partial<Record<keyof RouterConfig, string>> = {
 };
 
 /** Usage line of `kiln router`. */
-export const routerUsage = `${Object.values(flagOf)
+export const routerUsage = `${Object.values(routerFlags)
   .map((f) => `[--${f} V]`)
   .join(" ")}`;
 
@@ -342,5 +348,10 @@ export function routerConfig(
 
 /** Parses `kiln router` flags into overrides (unknown flags are a config error). */
 export function parseRouterArgs(argv: string[]): Partial<RouterConfig> {
-  return parseFlags(argv, flagOf, convert, (m) => new RouterError("KILN_ROUTER_CONFIG", `kiln router: ${m}`));
+  return parseFlags(
+    argv,
+    routerFlags,
+    convert,
+    (m) => new RouterError("KILN_ROUTER_CONFIG", `kiln router: ${m}`),
+  );
 }

@@ -1,6 +1,12 @@
 // `kiln up` (the whole embedded kernel) and `kiln nats` (the private nats-server alone).
 import { join } from "node:path";
-import { deasSetting, type KernelConfig, kernelConfig, portSetting } from "../../kernel/config.js";
+import {
+  deasSetting,
+  type KernelConfig,
+  kernelConfig,
+  kernelFlags,
+  portSetting,
+} from "../../kernel/config.js";
 import { createLogger } from "../../kernel/log.js";
 import { parseFlags } from "../args.js";
 import type { Command } from "../command.js";
@@ -26,14 +32,15 @@ function untilSignal(): Promise<NodeJS.Signals> {
 
 /** `kiln up`'s settings: its flags over the environment's (KILN_*_PORT, …) over the defaults. */
 export function upConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): KernelConfig {
+  const s = { type: "string" } as const;
   const f = parseFlags("up", argv, {
-    "data-dir": { type: "string" },
-    "nats-port": { type: "string" },
-    "router-port": { type: "string" },
-    "router-status-port": { type: "string" },
-    "router-status-host": { type: "string" },
-    "cc-port": { type: "string" },
-    deas: { type: "string" },
+    [kernelFlags.dataDir]: s,
+    [kernelFlags.natsPort]: s,
+    [kernelFlags.routerPort]: s,
+    [kernelFlags.routerStatusPort]: s,
+    [kernelFlags.routerStatusHost]: s,
+    [kernelFlags.ccPort]: s,
+    [kernelFlags.deas]: s,
   });
   const port = (flag: "nats-port" | "router-port" | "router-status-port" | "cc-port"): number | undefined => {
     const raw = f[flag];
@@ -47,7 +54,8 @@ export function upConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): 
       routerStatusPort: port("router-status-port"),
       routerStatusHost: f["router-status-host"] || undefined,
       ccPort: port("cc-port"),
-      deas: f.deas === undefined ? undefined : deasSetting(f.deas, "--deas"),
+      deas:
+        f[kernelFlags.deas] === undefined ? undefined : deasSetting(f[kernelFlags.deas] as string, "--deas"),
     },
     env,
   );
