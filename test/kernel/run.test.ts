@@ -17,6 +17,7 @@ const { createLogger } = await import(${JSON.stringify(pathToFileURL(distPath("k
 const code = await runUntilSignal(
   createLogger("t", { write: () => {} }),
   async () => {
+    process.stdout.write("starting\\n");
     await new Promise((r) => setTimeout(r, ${startMs}));
     process.stdout.write("started\\n");
     // Runs (keeps the event loop busy) until stopped, as a component with sockets does.
@@ -30,31 +31,42 @@ const code = await runUntilSignal(
 process.stdout.write("exit " + code + "\\n");
 `;
 
-async function run(startMs: number, signalAfterMs: number): Promise<{ out: string; code: number | null }> {
+/**
+ * Runs the component and sends SIGTERM once it printed `at` ("starting": its start is under way,
+ * signal handlers in place; "started": it is up). Waiting for the line, not a fixed time: on a
+ * loaded machine node takes most of a second to boot.
+ */
+async function run(
+  startMs: number,
+  at: "starting" | "started",
+): Promise<{ out: string; code: number | null }> {
   const c = spawn(process.execPath, ["--input-type=module", "-e", child(startMs)], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
+  let signalled = false;
   c.stdout.setEncoding("utf8").on("data", (d: string) => {
     out += d;
+    if (!signalled && out.includes(`${at}\n`)) {
+      signalled = true;
+      c.kill("SIGTERM");
+    }
   });
   const exited = new Promise<number | null>((r) => c.once("exit", (code) => r(code)));
-  await new Promise((r) => setTimeout(r, signalAfterMs));
-  c.kill("SIGTERM");
-  const timer = setTimeout(() => c.kill("SIGKILL"), 5000);
+  const timer = setTimeout(() => c.kill("SIGKILL"), 30_000);
   const code = await exited;
   clearTimeout(timer);
   return { out, code };
 }
 
 t.test("a signal after the start stops the component", async (t) => {
-  const r = await run(10, 1000);
-  t.equal(r.out, "started\nstopped\nexit 0\n");
+  const r = await run(10, "started");
+  t.equal(r.out, "starting\nstarted\nstopped\nexit 0\n");
   t.equal(r.code, 0);
 });
 
 t.test("a signal during a start that cannot be aborted stops it once it is up", async (t) => {
-  const r = await run(1500, 700);
-  t.equal(r.out, "started\nstopped\nexit 0\n", "stopped as soon as it was up, not left running");
+  const r = await run(1500, "starting");
+  t.equal(r.out, "starting\nstarted\nstopped\nexit 0\n", "stopped as soon as it was up, not left running");
   t.equal(r.code, 0);
 });
