@@ -210,9 +210,14 @@ export const failureClasses: readonly FailureClass[] = [
     refusal: badGateway("stale_connection", "backend closed an idle connection"),
   },
   {
+    // The backend closed (or reset) with the request on it and no answer: an instance killed
+    // mid-request, the common case when apps crash or are moved. A GET, HEAD, OPTIONS… without a
+    // body goes to another endpoint, as gorouter retries an idempotent request on EOF; anything
+    // else may have had its effect and is not sent again. A request that itself crashes every
+    // backend thus reaches at most maxAttempts of them.
     cause: "backend_closed",
-    retriable: false,
-    idempotentOnly: false,
+    retriable: true,
+    idempotentOnly: true,
     markFailed: false,
     refusal: badGateway("backend_closed", "backend closed the connection without answering"),
   },

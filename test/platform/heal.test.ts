@@ -183,6 +183,24 @@ if (platform.deaUnable !== null) {
       return seen.size === 3 ? seen : undefined;
     });
     t.same([...seen].sort(), ["0", "1", "2"], "three instance indexes answer");
+    // kiln bench by the app's name: its route, through the router, as a user benchmarks an app.
+    const bench = await succeeds(t, home, [
+      "bench",
+      "hello",
+      "-c",
+      "4",
+      "-d",
+      "1",
+      "--rounds",
+      "1",
+      "--json",
+    ]);
+    const report = JSON.parse(bench.stdout) as {
+      target: { url: string; host?: string; summary: { requests: number; errors: { total: number } } };
+    };
+    t.equal(report.target.host, `hello.localhost:${ports.router}`, "kiln bench hello sends the app's host");
+    t.ok(report.target.summary.requests > 50, `it measured (${report.target.summary.requests} requests)`);
+    t.equal(report.target.summary.errors.total, 0, "with no error");
     await succeeds(t, home, ["scale", "hello", "-i", "2"]);
     await settled("hello", 2);
   });

@@ -1181,6 +1181,46 @@ t.test(
   },
 );
 
+t.test(
+  "a backend closing on a request without answering: a GET goes to another endpoint, a POST is not sent again",
+  async (t) => {
+    // An instance killed with the request on it (kill -9): its socket closes with no answer.
+    const seen: string[] = [];
+    const closing = await startRawBackend(t, (sock) =>
+      sock.once("data", (d: Buffer) => {
+        seen.push(d.toString("latin1").split(" ", 2).join(" "));
+        sock.destroy();
+      }),
+    );
+    const good = await startBackend(t, (_q, res) => res.end("good"));
+    const host = "closing-pair.test";
+    await rig.register({ port: closing, uris: [host], private_instance_id: "cp-closing" });
+    await rig.register({ port: good.port, uris: [host], private_instance_id: "cp-good" });
+    // Round robin over two endpoints: four requests reach the closing one at least once.
+    const gets = [];
+    for (let i = 0; i < 4; i++) gets.push(await send(port, { host, path: `/get${i}` }));
+    t.same(
+      gets.map((r) => r.status),
+      [200, 200, 200, 200],
+      "every GET is answered, by the other endpoint when the first closed",
+    );
+    t.ok(
+      seen.some((l) => l.startsWith("GET")),
+      "the closing endpoint did get a GET",
+    );
+    const posts = [];
+    for (let i = 0; i < 4; i++)
+      posts.push(await send(port, { host, method: "POST", path: `/post${i}`, body: "x".repeat(100) }));
+    const refused = posts.filter((r) => r.status === 502);
+    t.ok(refused.length > 0, "a POST the closing endpoint got is not sent again: 502");
+    t.ok(
+      refused.every((r) => r.headers["x-kiln-router-error"] === "backend_closed"),
+      "with cause backend_closed",
+    );
+    t.equal(seen.filter((l) => l.startsWith("POST")).length, refused.length, "each seen once");
+  },
+);
+
 t.test("hash balancing: the same header value reaches the same endpoint", async (t) => {
   const a = await startBackend(t, (_q, res) => res.end("h-A"));
   const b = await startBackend(t, (_q, res) => res.end("h-B"));
