@@ -109,21 +109,21 @@ async function ask(app: string): Promise<Answer> {
 
 /**
  * Polls the router, two requests at a time every POLL_MS (the surviving instance takes every
- * other request), until `done` says yes; counts the answers other than 200 on the way.
+ * other request), until `done` says yes; keeps the statuses other than 200 on the way (0: no answer).
  */
 async function pollUntil(
   app: string,
   what: string,
   done: (a: Answer) => boolean,
-): Promise<{ at: number; failed: number }> {
+): Promise<{ at: number; failed: number[] }> {
   const deadline = performance.now() + STEP_TIMEOUT_MS;
-  let failed = 0;
+  const failed: number[] = [];
   while (performance.now() < deadline) {
     const answers = await Promise.all([ask(app), ask(app)]);
     const at = performance.now();
     let hit = false;
     for (const a of answers) {
-      if (a.status !== 200) failed++;
+      if (a.status !== 200) failed.push(a.status);
       else if (done(a)) hit = true;
     }
     if (hit) return { at, failed };
@@ -156,8 +156,8 @@ interface KillSample {
   index: number;
   /** kill -9 → the first 200 through the router from the replacement, ms. */
   recoveryMs: number;
-  /** Answers other than 200 the polling client got from the kill to both instances answering. */
-  probeFailed: number;
+  /** Statuses other than 200 the polling client got from the kill to both instances answering (0: no answer). */
+  probeFailed: number[];
 }
 
 /** One kill -9 of `index` and the wait for its replacement; `current` is updated to it. */
@@ -175,7 +175,7 @@ async function killOne(app: string, index: number, current: Map<number, string>)
   current.set(index, replacement);
   // Both back: the sibling answers too (with the GUID it had, or the kill hit more than one).
   const sibling = await pollUntil(app, `${app} answering from both instances`, (a) => a.index !== index);
-  return { app, index, recoveryMs: back.at - killedAt, probeFailed: back.failed + sibling.failed };
+  return { app, index, recoveryMs: back.at - killedAt, probeFailed: [...back.failed, ...sibling.failed] };
 }
 
 interface AppRun {
@@ -369,7 +369,7 @@ const errorKinds = [
 ];
 const detail = [
   `Failed requests by kind: ${errorKinds.length === 0 ? "none" : errorKinds.join(", ")}; per app (${killsPerApp(INSTANCES)} kills each): ${runs.map((r) => r.load.failed).join(", ")}.`,
-  `The polling client's own answers other than 200, per kill: ${samples.map((s) => s.probeFailed).join(", ")}.`,
+  `The polling client's own answers other than 200 (0: no answer), per kill: ${samples.map((s) => (s.probeFailed.length === 0 ? "none" : s.probeFailed.join("+"))).join(", ")}.`,
   `Each kill → replacement, ms: ${samples.map((s) => fmtNum(s.recoveryMs, 0)).join(", ")} (p90 by nearest rank: ${fmtNum(
     percentile(
       samples.map((s) => s.recoveryMs),
