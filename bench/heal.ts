@@ -97,14 +97,17 @@ interface Answer {
   status: number;
   index: number;
   guid: string;
+  /** When it arrived (performance.now()). */
+  at: number;
 }
 
 async function ask(app: string): Promise<Answer> {
   const r = await httpGet(kernel.routerPort, "/", host(app), 1000);
+  const at = performance.now();
   const [index, guid] = r.body.trim().split(" ");
   return r.status === 200
-    ? { status: 200, index: Number(index), guid: guid ?? "" }
-    : { status: r.status, index: -1, guid: "" };
+    ? { status: 200, index: Number(index), guid: guid ?? "", at }
+    : { status: r.status, index: -1, guid: "", at };
 }
 
 /**
@@ -120,13 +123,12 @@ async function pollUntil(
   const failed: number[] = [];
   while (performance.now() < deadline) {
     const answers = await Promise.all([ask(app), ask(app)]);
-    const at = performance.now();
-    let hit = false;
+    let at = Number.POSITIVE_INFINITY;
     for (const a of answers) {
       if (a.status !== 200) failed.push(a.status);
-      else if (done(a)) hit = true;
+      else if (done(a)) at = Math.min(at, a.at);
     }
-    if (hit) return { at, failed };
+    if (at < Number.POSITIVE_INFINITY) return { at, failed };
     await sleep(POLL_MS);
   }
   throw new BenchError("KILN_BENCH_STEP_FAILED", `timed out: ${what}`);
@@ -173,7 +175,7 @@ async function killOne(app: string, index: number, current: Map<number, string>)
     return true;
   });
   current.set(index, replacement);
-  // Both back: the sibling answers too (with the GUID it had, or the kill hit more than one).
+  // Both back: the sibling answers too.
   const sibling = await pollUntil(app, `${app} answering from both instances`, (a) => a.index !== index);
   return { app, index, recoveryMs: back.at - killedAt, probeFailed: [...back.failed, ...sibling.failed] };
 }
