@@ -28,7 +28,7 @@ import { deaStage, deaStart } from "../messaging/subjects.js";
 import { BenchError } from "./lib/errors.js";
 import { cleanEnv, freePort, startProcess, stopAll, stopAllOnSignal, waitForPort } from "./lib/procs.js";
 import { appendToSection, fmtNum, fmtRatio, mdTable } from "./lib/report.js";
-import { median, ratio } from "./lib/stats.js";
+import { median, percentile, ratio } from "./lib/stats.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -295,8 +295,7 @@ for (let i = 0; i < starts; i++) {
   await stopIndices(app, [i]);
   if (i % 2 === 1) bareStartMs.push(await bareNodeStart());
 }
-const sorted = [...startMs].sort((a, b) => a - b);
-const p90 = sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.9) - 1)] ?? Number.NaN;
+const p90 = percentile(startMs, 0.9);
 
 // ---- capacity: N instances at once, all answering ----------------------------------------
 /** MemAvailable of the machine, bytes: what N instances cost the host in all, shared pages counted once. */

@@ -12,19 +12,18 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { kilnBin, projectRoot } from "../kernel/paths.js";
+import { projectRoot } from "../kernel/paths.js";
 import { BenchError } from "./lib/errors.js";
 import { type KernelUp, startKernelUp } from "./lib/kernel-up.js";
+import { checked, kilnCli } from "./lib/kiln-cli.js";
 import { runInterleaved } from "./lib/measure.js";
-import { cleanEnv, httpGet, sleep, startProcess, stopAll, stopAllOnSignal } from "./lib/procs.js";
+import { httpGet, sleep, stopAll, stopAllOnSignal } from "./lib/procs.js";
 import {
   type CaseSummary,
-  LineStamper,
   medianPhases,
   type PushPhases,
   phaseNames,
   pushPhases,
-  type StampedLine,
   summarizeCase,
 } from "./lib/push-phases.js";
 import { appendToSection, fmtNum, fmtRatio, mdTable } from "./lib/report.js";
@@ -71,55 +70,9 @@ writeFileSync(
 const kilnHome = join(work, "home");
 mkdirSync(kilnHome, { mode: 0o700 });
 
-interface CliRun {
-  startedAt: number;
-  exitedAt: number;
-  code: number | string;
-  lines: StampedLine[];
-  tail: string;
-}
-
-interface Started {
-  startedAt: number;
-  /** Performance time of its exit, Infinity while it runs. */
-  exitedAt(): number;
-  /** It exited with a status other than 0. */
-  failed(): boolean;
-  done: Promise<CliRun>;
-}
-
-/** `kiln ARGS` with the bench's KILN_HOME; every output line stamped as it arrives. */
-function startKiln(args: readonly string[]): Started {
-  const stamper = new LineStamper();
-  let exitedAt = Number.POSITIVE_INFINITY;
-  let code: number | string | undefined;
-  const onChunk = (c: Buffer): void => stamper.push(c.toString(), performance.now());
-  const startedAt = performance.now();
-  const proc = startProcess("kiln", process.execPath, [kilnBin, ...args], {
-    env: cleanEnv({ KILN_HOME: kilnHome }),
-    onStdout: onChunk,
-    onStderr: onChunk,
-  });
-  proc.child.once("exit", (c, signal) => {
-    exitedAt = performance.now();
-    code = c ?? signal ?? "unknown";
-  });
-  const done = proc.exited.then(() => {
-    stamper.end(exitedAt);
-    return { startedAt, exitedAt, code: code ?? "unknown", lines: stamper.lines, tail: proc.tail() };
-  });
-  return { startedAt, exitedAt: () => exitedAt, failed: () => code !== undefined && code !== 0, done };
-}
-
-async function kiln(args: readonly string[]): Promise<CliRun> {
-  return checked(args, await startKiln(args).done);
-}
-
-function checked(args: readonly string[], r: CliRun): CliRun {
-  if (r.code !== 0)
-    throw new BenchError("KILN_BENCH_STEP_FAILED", `kiln ${args.join(" ")} exited ${r.code}:\n${r.tail}`);
-  return r;
-}
+const cli = kilnCli(kilnHome);
+const startKiln = cli.start;
+const kiln = cli.run;
 
 let kernel: KernelUp;
 const host = (app: string): string => `${app}.localhost`;

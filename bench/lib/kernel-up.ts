@@ -1,5 +1,5 @@
 // A whole kernel for scenario benches: `kiln up` on free ports in a given data dir, ready once
-// it says so, its router's /health answers and its controller listens. Stopped with SIGTERM to
+// it says so, its router's /health answers and its controller answers (the time to that is kept). Stopped with SIGTERM to
 // `kiln up` alone (it stops its DEA, which stops its containers); whatever container is still
 // under the data dir afterwards is removed, so an interrupted run leaves none behind.
 import { readFileSync } from "node:fs";
@@ -26,6 +26,8 @@ export interface KernelUp {
   /** The controller's base URL, for `kiln login -a`. */
   api: string;
   adminPassword: string;
+  /** `kiln up` spawned → ready (said "Kiln is up", router /health 200, controller answering), ms. */
+  readyMs: number;
   /** SIGTERM to `kiln up`, wait for it, then remove any container it left. */
   stop(): Promise<void>;
 }
@@ -37,6 +39,9 @@ async function removeContainers(dataDir: string): Promise<void> {
   for (const c of left) await runc.delete(c.id).catch(() => {});
 }
 
+/** How often readiness is checked while `kiln up` starts: the resolution of readyMs. */
+const READY_POLL_MS = 10;
+
 export async function startKernelUp(dataDir: string, timeoutMs = 60_000): Promise<KernelUp> {
   const [natsPort, ccPort, routerPort, statusPort] = [
     await freePort(),
@@ -46,6 +51,7 @@ export async function startKernelUp(dataDir: string, timeoutMs = 60_000): Promis
   ];
   let out = "";
   let err = "";
+  const spawnedAt = performance.now();
   const proc = startProcess(
     "kiln up",
     process.execPath,
@@ -89,7 +95,7 @@ export async function startKernelUp(dataDir: string, timeoutMs = 60_000): Promis
         await stop();
         throw new BenchError("KILN_BENCH_START_FAILED", `kiln up: no ${what}:\n${proc.tail()}`);
       }
-      await sleep(50);
+      await sleep(READY_POLL_MS);
     }
   };
   await until('"Kiln is up"', () => out.includes("Kiln is up"));
@@ -103,6 +109,11 @@ export async function startKernelUp(dataDir: string, timeoutMs = 60_000): Promis
     async () => (await httpStatus(statusPort, "/health", "localhost")) === 200,
   );
   await until("controller listening", () => err.includes('"cc_listening"'));
+  await until(
+    "controller answering",
+    async () => (await httpStatus(ccPort, "/v3/info", "127.0.0.1")) === 200,
+  );
+  const readyMs = performance.now() - spawnedAt;
   const creds = JSON.parse(readFileSync(join(dataDir, CREDENTIALS_FILE), "utf8")) as { password: string };
   return {
     proc,
@@ -110,6 +121,7 @@ export async function startKernelUp(dataDir: string, timeoutMs = 60_000): Promis
     routerPort,
     api: `http://127.0.0.1:${ccPort}`,
     adminPassword: creds.password,
+    readyMs,
     stop,
   };
 }

@@ -44,3 +44,10 @@ export function ratio(a: number | undefined, b: number | undefined): number {
   }
   return a / b;
 }
+
+/** The p-quantile (0 < p ≤ 1) by nearest rank: a value that was measured; NaN when empty. */
+export function percentile(values: readonly number[], p: number): number {
+  const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number;
+}
