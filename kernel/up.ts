@@ -113,10 +113,6 @@ async function removeLeftContainers(deas: DeaConfig[], log: Logger): Promise<voi
 export async function startKernel(config: KernelConfig, log: Logger): Promise<Kernel> {
   const { router, deas, flags } = componentSettings(config);
   const dea = deas[0] as DeaConfig;
-  // Whether the DEA can isolate apps here: one that cannot would exit at once and be restarted
-  // forever, so it is left out and the summary says why.
-  const deaUnable =
-    dea.isolation === "runc" ? await probeIsolation(new Runc({ root: containerRoot(dea.dataDir) })) : null;
   try {
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -128,6 +124,15 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
       },
     );
   }
+  // Whether the DEA can isolate apps here: one that cannot would exit at once and be restarted
+  // forever, so it is left out and the summary says why.
+  // The probe (a container, some 200 ms) runs while NATS and the other components start.
+  const probing: Promise<string | null> =
+    dea.isolation === "runc"
+      ? probeIsolation(new Runc({ root: containerRoot(dea.dataDir) }))
+      : Promise.resolve(null);
+  // Settled early so a failure before it is awaited is not an unhandled rejection.
+  probing.catch(() => {});
   // Status credentials given in the environment are the operator's; otherwise the data dir's,
   // passed in the environment (not argv, which every local user can read).
   const ownCredentials = router.statusUser === "" && router.statusPass === "";
@@ -186,6 +191,7 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     env: componentEnv("cc"),
     stopOrder: 1,
   });
+  const deaUnable = await probing;
   if (deaUnable === null) {
     flags.deas.forEach((deaFlags, i) => {
       supervisor.start({
