@@ -184,17 +184,7 @@ if (platform.deaUnable !== null) {
     });
     t.same([...seen].sort(), ["0", "1", "2"], "three instance indexes answer");
     // kiln bench by the app's name: its route, through the router, as a user benchmarks an app.
-    const bench = await succeeds(t, home, [
-      "bench",
-      "hello",
-      "-c",
-      "4",
-      "-d",
-      "1",
-      "--rounds",
-      "1",
-      "--json",
-    ]);
+    const bench = await succeeds(t, home, ["bench", "hello", "-c", "4", "-d", "1", "--json"]);
     const report = JSON.parse(bench.stdout) as {
       target: { url: string; host?: string; summary: { requests: number; errors: { total: number } } };
     };
