@@ -126,6 +126,11 @@ export interface RouterConfig {
   emptyPoolTimeoutMs: number;
   /** router.start is announced at boot and then this often, seconds. */
   startIntervalSec: number;
+  /**
+   * After its first router.start, how long the router waits for registrars to answer before
+   * /health turns 200 (gorouter's start_response_delay_interval).
+   */
+  startResponseDelayMs: number;
 }
 
 export const routerDefaults: RouterConfig = {
@@ -171,6 +176,7 @@ export const routerDefaults: RouterConfig = {
   // one prune interval, so a route is gone 30-60 s after its last endpoint.
   emptyPoolTimeoutMs: 30_000,
   startIntervalSec: 20,
+  startResponseDelayMs: 1_000,
 };
 
 /** Environment variable of each option (lists are comma separated). */
@@ -212,6 +218,7 @@ export const routerEnv: Record<keyof RouterConfig, string> = {
   pruneIntervalMs: "KILN_ROUTER_PRUNE_INTERVAL_MS",
   emptyPoolTimeoutMs: "KILN_ROUTER_EMPTY_POOL_TIMEOUT_MS",
   startIntervalSec: "KILN_ROUTER_START_INTERVAL_SEC",
+  startResponseDelayMs: "KILN_ROUTER_START_RESPONSE_DELAY_MS",
 };
 
 /** `kiln router` flag of each option that has one. */
@@ -253,6 +260,7 @@ export const routerFlags: Partial<Record<keyof RouterConfig, string>> = {
   pruneIntervalMs: "prune-interval-ms",
   emptyPoolTimeoutMs: "empty-pool-timeout-ms",
   startIntervalSec: "start-interval-sec",
+  startResponseDelayMs: "start-response-delay-ms",
 };
 
 /** Usage line of `kiln router`. */

@@ -340,6 +340,7 @@ export async function startRouter(
       routerId,
       pruneIntervalMs: config.pruneIntervalMs,
       startIntervalMs: config.startIntervalSec * 1000,
+      startResponseDelayMs: config.startResponseDelayMs,
       routeServices: config.routeServiceKey !== "",
     });
     await registry.start();

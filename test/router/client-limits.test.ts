@@ -1,7 +1,9 @@
 // --client-idle-timeout and --min-upload-rate (uWS's idle timeout and upload floor, fixed
-// upstream at 10 s and 16 KiB/s): a body at 8 KiB/s for 30 s passes with a lower floor and is
-// cut with the default; an idle keep-alive connection outlives 10 s with a 30 s timeout and is
-// closed after 8 to 12 s (4 s ticks) with the default. All four run at once (about 32 s).
+// upstream at 10 s and 16 KiB/s): a body at 8 KiB/s for 16 s passes with a lower floor (past
+// the 10 s timeout at which the floor is checked) and is cut with the default; an idle keep-alive
+// connection outlives 10 s with a 30 s timeout and is closed after 8 to 12 s (4 s ticks) with the
+// default. Each flag has its own router, so each is seen to act alone. All four run at once
+// (about 17 s).
 import { connect, type Socket } from "node:net";
 import t from "tap";
 import { guardChildren } from "../helpers/children.js";
@@ -9,13 +11,14 @@ import { sleep, startBackend, startRig } from "./harness.js";
 
 guardChildren(t);
 
-const [byDefault, relaxed] = await Promise.all([
+const [byDefault, lowFloor, longIdle] = await Promise.all([
   startRig(t, ["--threads", "1"]),
-  startRig(t, ["--threads", "1", "--client-idle-timeout", "30", "--min-upload-rate", "4096"]),
+  startRig(t, ["--threads", "1", "--min-upload-rate", "4096"]),
+  startRig(t, ["--threads", "1", "--client-idle-timeout", "30"]),
 ]);
 const backend = await startBackend(t, (_req, res, body) => res.end(`got ${body.length}`));
 const route = { port: backend.port, uris: ["limits.test"], private_instance_id: "limits-0" };
-await Promise.all([byDefault.register(route), relaxed.register(route)]);
+await Promise.all([byDefault.register(route), lowFloor.register(route), longIdle.register(route)]);
 
 interface Conn {
   socket: Socket;
@@ -51,7 +54,7 @@ function open(port: number, t: { teardown(fn: () => void): void }): Conn {
 }
 
 const rate = 8 * 1024;
-const seconds = 30;
+const seconds = 16;
 const size = rate * seconds;
 
 /** POSTs `size` bytes at 8 KiB/s (1 KiB every 125 ms); resolves when answered or closed. */
@@ -95,9 +98,9 @@ async function idleAfterAnswer(port: number, t: { teardown(fn: () => void): void
 t.test("upload floor and idle timeout, default and set", async (t) => {
   const [cut, passed, idleDefault, idleLong] = await Promise.all([
     slowUpload(byDefault.router.port, t),
-    slowUpload(relaxed.router.port, t),
+    slowUpload(lowFloor.router.port, t),
     idleAfterAnswer(byDefault.router.port, t, 16_000),
-    idleAfterAnswer(relaxed.router.port, t, 16_000),
+    idleAfterAnswer(longIdle.router.port, t, 16_000),
   ]);
 
   t.ok(
@@ -107,7 +110,11 @@ t.test("upload floor and idle timeout, default and set", async (t) => {
   t.notMatch(cut.text, /HTTP\/1\.1 200/, "and gets no answer");
 
   t.equal(passed.closedAfterMs, -1, "--min-upload-rate 4096: the 8 KiB/s body is not cut");
-  t.match(passed.text, /^HTTP\/1\.1 200 OK[\s\S]*got 245760$/, `all ${size} bytes reached the backend`);
+  t.match(
+    passed.text,
+    new RegExp(`^HTTP/1\\.1 200 OK[\\s\\S]*got ${size}$`),
+    `all ${size} bytes reached the backend`,
+  );
 
   t.ok(
     idleDefault.closedAfterMs >= 7_500 && idleDefault.closedAfterMs < 12_500,

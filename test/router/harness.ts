@@ -103,7 +103,15 @@ export async function startRouterProc(
     nice === 0 ? process.execPath : "nice",
     nice === 0 ? argv : ["-n", String(nice), process.execPath, ...argv],
     {
-      env: { ...process.env, KILN_NATS_USER: cred.user, KILN_NATS_PASS: cred.pass, ...env },
+      // Nothing here answers router.start but the test itself, so /health need not wait the
+      // default second for registrars (health.test.ts starts its router with the default).
+      env: {
+        ...process.env,
+        KILN_NATS_USER: cred.user,
+        KILN_NATS_PASS: cred.pass,
+        KILN_ROUTER_START_RESPONSE_DELAY_MS: "100",
+        ...env,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );

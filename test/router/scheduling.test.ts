@@ -2,7 +2,7 @@
 // Linux scheduling policy and slice: the kernel's own view (/proc/<pid>/task/<tid>/stat,
 // field 41, and the se.slice line of /proc/<pid>/task/<tid>/sched) is checked, not what the
 // router says of itself.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism, release } from "node:os";
 import t from "tap";
@@ -42,6 +42,29 @@ function slices(pid: number): number[] {
   });
 }
 
+// One nats-server for the file; each subtest starts its own routers, and up to three
+// subtests run at once (each waits on its own processes).
+const nats = await startTestNats(t);
+t.jobs = 3;
+
+/** Runs `kiln ARGS` to its end without blocking the other subtests. */
+function kiln(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [kilnBin, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    child.on("close", (status) => resolve({ status, stderr }));
+  });
+}
+
 const linux = process.platform === "linux";
 // Per-thread slices came with EEVDF in Linux 6.12; the debug view needs CONFIG_SCHED_DEBUG.
 const [major = 0, minor = 0] = release()
@@ -58,7 +81,6 @@ t.test(
   "by default each worker thread, and only they, ask for a 100 µs slice",
   { skip: noSlice },
   async (t) => {
-    const nats = await startTestNats(t);
     const r = await startRouterProc(t, nats, ["--threads", "2"]);
     const s = slices(r.child.pid ?? 0);
     t.equal(s.filter((x) => x === 100_000).length, 2, `two 100 µs threads among ${s.join(",")}`);
@@ -76,7 +98,6 @@ t.test(
   "--slice-us sets the workers' slice; 0 keeps the one they start with",
   { skip: noSlice },
   async (t) => {
-    const nats = await startTestNats(t);
     const own = await startRouterProc(t, nats, ["--threads", "2", "--slice-us", "2500"]);
     const s = slices(own.child.pid ?? 0);
     t.equal(s.filter((x) => x === 2_500_000).length, 2, `two 2.5 ms threads among ${s.join(",")}`);
@@ -95,7 +116,6 @@ t.test(
   "--scheduling batch keeps the slice, and the slice keeps the nice value",
   { skip: noSlice },
   async (t) => {
-    const nats = await startTestNats(t);
     const r = await startRouterProc(
       t,
       nats,
@@ -113,16 +133,15 @@ t.test(
 );
 
 t.test("a slice the kernel would clamp is a coded config error (exit 2)", async (t) => {
-  for (const [args, env] of [
+  const runs = [
     [["--slice-us", "50"], {}],
     [["--slice-us", "100001"], {}],
     [["--slice-us", "1.5"], {}],
     [[], { KILN_ROUTER_SLICE_US: "x" }],
-  ] as [string[], Record<string, string>][]) {
-    const r = spawnSync(process.execPath, [kilnBin, "router", ...args], {
-      encoding: "utf8",
-      env: { ...process.env, ...env },
-    });
+  ] as [string[], Record<string, string>][];
+  const results = await Promise.all(runs.map(([args, env]) => kiln(["router", ...args], env)));
+  for (const [i, [args, env]] of runs.entries()) {
+    const r = results[i] as { status: number | null; stderr: string };
     t.equal(r.status, 2, `${args.join(" ")} ${JSON.stringify(env)}`);
     t.match(r.stderr, /KILN_ROUTER_CONFIG/);
     t.match(r.stderr, /must be 0 or an integer from 100 to 100000/);
@@ -133,7 +152,6 @@ t.test(
   "--scheduling batch: each worker thread, and only they, run SCHED_BATCH",
   { skip: !linux && "Linux only" },
   async (t) => {
-    const nats = await startTestNats(t);
     const r = await startRouterProc(t, nats, ["--threads", "2", "--scheduling", "batch"]);
     const p = policies(r.child.pid ?? 0);
     t.equal(p.filter((x) => x === SCHED_BATCH).length, 2, `two batch threads among ${p.join(",")}`);
@@ -148,14 +166,12 @@ t.test(
 );
 
 t.test("without --threads the router runs one worker thread per core", async (t) => {
-  const nats = await startTestNats(t);
   const r = await startRouterProc(t, nats, [], { KILN_ROUTER_THREADS: "" });
   const listening = r.logs.find((l) => l.event === "router_listening");
   t.equal(listening?.threads, availableParallelism(), "router_listening reports os.availableParallelism()");
 });
 
 t.test("by default every thread stays SCHED_OTHER", { skip: !linux && "Linux only" }, async (t) => {
-  const nats = await startTestNats(t);
   const r = await startRouterProc(t, nats, ["--threads", "2"]);
   const p = policies(r.child.pid ?? 0);
   t.same(
@@ -167,7 +183,6 @@ t.test("by default every thread stays SCHED_OTHER", { skip: !linux && "Linux onl
 });
 
 t.test("without the addon: the default asks nothing, batch is reported as not applied", async (t) => {
-  const nats = await startTestNats(t);
   const plain = await startRouterProc(t, nats, ["--threads", "1"], { KILN_NATIVE: "0" });
   t.notOk(
     plain.logs.some((l) => l.event === "scheduling_not_applied"),
@@ -184,7 +199,7 @@ t.test("without the addon: the default asks nothing, batch is reported as not ap
 });
 
 t.test("an unknown policy is a coded config error (exit 2)", async (t) => {
-  const r = spawnSync(process.execPath, [kilnBin, "router", "--scheduling", "fifo"], { encoding: "utf8" });
+  const r = await kiln(["router", "--scheduling", "fifo"]);
   t.equal(r.status, 2);
   t.match(r.stderr, /KILN_ROUTER_CONFIG/);
   t.match(r.stderr, /--scheduling must be batch or normal, got "fifo"/);

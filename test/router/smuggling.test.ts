@@ -146,6 +146,7 @@ async function runCase(
   router: RouterProc,
   backend: LenientBackend,
   host: string,
+  instance: string,
   c: SmugglingCase,
 ): Promise<void> {
   backend.reset();
@@ -165,7 +166,8 @@ async function runCase(
     for (const [name, want] of Object.entries(c.expect.headers ?? {})) {
       const got = seen.headers.get(name);
       if (want === "(absent)") tt.equal(got, undefined, `${c.name}: no ${name}`);
-      else tt.same(got, [want.replaceAll("HOST", host)], `${c.name}: ${name}`);
+      else
+        tt.same(got, [want.replaceAll("HOST", host).replaceAll("INSTANCE", instance)], `${c.name}: ${name}`);
     }
     // Whatever the client sent, the framing upstream is one header the router wrote.
     const framing =
@@ -187,29 +189,44 @@ const setups: { name: string; args: string[] }[] = [
 ];
 
 const rig = await startRig(t, ["--threads", "1", ...(setups[0] as { args: string[] }).args]);
-const routers: RouterProc[] = [rig.router];
-for (const s of setups.slice(1))
-  routers.push(await startRouterProc(t, rig.nats, ["--threads", "1", ...s.args]));
-const backend = new LenientBackend();
-await backend.start(t);
-const route = {
-  port: backend.port,
-  uris: ["smuggle.test"],
-  app: "app-smuggle",
-  private_instance_id: "smuggle-0",
-  private_instance_index: "0",
-};
-await rig.register(route);
-for (const r of routers.slice(1)) await waitForRoute(r.statusPort, route, true);
+// The other two start at once: each waits on its own process, not on the other.
+const routers: RouterProc[] = [
+  rig.router,
+  ...(await Promise.all(
+    setups.slice(1).map((s) => startRouterProc(t, rig.nats, ["--threads", "1", ...s.args])),
+  )),
+];
+// Each request path has a backend and a host of its own, so the three run at once.
+const backends = setups.map(() => new LenientBackend());
+const routes = await Promise.all(
+  backends.map(async (backend, i) => {
+    await backend.start(t);
+    return {
+      port: backend.port,
+      uris: [`smuggle-${i}.test`],
+      // The table expects this one in X-CF-ApplicationID.
+      app: "app-smuggle",
+      private_instance_id: `smuggle-${i}`,
+      private_instance_index: "0",
+    };
+  }),
+);
+for (const route of routes) await rig.register(route);
+await Promise.all(
+  routers.slice(1).flatMap((r) => routes.map((route) => waitForRoute(r.statusPort, route, true))),
+);
 
+t.jobs = setups.length;
 for (let i = 0; i < setups.length; i++) {
   const setup = setups[i] as { name: string };
   const router = routers[i] as RouterProc;
+  const backend = backends[i] as LenientBackend;
+  const host = `smuggle-${i}.test`;
   t.test(setup.name, async (tt) => {
-    for (const c of smugglingCases) await runCase(tt, router, backend, "smuggle.test", c);
-    for (const c of upgradeCases) await runCase(tt, router, backend, "smuggle.test", c);
+    for (const c of smugglingCases) await runCase(tt, router, backend, host, `smuggle-${i}`, c);
+    for (const c of upgradeCases) await runCase(tt, router, backend, host, `smuggle-${i}`, c);
     // The router keeps serving.
-    await runCase(tt, router, backend, "smuggle.test", smugglingCases[0] as SmugglingCase);
+    await runCase(tt, router, backend, host, `smuggle-${i}`, smugglingCases[0] as SmugglingCase);
     tt.equal(router.child.exitCode, null, "the router is still running");
   });
 }

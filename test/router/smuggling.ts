@@ -7,7 +7,10 @@
 
 /** What the router must do with a case. */
 export type Expect =
-  /** The backend sees exactly one request, with this body, framed by the router's own header. */
+  /**
+   * The backend sees exactly one request, with this body, framed by the router's own header;
+   * in a header's value HOST is the route's host and INSTANCE its instance id.
+   */
   | { accept: true; body: string; method?: string; headers?: Record<string, string> }
   /** The client gets 400 and the connection closes; the backend receives no byte. */
   | { accept: false };
@@ -69,7 +72,7 @@ export const smugglingCases: SmugglingCase[] = [
       "x-forwarded-for": "127.0.0.1",
       "x-forwarded-proto": "http",
       "x-cf-applicationid": "app-smuggle",
-      "x-cf-instanceid": "smuggle-0",
+      "x-cf-instanceid": "INSTANCE",
       "x-cf-instanceindex": "0",
     }),
   },
