@@ -46,6 +46,10 @@ export function componentSettings(
     String(config.routerStatusPort),
     "--status-host",
     config.routerStatusHost,
+    // Its registrars are this machine's DEAs, answering router.start over loopback in
+    // milliseconds: a quarter of the standalone router's second is plenty to hear them.
+    "--start-response-delay-ms",
+    "250",
   ];
   const router = routerConfig(parseRouterArgs(routerFlags), env);
   // The controller writes the admin's first password into the kernel's data dir.
