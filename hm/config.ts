@@ -1,12 +1,19 @@
 // The Health Manager's options: one typed object, its defaults, and the environment variables
 // and `kiln hm` flags that override them (hm/README.md lists the same table).
+
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
+import { MAX_REPLICAS, parseReplicas, REPLICAS_ENV } from "../messaging/replicas.js";
 import { HmError } from "./errors.js";
 
 export interface HmConfig {
   natsUrl: string;
   natsUser: string;
   natsPass: string;
+  /**
+   * Copies JetStream keeps of the streams, buckets and object store this component creates
+   * (1..5); 0 decides from the cluster's size (messaging/replicas.ts). Existing ones keep theirs.
+   */
+  natsReplicas: number;
   /** The DEAs' heartbeat interval, ms: a DEA silent for 3 of them has its instances lost. */
   heartbeatMs: number;
   /** How often desired and actual state are compared, ms. */
@@ -24,6 +31,7 @@ export const hmDefaults: HmConfig = {
   natsUrl: "nats://127.0.0.1:4222",
   natsUser: "",
   natsPass: "",
+  natsReplicas: 0,
   heartbeatMs: 5_000,
   analysisMs: 5_000,
   graceMs: 30_000,
@@ -34,6 +42,7 @@ export const hmEnv: Record<keyof HmConfig, string> = {
   natsUrl: "KILN_NATS_URL",
   natsUser: "KILN_NATS_USER",
   natsPass: "KILN_NATS_PASS",
+  natsReplicas: REPLICAS_ENV,
   heartbeatMs: "KILN_HM_HEARTBEAT_MS",
   analysisMs: "KILN_HM_ANALYSIS_MS",
   graceMs: "KILN_HM_GRACE_MS",
@@ -44,6 +53,7 @@ const flagOf: Record<keyof HmConfig, string> = {
   natsUrl: "nats",
   natsUser: "nats-user",
   natsPass: "nats-pass",
+  natsReplicas: "nats-replicas",
   heartbeatMs: "heartbeat-ms",
   analysisMs: "analysis-ms",
   graceMs: "grace-ms",
@@ -68,6 +78,11 @@ function integer(raw: string, source: string, min: number, max: number): number 
 
 function convert(key: keyof HmConfig, raw: string, source: string): HmConfig[keyof HmConfig] {
   switch (key) {
+    case "natsReplicas": {
+      const n = parseReplicas(raw);
+      if (n === null) throw bad(source, `an integer from 1 to ${MAX_REPLICAS}`, raw);
+      return n;
+    }
     case "natsUrl":
       if (!isServerUrl(raw)) throw bad(source, "a NATS URL such as nats://127.0.0.1:4222", raw);
       return raw;

@@ -1,7 +1,8 @@
 // The JetStream assets every component may be first to need: the KILN_LOGS and KILN_EVENTS
 // streams (bounded by age and size, oldest discarded) and the kiln_blobs object store.
 // Creating them is idempotent, so whichever component starts first makes them and the
-// others find them; a stream that exists keeps its configuration.
+// others find them; a stream that exists keeps its configuration. `replicas` comes from
+// messaging/replicas.ts (jetStreamReplicas), decided once per component.
 import { DiscardPolicy, type NatsConnection, type ObjectStore, RetentionPolicy, StorageType } from "nats";
 import { MessagingError } from "./errors.js";
 import { OBJECT_STORE_BLOBS, STREAM_EVENTS, STREAM_LOGS, STREAM_SUBJECTS } from "./subjects.js";
@@ -20,7 +21,12 @@ export const eventsBoundsDefault: StreamBounds = { maxAgeMs: 30 * 24 * 3600_000,
 
 const STREAM_NOT_FOUND = 10059;
 
-async function ensureStream(nc: NatsConnection, name: keyof typeof STREAM_SUBJECTS, b: StreamBounds) {
+async function ensureStream(
+  nc: NatsConnection,
+  name: keyof typeof STREAM_SUBJECTS,
+  replicas: number,
+  b: StreamBounds,
+) {
   const jsm = await nc.jetstreamManager();
   try {
     await jsm.streams.info(name);
@@ -37,6 +43,7 @@ async function ensureStream(nc: NatsConnection, name: keyof typeof STREAM_SUBJEC
       storage: StorageType.File,
       max_age: b.maxAgeMs * 1_000_000,
       max_bytes: b.maxBytes,
+      num_replicas: replicas,
     });
   } catch (err) {
     // Another component created it between our info and add: that is the same outcome.
@@ -51,23 +58,28 @@ async function ensureStream(nc: NatsConnection, name: keyof typeof STREAM_SUBJEC
   }
 }
 
-/** Makes sure KILN_LOGS exists (creating it with `bounds` when missing). */
-export function ensureLogStream(nc: NatsConnection, bounds: StreamBounds = logsBoundsDefault): Promise<void> {
-  return ensureStream(nc, STREAM_LOGS, bounds);
+/** Makes sure KILN_LOGS exists (creating it with `replicas` and `bounds` when missing). */
+export function ensureLogStream(
+  nc: NatsConnection,
+  replicas: number,
+  bounds: StreamBounds = logsBoundsDefault,
+): Promise<void> {
+  return ensureStream(nc, STREAM_LOGS, replicas, bounds);
 }
 
-/** Makes sure KILN_EVENTS exists (creating it with `bounds` when missing). */
+/** Makes sure KILN_EVENTS exists (creating it with `replicas` and `bounds` when missing). */
 export function ensureEventStream(
   nc: NatsConnection,
+  replicas: number,
   bounds: StreamBounds = eventsBoundsDefault,
 ): Promise<void> {
-  return ensureStream(nc, STREAM_EVENTS, bounds);
+  return ensureStream(nc, STREAM_EVENTS, replicas, bounds);
 }
 
-/** The kiln_blobs object store, created when missing. */
-export async function blobStore(nc: NatsConnection): Promise<ObjectStore> {
+/** The kiln_blobs object store, created with `replicas` when missing. */
+export async function blobStore(nc: NatsConnection, replicas: number): Promise<ObjectStore> {
   try {
-    return await nc.jetstream().views.os(OBJECT_STORE_BLOBS, { storage: StorageType.File });
+    return await nc.jetstream().views.os(OBJECT_STORE_BLOBS, { storage: StorageType.File, replicas });
   } catch (err) {
     throw new MessagingError(
       "KILN_MSG_JETSTREAM",

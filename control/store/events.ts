@@ -29,8 +29,8 @@ export class AuditLog {
     this.nc = nc;
   }
 
-  static async open(nc: NatsConnection): Promise<AuditLog> {
-    await ensureEventStream(nc);
+  static async open(nc: NatsConnection, replicas: number): Promise<AuditLog> {
+    await ensureEventStream(nc, replicas);
     return new AuditLog(nc);
   }
 

@@ -47,10 +47,10 @@ export class Records<T> {
     this.kv = kv;
   }
 
-  /** Opens the bucket, creating it (one revision kept per key) when missing; idempotent. */
-  static async open<T>(nc: NatsConnection, bucket: string): Promise<Records<T>> {
+  /** Opens the bucket, creating it (one revision kept per key, `replicas` copies) when missing; idempotent. */
+  static async open<T>(nc: NatsConnection, bucket: string, replicas: number): Promise<Records<T>> {
     try {
-      const kv = await nc.jetstream().views.kv(bucket, { history: 1 });
+      const kv = await nc.jetstream().views.kv(bucket, { history: 1, replicas });
       return new Records<T>(bucket, kv);
     } catch (err) {
       throw storeError(bucket, "opening the bucket", err);
