@@ -76,14 +76,56 @@ export function ensureEventStream(
   return ensureStream(nc, STREAM_EVENTS, replicas, bounds);
 }
 
-/** The kiln_blobs object store, created with `replicas` when missing. */
+/**
+ * The kiln_blobs object store, created with `replicas` when missing. Its `get` is retried
+ * while the cluster recovers from a lost server (duringFailover): each get makes an ordered
+ * consumer, which nats-server 2.9 may place on the lost peer, and that get times out.
+ */
 export async function blobStore(nc: NatsConnection, replicas: number): Promise<ObjectStore> {
   try {
-    return await nc.jetstream().views.os(OBJECT_STORE_BLOBS, { storage: StorageType.File, replicas });
+    const os = await nc.jetstream().views.os(OBJECT_STORE_BLOBS, { storage: StorageType.File, replicas });
+    const get = os.get.bind(os);
+    // Everything else from the store itself (a prototype link, no copy of its state).
+    const store = Object.create(os) as ObjectStore;
+    store.get = (name: string) => duringFailover(() => get(name), true);
+    return store;
   } catch (err) {
     throw new MessagingError(
       "KILN_MSG_JETSTREAM",
       `cannot open the object store ${OBJECT_STORE_BLOBS}: ${(err as Error).message}`,
     );
+  }
+}
+
+/**
+ * How long a JetStream call is retried while its asset has no leader. When a server of a
+ * cluster dies, each R3 stream, bucket and object store it led elects another leader among the
+ * others; until then the API has no responder (503), which is safe to retry: nothing was stored.
+ */
+export const FAILOVER_MS = 20_000;
+
+function noResponders(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "503";
+}
+
+function timedOut(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "TIMEOUT" || code === "408";
+}
+
+/**
+ * Runs `op`, again while JetStream answers "no responders" (a leader election after a server
+ * was lost) for up to FAILOVER_MS. `idempotent` ops (reads) are also retried after a timeout;
+ * a write that timed out may have been stored, so its error is the caller's.
+ */
+export async function duringFailover<R>(op: () => Promise<R>, idempotent = false): Promise<R> {
+  const deadline = Date.now() + FAILOVER_MS;
+  for (let pause = 100; ; pause = Math.min(1_000, pause * 2)) {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(noResponders(err) || (idempotent && timedOut(err))) || Date.now() + pause > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, pause));
   }
 }

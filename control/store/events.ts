@@ -2,7 +2,7 @@
 // API reported is on record), and read back oldest first with an ordered consumer.
 import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "nats";
-import { ensureEventStream } from "../../messaging/jetstream.js";
+import { duringFailover, ensureEventStream } from "../../messaging/jetstream.js";
 import { events, STREAM_EVENTS } from "../../messaging/subjects.js";
 import { CcError } from "../errors.js";
 import type { AuditEvent } from "./records.js";
@@ -38,7 +38,8 @@ export class AuditLog {
     const event: AuditEvent = { guid: randomUUID(), created_at: new Date().toISOString(), ...input };
     const kind = input.type.split(".")[0] ?? "misc";
     try {
-      await this.nc.jetstream().publish(events(kind), new TextEncoder().encode(JSON.stringify(event)));
+      const data = new TextEncoder().encode(JSON.stringify(event));
+      await duringFailover(() => this.nc.jetstream().publish(events(kind), data));
     } catch (err) {
       throw new CcError(
         "KILN_CC_STORE_UNAVAILABLE",
@@ -49,28 +50,33 @@ export class AuditLog {
     return event;
   }
 
+  private async listOnce(keep: (e: AuditEvent) => boolean): Promise<AuditEvent[]> {
+    const jsm = await this.nc.jetstreamManager();
+    const info = await jsm.streams.info(STREAM_EVENTS);
+    const out: AuditEvent[] = [];
+    if (info.state.messages === 0) return out;
+    const last = info.state.last_seq;
+    const consumer = await this.nc.jetstream().consumers.get(STREAM_EVENTS);
+    const messages = await consumer.consume();
+    for await (const m of messages) {
+      let v: unknown = null;
+      try {
+        v = m.json<unknown>();
+      } catch {
+        // Not JSON: some other publisher's line, not an audit event.
+      }
+      if (isAuditEvent(v) && keep(v)) out.push(v);
+      if (m.info.pending === 0 || m.seq >= last) break;
+    }
+    await messages.close();
+    return out;
+  }
+
   /** Every audit event kept, oldest first, that `keep` accepts (other publishers' lines are skipped). */
   async list(keep: (e: AuditEvent) => boolean = () => true): Promise<AuditEvent[]> {
     try {
-      const jsm = await this.nc.jetstreamManager();
-      const info = await jsm.streams.info(STREAM_EVENTS);
-      const out: AuditEvent[] = [];
-      if (info.state.messages === 0) return out;
-      const last = info.state.last_seq;
-      const consumer = await this.nc.jetstream().consumers.get(STREAM_EVENTS);
-      const messages = await consumer.consume();
-      for await (const m of messages) {
-        let v: unknown = null;
-        try {
-          v = m.json<unknown>();
-        } catch {
-          // Not JSON: some other publisher's line, not an audit event.
-        }
-        if (isAuditEvent(v) && keep(v)) out.push(v);
-        if (m.info.pending === 0 || m.seq >= last) break;
-      }
-      await messages.close();
-      return out;
+      // Its ordered consumer may be placed on a peer the cluster lost (nats-server 2.9): retried.
+      return await duringFailover(() => this.listOnce(keep), true);
     } catch (err) {
       throw new CcError(
         "KILN_CC_STORE_UNAVAILABLE",
