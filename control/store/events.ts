@@ -22,6 +22,9 @@ function isAuditEvent(v: unknown): v is AuditEvent {
   );
 }
 
+/** A read of the audit log that gets no message for this long is started again. */
+const LIST_STALL_MS = 5_000;
+
 export class AuditLog {
   private readonly nc: NatsConnection;
 
@@ -58,17 +61,40 @@ export class AuditLog {
     const last = info.state.last_seq;
     const consumer = await this.nc.jetstream().consumers.get(STREAM_EVENTS);
     const messages = await consumer.consume();
-    for await (const m of messages) {
-      let v: unknown = null;
-      try {
-        v = m.json<unknown>();
-      } catch {
-        // Not JSON: some other publisher's line, not an audit event.
+    // An ordered consumer placed on a lost peer never delivers (nats.js keeps waiting): a read
+    // that stalls is given up, and list() tries again with a new consumer.
+    let stalled = false;
+    const stall = () =>
+      setTimeout(() => {
+        stalled = true;
+        void messages.close();
+      }, LIST_STALL_MS);
+    let timer = stall();
+    let complete = false;
+    try {
+      for await (const m of messages) {
+        clearTimeout(timer);
+        timer = stall();
+        let v: unknown = null;
+        try {
+          v = m.json<unknown>();
+        } catch {
+          // Not JSON: some other publisher's line, not an audit event.
+        }
+        if (isAuditEvent(v) && keep(v)) out.push(v);
+        if (m.info.pending === 0 || m.seq >= last) {
+          complete = true;
+          break;
+        }
       }
-      if (isAuditEvent(v) && keep(v)) out.push(v);
-      if (m.info.pending === 0 || m.seq >= last) break;
+    } finally {
+      clearTimeout(timer);
+      await messages.close();
     }
-    await messages.close();
+    if (!complete)
+      throw Object.assign(new Error(`no message from ${STREAM_EVENTS} for ${LIST_STALL_MS} ms`), {
+        code: stalled ? "TIMEOUT" : "CLOSED",
+      });
     return out;
   }
 

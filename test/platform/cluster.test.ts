@@ -193,10 +193,10 @@ function kiln(args: string[], timeoutMs = 120_000): Promise<Run> {
   });
 }
 
-/** The components' warnings and errors: a failed step's diagnostics. */
+/** The components' warnings and errors, and the controller's last lines: a failed step's diagnostics. */
 function troubles(): Record<string, unknown>[] {
   const bad = (l: Record<string, unknown>) => l.level === "warn" || l.level === "error";
-  return [...cc.logs, ...dea.logs, ...hm.logs].filter(bad).slice(-20);
+  return [...dea.logs, ...hm.logs].filter(bad).slice(-10).concat(cc.logs.slice(-30));
 }
 
 async function succeeds(t: Test, args: string[]): Promise<Run> {
@@ -299,7 +299,8 @@ t.test("the admin logs in and pushes an app with 2 instances", async (t) => {
 });
 
 t.test("a node dies under load: the app answers, push and scale work, nothing is lost", async (t) => {
-  // Continuous load through the router: 4 clients, one request after another each.
+  // Continuous load through the router: 2 clients, one request after another each with a short
+  // pause, so a 2-core machine still has room for the stagings below.
   const statuses = new Map<number, number>();
   let loading = true;
   let answered = 0;
@@ -308,9 +309,10 @@ t.test("a node dies under load: the app answers, push and scale work, nothing is
       const r = await viaRouter("web");
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
       if (r.status === 200 && r.body === BODY) answered++;
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   };
-  const clients = [client(), client(), client(), client()];
+  const clients = [client(), client()];
   // However the steps below end, the load stops with them.
   t.teardown(async () => {
     loading = false;
