@@ -68,7 +68,7 @@ if (unusable !== null) throw new BenchError("KILN_BENCH_TOOL_MISSING", `runc can
 
 const nats = await startNatsServer({ dataDir: join(work, "nats"), port: 0 });
 const admin = await connectNats({ servers: nats.url, ...nats.credentials("admin"), name: "bench-dea" });
-const blobs = await blobStore(admin.nc);
+const blobs = await blobStore(admin.nc, 1);
 
 const deaId = "bench-dea";
 const deaCred = nats.credentials("dea");

@@ -2,6 +2,7 @@
 // and `kiln cc` flags that override them (docs/config.md is generated from them).
 import { resolve } from "node:path";
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
+import { MAX_REPLICAS, parseReplicas, REPLICAS_ENV } from "../messaging/replicas.js";
 import { CcError } from "./errors.js";
 
 export interface CcConfig {
@@ -11,6 +12,11 @@ export interface CcConfig {
   natsUser: string;
   /** NATS password. */
   natsPass: string;
+  /**
+   * Copies JetStream keeps of the streams, buckets and object store this component creates
+   * (1..5); 0 decides from the cluster's size (messaging/replicas.ts). Existing ones keep theirs.
+   */
+  natsReplicas: number;
   /** HTTP port of the API (0: a free port, for tests). */
   port: number;
   /** Address the API binds. */
@@ -40,6 +46,7 @@ export const ccDefaults: CcConfig = {
   natsUrl: "nats://127.0.0.1:4222",
   natsUser: "",
   natsPass: "",
+  natsReplicas: 0,
   port: 9022,
   host: "127.0.0.1",
   dataDir: ".kiln",
@@ -56,6 +63,7 @@ export const ccEnv: Record<keyof CcConfig, string> = {
   natsUrl: "KILN_NATS_URL",
   natsUser: "KILN_NATS_USER",
   natsPass: "KILN_NATS_PASS",
+  natsReplicas: REPLICAS_ENV,
   port: "KILN_CC_PORT",
   host: "KILN_CC_HOST",
   dataDir: "KILN_CC_DATA_DIR",
@@ -72,6 +80,7 @@ export const ccFlags: Partial<Record<keyof CcConfig, string>> = {
   natsUrl: "nats",
   natsUser: "nats-user",
   natsPass: "nats-pass",
+  natsReplicas: "nats-replicas",
   port: "port",
   host: "host",
   dataDir: "data-dir",
@@ -105,6 +114,11 @@ const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z
 
 function convert(key: keyof CcConfig, raw: string, source: string): CcConfig[keyof CcConfig] {
   switch (key) {
+    case "natsReplicas": {
+      const n = parseReplicas(raw);
+      if (n === null) throw bad(source, `an integer from 1 to ${MAX_REPLICAS}`, raw);
+      return n;
+    }
     case "natsUrl":
       if (!isServerUrl(raw)) throw bad(source, "a NATS URL such as nats://127.0.0.1:4222", raw);
       return raw;

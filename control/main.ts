@@ -5,6 +5,7 @@ import { componentLife } from "../kernel/lifecycle.js";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
 import { connectNats, type KilnConnection } from "../messaging/connection.js";
+import { clusterServers, jetStreamReplicas } from "../messaging/replicas.js";
 import { appRoutes } from "./api/apps.js";
 import { eventRoutes } from "./api/events.js";
 import { infoRoutes } from "./api/info.js";
@@ -65,10 +66,12 @@ export async function startCc(
   });
   let api: ApiServer;
   try {
-    const store = await openStore(bus.nc);
+    const replicas = jetStreamReplicas(bus.nc, config.natsReplicas);
+    log.info("jetstream_replicas", { replicas, servers: clusterServers(bus.nc.info) });
+    const store = await openStore(bus.nc, replicas);
     await ensureAdmin(store, config.dataDir, log);
     const ctx: ApiContext = { store, config, log: log.child("api") };
-    const push = await startPush(bus, store, config, log.child("runner"));
+    const push = await startPush(bus, store, config, log.child("runner"), replicas);
     api = await startApiServer(ctx, ccRoutes(ctx, push));
   } catch (err) {
     await bus.close().catch(() => {});

@@ -4,6 +4,7 @@ import { statfsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
+import { MAX_REPLICAS, parseReplicas, REPLICAS_ENV } from "../messaging/replicas.js";
 import { isValidToken } from "../messaging/subjects.js";
 import { DeaProcessError } from "./process/errors.js";
 
@@ -26,6 +27,11 @@ export interface DeaConfig {
   natsUser: string;
   /** NATS password. */
   natsPass: string;
+  /**
+   * Copies JetStream keeps of the streams, buckets and object store this component creates
+   * (1..5); 0 decides from the cluster's size (messaging/replicas.ts). Existing ones keep theirs.
+   */
+  natsReplicas: number;
   /** Address other components (the router) reach this DEA's instances on. */
   host: string;
   /** Placement zone announced in dea.advertise. */
@@ -70,6 +76,7 @@ export const deaDefaults: DeaConfig = {
   natsUrl: "nats://127.0.0.1:4222",
   natsUser: "",
   natsPass: "",
+  natsReplicas: 0,
   host: "127.0.0.1",
   zone: "default",
   // The stack name Cloud Foundry buildpacks know; a discover with an empty stack takes any.
@@ -95,6 +102,7 @@ export const deaEnv: Record<keyof DeaConfig, string> = {
   natsUrl: "KILN_NATS_URL",
   natsUser: "KILN_NATS_USER",
   natsPass: "KILN_NATS_PASS",
+  natsReplicas: REPLICAS_ENV,
   host: "KILN_DEA_HOST",
   zone: "KILN_DEA_ZONE",
   stacks: "KILN_DEA_STACKS",
@@ -118,6 +126,7 @@ export const deaFlags: Partial<Record<keyof DeaConfig, string>> = {
   natsUrl: "nats",
   natsUser: "nats-user",
   natsPass: "nats-pass",
+  natsReplicas: "nats-replicas",
   host: "host",
   zone: "zone",
   stacks: "stacks",
@@ -192,6 +201,11 @@ function convert(key: keyof DeaConfig, raw: string, source: string): DeaConfig[k
       // The id is a subject token (dea.<id>.start): no dots, wildcards or spaces.
       if (!isValidToken(raw)) throw bad(source, "a NATS subject token (no '.', '*', '>' or spaces)", raw);
       return raw;
+    case "natsReplicas": {
+      const n = parseReplicas(raw);
+      if (n === null) throw bad(source, `an integer from 1 to ${MAX_REPLICAS}`, raw);
+      return n;
+    }
     case "natsUrl":
       if (!isServerUrl(raw)) throw bad(source, "a NATS URL such as nats://127.0.0.1:4222", raw);
       return raw;

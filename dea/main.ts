@@ -12,6 +12,7 @@ import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
 import { connectNats, type KilnConnection } from "../messaging/connection.js";
 import { blobStore, ensureLogStream } from "../messaging/jetstream.js";
+import { clusterServers, jetStreamReplicas } from "../messaging/replicas.js";
 import { containerRoot, type DeaConfig, deaConfig, parseDeaArgs } from "./config.js";
 import { removeLeftovers } from "./container/leftovers.js";
 import { requireIsolation } from "./container/probe.js";
@@ -103,8 +104,10 @@ export async function startDea(
 
   let blobs: Awaited<ReturnType<typeof blobStore>>;
   try {
-    await ensureLogStream(bus.nc);
-    blobs = await blobStore(bus.nc);
+    const replicas = jetStreamReplicas(bus.nc, config.natsReplicas);
+    log.info("jetstream_replicas", { replicas, servers: clusterServers(bus.nc.info) });
+    await ensureLogStream(bus.nc, replicas);
+    blobs = await blobStore(bus.nc, replicas);
   } catch (err) {
     await bus.close();
     throw err;

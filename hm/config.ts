@@ -1,6 +1,7 @@
 // The Health Manager's options: one typed object, its defaults, and the environment variables
 // and `kiln hm` flags that override them (docs/config.md is generated from them).
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
+import { MAX_REPLICAS, parseReplicas, REPLICAS_ENV } from "../messaging/replicas.js";
 import { HmError } from "./errors.js";
 
 export interface HmConfig {
@@ -10,6 +11,11 @@ export interface HmConfig {
   natsUser: string;
   /** NATS password. */
   natsPass: string;
+  /**
+   * Copies JetStream keeps of the streams, buckets and object store this component creates
+   * (1..5); 0 decides from the cluster's size (messaging/replicas.ts). Existing ones keep theirs.
+   */
+  natsReplicas: number;
   /** The DEAs' heartbeat interval, ms: a DEA silent for 3 of them has its instances lost. */
   heartbeatMs: number;
   /** How often desired and actual state are compared, ms. */
@@ -27,6 +33,7 @@ export const hmDefaults: HmConfig = {
   natsUrl: "nats://127.0.0.1:4222",
   natsUser: "",
   natsPass: "",
+  natsReplicas: 0,
   heartbeatMs: 5_000,
   analysisMs: 5_000,
   graceMs: 30_000,
@@ -37,6 +44,7 @@ export const hmEnv: Record<keyof HmConfig, string> = {
   natsUrl: "KILN_NATS_URL",
   natsUser: "KILN_NATS_USER",
   natsPass: "KILN_NATS_PASS",
+  natsReplicas: REPLICAS_ENV,
   heartbeatMs: "KILN_HM_HEARTBEAT_MS",
   analysisMs: "KILN_HM_ANALYSIS_MS",
   graceMs: "KILN_HM_GRACE_MS",
@@ -47,6 +55,7 @@ export const hmFlags: Record<keyof HmConfig, string> = {
   natsUrl: "nats",
   natsUser: "nats-user",
   natsPass: "nats-pass",
+  natsReplicas: "nats-replicas",
   heartbeatMs: "heartbeat-ms",
   analysisMs: "analysis-ms",
   graceMs: "grace-ms",
@@ -71,6 +80,11 @@ function integer(raw: string, source: string, min: number, max: number): number 
 
 function convert(key: keyof HmConfig, raw: string, source: string): HmConfig[keyof HmConfig] {
   switch (key) {
+    case "natsReplicas": {
+      const n = parseReplicas(raw);
+      if (n === null) throw bad(source, `an integer from 1 to ${MAX_REPLICAS}`, raw);
+      return n;
+    }
     case "natsUrl":
       if (!isServerUrl(raw)) throw bad(source, "a NATS URL such as nats://127.0.0.1:4222", raw);
       return raw;

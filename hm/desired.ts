@@ -26,8 +26,9 @@ export class DesiredState {
   }
 
   /** Opens the bucket and watches it; resolves once the records present at start are all read. */
-  async start(nc: NatsConnection): Promise<void> {
-    const kv: KV = await nc.jetstream().views.kv(KV_APPS, { history: 1 });
+  async start(nc: NatsConnection, replicas: number): Promise<void> {
+    // Created here too when the HM starts before any controller: the same shape the CC gives it.
+    const kv: KV = await nc.jetstream().views.kv(KV_APPS, { history: 1, replicas });
     let initialized: () => void = () => {};
     const ready = new Promise<void>((r) => {
       initialized = r;

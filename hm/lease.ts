@@ -26,8 +26,8 @@ export class LeaderLease {
     return this.revision !== null;
   }
 
-  async start(nc: NatsConnection): Promise<void> {
-    this.kv = await nc.jetstream().views.kv(KV_HM, { history: 1 });
+  async start(nc: NatsConnection, replicas: number): Promise<void> {
+    this.kv = await nc.jetstream().views.kv(KV_HM, { history: 1, replicas });
     await this.tick();
     this.timer = setInterval(
       () => {

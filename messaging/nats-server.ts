@@ -12,6 +12,10 @@
 // port falls back to a random free one and says so in the log), host (default 127.0.0.1),
 // log (receives the server's own lines and the launcher's notes), binary (default nats-server
 // on PATH, else /usr/sbin or /usr/bin), startTimeoutMs (15 s), stopTimeoutMs (5 s).
+// A node of a cluster (docs/several-machines.md) also takes serverName (unique and stable per
+// node: JetStream knows its peers by it), cluster {port, routes, name, host} and
+// credentialsFile (the credentials.json of the first node, so every node has the same users;
+// copied into dataDir). Routes authenticate with a password derived from the admin's.
 //
 // Files in dataDir: credentials.json (mode 0600; generated once, reused by later starts),
 // nats-server.conf (0600, rewritten each start), nats-server.pid, jetstream/ (the store),
@@ -20,7 +24,7 @@
 // Errors: KILN_NATS_START_FAILED (exit or timeout, with the tail of the server's output),
 // KILN_NATS_NOT_INSTALLED, KILN_NATS_BAD_CREDENTIALS_FILE, KILN_NATS_UNKNOWN_COMPONENT.
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -33,6 +37,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createConnection, createServer } from "node:net";
+import { hostname } from "node:os";
 import { delimiter, join, resolve as resolvePath } from "node:path";
 import { MessagingError } from "./errors.js";
 import {
@@ -82,6 +87,30 @@ export interface StartNatsServerOptions {
   binary?: string;
   startTimeoutMs?: number;
   stopTimeoutMs?: number;
+  /** server_name; default "kiln", or kiln-<hostname>-<cluster port> in a cluster. */
+  serverName?: string;
+  /** Makes this server a node of a JetStream cluster. */
+  cluster?: NatsClusterOptions;
+  /**
+   * Users and passwords to use (another node's credentials.json, complete) instead of generating
+   * them; copied into dataDir. Without it the data dir's own file is used or created.
+   */
+  credentialsFile?: string;
+}
+
+export interface NatsClusterOptions {
+  /** Cluster name, the same on every node; default "kiln". */
+  name?: string;
+  /** Port for routes from the other nodes (0 = random). */
+  port: number;
+  /** Interface the route port listens on; default the client `host`. */
+  host?: string;
+  /**
+   * The other nodes' route ports, nats://host:port (listing this node too is harmless). At least
+   * one: nats-server 2.9 does not start JetStream in a cluster without routes. Routes without
+   * user info get the cluster's user and password added.
+   */
+  routes: readonly string[];
 }
 
 export interface NatsServerExit {
@@ -104,6 +133,11 @@ export interface NatsServerHandle {
 }
 
 export const DEFAULT_NATS_PORT = 4222;
+export const DEFAULT_CLUSTER_NAME = "kiln";
+/** Server and cluster names: nats-server takes more, but these survive URLs, paths and logs. */
+export const NATS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** User of the route connections between cluster nodes. */
+const ROUTE_USER = "route";
 const DEFAULT_START_TIMEOUT_MS = 15_000;
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 const TAIL_LINES = 30;
@@ -204,29 +238,64 @@ function newPassword(): string {
   return randomBytes(24).toString("base64url");
 }
 
+/** The users of a credentials file; `complete` also requires every component's. */
+function readCredentials(
+  path: string,
+  complete: boolean,
+  fix: string,
+): Partial<Record<NatsComponent, string>> {
+  const users: Partial<Record<NatsComponent, string>> = {};
+  try {
+    const parsed = JSON.parse(readFileSync(path, "utf8")) as unknown;
+    const u = (parsed as { users?: unknown } | null)?.users;
+    if (typeof u !== "object" || u === null || Array.isArray(u)) throw new Error("no users object");
+    for (const c of NATS_COMPONENTS) {
+      const p = (u as Record<string, unknown>)[c];
+      if (p === undefined) {
+        if (complete) throw new Error(`no password for ${c}`);
+        continue;
+      }
+      if (typeof p !== "string" || p.length < 16)
+        throw new Error(`password of ${c} is not a string of 16+ chars`);
+      users[c] = p;
+    }
+  } catch (err) {
+    throw new MessagingError(
+      "KILN_NATS_BAD_CREDENTIALS_FILE",
+      `${path} is unreadable or malformed (${(err as Error).message}); ${fix}`,
+      err,
+    );
+  }
+  return users;
+}
+
+/**
+ * Takes another node's credentials as this data dir's: a cluster's nodes must all accept the
+ * same users, and the components on this machine read them from the usual place.
+ */
+function adoptCredentials(dataDir: string, from: string): CredentialsFile {
+  const users = readCredentials(
+    from,
+    true,
+    "give the credentials.json written by the first node of the cluster",
+  ) as Record<NatsComponent, string>;
+  const file: CredentialsFile = { version: 1, users };
+  const path = join(dataDir, "credentials.json");
+  if (resolvePath(from) !== path) writePrivate(path, `${JSON.stringify(file, null, 2)}\n`);
+  return file;
+}
+
+/** The route password of a cluster: derived from the admin's, so shared credentials suffice. */
+function routePassword(creds: CredentialsFile): string {
+  return createHmac("sha256", creds.users.admin).update("kiln nats route").digest("base64url");
+}
+
 function loadOrCreateCredentials(dataDir: string): CredentialsFile {
   const path = join(dataDir, "credentials.json");
-  const users: Partial<Record<NatsComponent, string>> = {};
+  let users: Partial<Record<NatsComponent, string>> = {};
   let dirty = true;
   if (existsSync(path)) {
-    try {
-      const parsed = JSON.parse(readFileSync(path, "utf8")) as unknown;
-      const u = (parsed as { users?: unknown } | null)?.users;
-      if (typeof u !== "object" || u === null || Array.isArray(u)) throw new Error("no users object");
-      for (const c of NATS_COMPONENTS) {
-        const p = (u as Record<string, unknown>)[c];
-        if (p === undefined) continue;
-        if (typeof p !== "string" || p.length < 16)
-          throw new Error(`password of ${c} is not a string of 16+ chars`);
-        users[c] = p;
-      }
-    } catch (err) {
-      throw new MessagingError(
-        "KILN_NATS_BAD_CREDENTIALS_FILE",
-        `${path} is unreadable or malformed (${(err as Error).message}); fix it or delete it to generate new passwords`,
-        err,
-      );
-    }
+    users = readCredentials(path, false, "fix it or delete it to generate new passwords");
     dirty = NATS_COMPONENTS.some((c) => users[c] === undefined);
     // Someone loosened the mode: tighten it again rather than run with readable passwords.
     if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
@@ -266,7 +335,46 @@ function writePrivate(path: string, text: string): void {
 
 const q = (s: string): string => JSON.stringify(s);
 
-function renderConfig(opts: { host: string; port: number; dataDir: string; creds: CredentialsFile }): string {
+interface RenderedCluster {
+  name: string;
+  host: string;
+  port: number;
+  routes: readonly string[];
+}
+
+interface ConfigInput {
+  serverName: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  creds: CredentialsFile;
+  cluster: RenderedCluster | null;
+}
+
+/** A route URL with the cluster's user and password, unless it already names a user. */
+function routeWithAuth(route: string, pass: string): string {
+  const u = new URL(route.includes("://") ? route : `nats://${route}`);
+  if (u.username === "") {
+    u.username = ROUTE_USER;
+    u.password = pass;
+  }
+  return u.toString().replace(/\/$/, "");
+}
+
+function renderCluster(c: RenderedCluster, creds: CredentialsFile): string[] {
+  const pass = routePassword(creds);
+  return [
+    "cluster {",
+    `  name: ${q(c.name)}`,
+    `  host: ${q(c.host)}`,
+    `  port: ${c.port}`,
+    `  authorization { user: ${q(ROUTE_USER)}, password: ${q(pass)} }`,
+    `  routes: [${c.routes.map((r) => q(routeWithAuth(r, pass))).join(", ")}]`,
+    "}",
+  ];
+}
+
+function renderConfig(opts: ConfigInput): string {
   const users = NATS_COMPONENTS.map((c) => {
     const p = PERMISSIONS[c];
     return [
@@ -282,13 +390,14 @@ function renderConfig(opts: { host: string; port: number; dataDir: string; creds
   });
   return [
     "# Kiln's private nats-server. Generated at every start from credentials.json; edits are lost.",
-    `server_name: "kiln"`,
+    `server_name: ${q(opts.serverName)}`,
     `host: ${q(opts.host)}`,
     `port: ${opts.port}`,
     `pid_file: ${q(join(opts.dataDir, "nats-server.pid"))}`,
     "jetstream {",
     `  store_dir: ${q(opts.dataDir)}`,
     "}",
+    ...(opts.cluster === null ? [] : renderCluster(opts.cluster, opts.creds)),
     "authorization {",
     "  users: [",
     users.join("\n"),
@@ -580,13 +689,15 @@ interface LaunchOnPort {
   host: string;
   wanted: number;
   creds: CredentialsFile;
+  serverName: string;
+  cluster: RenderedCluster | null;
   timeoutMs: number;
   log: ((line: NatsServerLogLine) => void) | undefined;
 }
 
 /** Writes the config for the wanted port (or a random one when taken) and launches. */
 async function launchOnPort(o: LaunchOnPort): Promise<Launched> {
-  const { binary, dataDir, host, wanted, creds, timeoutMs, log } = o;
+  const { binary, dataDir, host, wanted, creds, serverName, cluster, timeoutMs, log } = o;
   const confPath = join(dataDir, "nats-server.conf");
   // -1 asks nats-server for a random free port (no race: it binds it itself).
   let port = wanted === 0 ? -1 : wanted;
@@ -594,7 +705,7 @@ async function launchOnPort(o: LaunchOnPort): Promise<Launched> {
     log?.({ level: "warn", source: "launcher", msg: `port ${wanted} is taken; using a random free port` });
     port = -1;
   }
-  writePrivate(confPath, renderConfig({ host, port, dataDir, creds }));
+  writePrivate(confPath, renderConfig({ serverName, host, port, dataDir, creds, cluster }));
   try {
     return await launch(binary, confPath, host, timeoutMs, log);
   } catch (err) {
@@ -605,7 +716,7 @@ async function launchOnPort(o: LaunchOnPort): Promise<Launched> {
         source: "launcher",
         msg: `port ${wanted} was taken meanwhile; using a random free port`,
       });
-      writePrivate(confPath, renderConfig({ host, port: -1, dataDir, creds }));
+      writePrivate(confPath, renderConfig({ serverName, host, port: -1, dataDir, creds, cluster }));
       return await launch(binary, confPath, host, timeoutMs, log);
     }
     throw err;
@@ -673,6 +784,28 @@ async function stopChild(
   }
 }
 
+/** The cluster block to render, checked; null without a cluster. */
+function clusterOf(c: NatsClusterOptions | undefined, host: string): RenderedCluster | null {
+  if (c === undefined) return null;
+  const fail = (why: string) => new MessagingError("KILN_NATS_START_FAILED", `cluster: ${why}`);
+  if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535)
+    throw fail(`port ${c.port} is not in 0..65535`);
+  const name = c.name ?? DEFAULT_CLUSTER_NAME;
+  if (!NATS_NAME.test(name)) throw fail(`name ${JSON.stringify(name)} must match ${NATS_NAME}`);
+  if (c.routes.length === 0)
+    throw fail("at least one route is needed (JetStream in a cluster requires routes)");
+  for (const r of c.routes) {
+    try {
+      const u = new URL(r.includes("://") ? r : `nats://${r}`);
+      if (u.hostname === "" || u.port === "") throw new Error("no host or port");
+    } catch {
+      throw fail(`route ${JSON.stringify(r)} is not nats://host:port`);
+    }
+  }
+  // -1: nats-server picks a free port itself.
+  return { name, host: c.host ?? host, port: c.port === 0 ? -1 : c.port, routes: c.routes };
+}
+
 /** Starts the private nats-server; see the file header for the contract. */
 export async function startNatsServer(options: StartNatsServerOptions): Promise<NatsServerHandle> {
   const host = options.host ?? "127.0.0.1";
@@ -686,6 +819,13 @@ export async function startNatsServer(options: StartNatsServerOptions): Promise<
   const binary = findBinary(options.binary);
   const timeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+  const cluster = clusterOf(options.cluster, host);
+  const serverName = options.serverName ?? (cluster === null ? "kiln" : `kiln-${hostname()}-${cluster.port}`);
+  if (!NATS_NAME.test(serverName))
+    throw new MessagingError(
+      "KILN_NATS_START_FAILED",
+      `server name ${JSON.stringify(serverName)} must match ${NATS_NAME}`,
+    );
 
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -701,8 +841,21 @@ export async function startNatsServer(options: StartNatsServerOptions): Promise<
   let launched: Launched;
   try {
     await takeOverDataDir(dataDir, stopTimeoutMs, log);
-    creds = loadOrCreateCredentials(dataDir);
-    launched = await launchOnPort({ binary, dataDir, host, wanted, creds, timeoutMs, log });
+    creds =
+      options.credentialsFile === undefined
+        ? loadOrCreateCredentials(dataDir)
+        : adoptCredentials(dataDir, options.credentialsFile);
+    launched = await launchOnPort({
+      binary,
+      dataDir,
+      host,
+      wanted,
+      creds,
+      serverName,
+      cluster,
+      timeoutMs,
+      log,
+    });
   } finally {
     // From here the server's pid file guards the data dir.
     release();

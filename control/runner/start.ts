@@ -16,8 +16,9 @@ export async function startPush(
   store: CcStore,
   config: CcConfig,
   log: Logger,
+  replicas: number,
 ): Promise<PushContext> {
-  const [blobs] = await Promise.all([blobStore(bus.nc), ensureLogStream(bus.nc)]);
+  const [blobs] = await Promise.all([blobStore(bus.nc, replicas), ensureLogStream(bus.nc, replicas)]);
   const client = new DeaClient({ bus, log, discoverTimeoutMs: config.discoverTimeoutMs });
   const actual = new ActualState({ bus, log });
   actual.start();

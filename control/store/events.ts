@@ -2,7 +2,7 @@
 // API reported is on record), and read back oldest first with an ordered consumer.
 import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "nats";
-import { ensureEventStream } from "../../messaging/jetstream.js";
+import { duringFailover, ensureEventStream } from "../../messaging/jetstream.js";
 import { events, STREAM_EVENTS } from "../../messaging/subjects.js";
 import { CcError } from "../errors.js";
 import type { AuditEvent } from "./records.js";
@@ -22,6 +22,9 @@ function isAuditEvent(v: unknown): v is AuditEvent {
   );
 }
 
+/** A read of the audit log that gets no message for this long is started again. */
+const LIST_STALL_MS = 5_000;
+
 export class AuditLog {
   private readonly nc: NatsConnection;
 
@@ -29,8 +32,8 @@ export class AuditLog {
     this.nc = nc;
   }
 
-  static async open(nc: NatsConnection): Promise<AuditLog> {
-    await ensureEventStream(nc);
+  static async open(nc: NatsConnection, replicas: number): Promise<AuditLog> {
+    await ensureEventStream(nc, replicas);
     return new AuditLog(nc);
   }
 
@@ -38,7 +41,8 @@ export class AuditLog {
     const event: AuditEvent = { guid: randomUUID(), created_at: new Date().toISOString(), ...input };
     const kind = input.type.split(".")[0] ?? "misc";
     try {
-      await this.nc.jetstream().publish(events(kind), new TextEncoder().encode(JSON.stringify(event)));
+      const data = new TextEncoder().encode(JSON.stringify(event));
+      await duringFailover(() => this.nc.jetstream().publish(events(kind), data));
     } catch (err) {
       throw new CcError(
         "KILN_CC_STORE_UNAVAILABLE",
@@ -49,17 +53,28 @@ export class AuditLog {
     return event;
   }
 
-  /** Every audit event kept, oldest first, that `keep` accepts (other publishers' lines are skipped). */
-  async list(keep: (e: AuditEvent) => boolean = () => true): Promise<AuditEvent[]> {
+  private async listOnce(keep: (e: AuditEvent) => boolean): Promise<AuditEvent[]> {
+    const jsm = await this.nc.jetstreamManager();
+    const info = await jsm.streams.info(STREAM_EVENTS);
+    const out: AuditEvent[] = [];
+    if (info.state.messages === 0) return out;
+    const last = info.state.last_seq;
+    const consumer = await this.nc.jetstream().consumers.get(STREAM_EVENTS);
+    const messages = await consumer.consume();
+    // An ordered consumer placed on a lost peer never delivers (nats.js keeps waiting): a read
+    // that stalls is given up, and list() tries again with a new consumer.
+    let stalled = false;
+    const stall = () =>
+      setTimeout(() => {
+        stalled = true;
+        void messages.close();
+      }, LIST_STALL_MS);
+    let timer = stall();
+    let complete = false;
     try {
-      const jsm = await this.nc.jetstreamManager();
-      const info = await jsm.streams.info(STREAM_EVENTS);
-      const out: AuditEvent[] = [];
-      if (info.state.messages === 0) return out;
-      const last = info.state.last_seq;
-      const consumer = await this.nc.jetstream().consumers.get(STREAM_EVENTS);
-      const messages = await consumer.consume();
       for await (const m of messages) {
+        clearTimeout(timer);
+        timer = stall();
         let v: unknown = null;
         try {
           v = m.json<unknown>();
@@ -67,10 +82,27 @@ export class AuditLog {
           // Not JSON: some other publisher's line, not an audit event.
         }
         if (isAuditEvent(v) && keep(v)) out.push(v);
-        if (m.info.pending === 0 || m.seq >= last) break;
+        if (m.info.pending === 0 || m.seq >= last) {
+          complete = true;
+          break;
+        }
       }
+    } finally {
+      clearTimeout(timer);
       await messages.close();
-      return out;
+    }
+    if (!complete)
+      throw Object.assign(new Error(`no message from ${STREAM_EVENTS} for ${LIST_STALL_MS} ms`), {
+        code: stalled ? "TIMEOUT" : "CLOSED",
+      });
+    return out;
+  }
+
+  /** Every audit event kept, oldest first, that `keep` accepts (other publishers' lines are skipped). */
+  async list(keep: (e: AuditEvent) => boolean = () => true): Promise<AuditEvent[]> {
+    try {
+      // Its ordered consumer may be placed on a peer the cluster lost (nats-server 2.9): retried.
+      return await duringFailover(() => this.listOnce(keep), true);
     } catch (err) {
       throw new CcError(
         "KILN_CC_STORE_UNAVAILABLE",

@@ -1,7 +1,9 @@
 // Typed JSON records over one JetStream KV bucket, every write compare-and-set on the entry's
 // revision: create expects no entry, update re-reads and re-applies its change when another
 // writer got there first, delete expects the revision it read. Nothing is ever overwritten blind.
+// A call made while the bucket elects a new leader (a cluster node lost) waits for it.
 import type { KV, KvEntry, NatsConnection } from "nats";
+import { duringFailover } from "../../messaging/jetstream.js";
 import { CcError } from "../errors.js";
 
 /** JetStream's "wrong last sequence" (another write came between our read and our write). */
@@ -41,17 +43,19 @@ function backoff(attempt: number): Promise<void> {
 export class Records<T> {
   readonly bucket: string;
   private readonly kv: KV;
+  private readonly nc: NatsConnection;
 
-  private constructor(bucket: string, kv: KV) {
+  private constructor(bucket: string, kv: KV, nc: NatsConnection) {
     this.bucket = bucket;
     this.kv = kv;
+    this.nc = nc;
   }
 
-  /** Opens the bucket, creating it (one revision kept per key) when missing; idempotent. */
-  static async open<T>(nc: NatsConnection, bucket: string): Promise<Records<T>> {
+  /** Opens the bucket, creating it (one revision kept per key, `replicas` copies) when missing; idempotent. */
+  static async open<T>(nc: NatsConnection, bucket: string, replicas: number): Promise<Records<T>> {
     try {
-      const kv = await nc.jetstream().views.kv(bucket, { history: 1 });
-      return new Records<T>(bucket, kv);
+      const kv = await nc.jetstream().views.kv(bucket, { history: 1, replicas });
+      return new Records<T>(bucket, kv, nc);
     } catch (err) {
       throw storeError(bucket, "opening the bucket", err);
     }
@@ -68,12 +72,12 @@ export class Records<T> {
 
   /** The same bucket holding another record type (kiln_apps keeps apps, name keys and packages). */
   as<U>(): Records<U> {
-    return new Records<U>(this.bucket, this.kv);
+    return new Records<U>(this.bucket, this.kv, this.nc);
   }
 
   async get(key: string): Promise<Versioned<T> | null> {
     try {
-      return this.decode(await this.kv.get(key));
+      return this.decode(await duringFailover(() => this.kv.get(key), true));
     } catch (err) {
       throw storeError(this.bucket, `reading ${key}`, err);
     }
@@ -82,7 +86,7 @@ export class Records<T> {
   /** Writes `value` under `key` only if there is none: the new revision, or null when the key is taken. */
   async create(key: string, value: T): Promise<number | null> {
     try {
-      return await this.kv.create(key, this.encode(value));
+      return await duringFailover(() => this.kv.create(key, this.encode(value)));
     } catch (err) {
       if (isConflict(err)) return null;
       throw storeError(this.bucket, `creating ${key}`, err);
@@ -101,7 +105,7 @@ export class Records<T> {
       const next = fn(current.value);
       if (next === UNCHANGED) return current;
       try {
-        const revision = await this.kv.update(key, this.encode(next), current.revision);
+        const revision = await duringFailover(() => this.kv.update(key, this.encode(next), current.revision));
         return { value: next, revision, created: new Date() };
       } catch (err) {
         if (!isConflict(err)) throw storeError(this.bucket, `updating ${key}`, err);
@@ -122,7 +126,8 @@ export class Records<T> {
         if (cur === null) return false;
         revision = cur.revision;
       }
-      await this.kv.delete(key, { previousSeq: revision });
+      const previousSeq = revision;
+      await duringFailover(() => this.kv.delete(key, { previousSeq }));
       return true;
     } catch (err) {
       if (isConflict(err)) return false;
@@ -130,12 +135,25 @@ export class Records<T> {
     }
   }
 
-  /** Keys matching a NATS subject filter (`*` one token, `>` the rest), e.g. `name.*`. */
+  /** Keys of live records matching a NATS subject filter (`*` one token, `>` the rest), e.g. `name.*`. */
   async keys(filter = ">"): Promise<string[]> {
+    return (await this.list(filter)).map((r) => r.key);
+  }
+
+  /**
+   * Keys that have a message, deleted ones included, from the stream's subject counts: the
+   * stream leader answers, no consumer is made. (nats.js's kv.keys() makes an ephemeral
+   * consumer, which nats-server 2.9 may place on a lost peer: the call then times out.)
+   */
+  private async subjectKeys(filter: string): Promise<string[]> {
+    const prefix = `$KV.${this.bucket}.`;
     try {
-      const out: string[] = [];
-      for await (const k of await this.kv.keys(filter)) out.push(k);
-      return out;
+      const jsm = await this.nc.jetstreamManager();
+      const si = await duringFailover(
+        () => jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${prefix}${filter}` }),
+        true,
+      );
+      return Object.keys(si.state.subjects ?? {}).map((s) => s.slice(prefix.length));
     } catch (err) {
       throw storeError(this.bucket, `listing ${filter}`, err);
     }
@@ -143,7 +161,7 @@ export class Records<T> {
 
   /** Every live record whose key matches `filter`, in key order. */
   async list(filter = ">"): Promise<({ key: string } & Versioned<T>)[]> {
-    const keys = (await this.keys(filter)).sort();
+    const keys = (await this.subjectKeys(filter)).sort();
     const got = await Promise.all(keys.map(async (key) => ({ key, entry: await this.get(key) })));
     const out: ({ key: string } & Versioned<T>)[] = [];
     for (const g of got) if (g.entry !== null) out.push({ key: g.key, ...g.entry });

@@ -22,13 +22,14 @@ export interface CcStore {
   audit: AuditLog;
 }
 
-export async function openStore(nc: NatsConnection): Promise<CcStore> {
+/** Opens (or creates, with `replicas` copies: messaging/replicas.ts) every bucket and the audit log. */
+export async function openStore(nc: NatsConnection, replicas: number): Promise<CcStore> {
   const [apps, routes, spaces, users, audit] = await Promise.all([
-    Records.open<AppRecord>(nc, KV_APPS),
-    Records.open<RouteRecord>(nc, KV_ROUTES),
-    Records.open<SpaceRecord>(nc, KV_SPACES),
-    Records.open<UserRecord>(nc, KV_USERS),
-    AuditLog.open(nc),
+    Records.open<AppRecord>(nc, KV_APPS, replicas),
+    Records.open<RouteRecord>(nc, KV_ROUTES, replicas),
+    Records.open<SpaceRecord>(nc, KV_SPACES, replicas),
+    Records.open<UserRecord>(nc, KV_USERS, replicas),
+    AuditLog.open(nc, replicas),
   ]);
   return {
     apps,

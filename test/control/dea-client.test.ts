@@ -53,7 +53,7 @@ t.test("stage on the first DEA to answer, start four instances spread over both,
   const dir = join(projectRoot, "examples/node");
   const file = join(base, "node.tar.gz");
   await tarCreate({ gzip: true, file, cwd: dir, portable: true }, readdirSync(dir));
-  const blobs = await blobStore(cc.nc);
+  const blobs = await blobStore(cc.nc, 1);
   await blobs.putBlob({ name: "packages/cc-node" }, readFileSync(file));
 
   const dea = await client.discover({ app: "cc-app", version: "v1", memoryMb: 256, diskMb: 256, stack: "" });

@@ -9,7 +9,7 @@ import type { Readable } from "node:stream";
 import { kilnBin } from "../../kernel/paths.js";
 import { stopChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
-import type { TestNats } from "../helpers/nats.js";
+import type { NatsEndpoint } from "../helpers/nats.js";
 
 interface Teardownable {
   teardown(fn: () => void | Promise<void>): void;
@@ -39,7 +39,7 @@ export function ccDataDir(t: Teardownable): string {
 /** A `kiln cc --port 0` process with the `cc` NATS user; resolves once it logged cc_listening. */
 export async function startCcProc(
   t: Teardownable,
-  nats: TestNats,
+  nats: NatsEndpoint,
   dataDir: string,
   env: Record<string, string> = {},
   args: string[] = [],

@@ -53,7 +53,7 @@ const sha1 = (b: Buffer) => createHash("sha1").update(b).digest("hex");
 t.test("a large file through a temp file, a matched one read back", async (t) => {
   const nats = await startTestNats(t);
   const cc = await nats.connect("cc");
-  const blobs = await blobStore(cc.nc);
+  const blobs = await blobStore(cc.nc, 1);
   const held = Buffer.from("already here\n");
   await blobs.putBlob({ name: `files/${sha1(held)}` }, held);
   const big = randomBytes(6 * 1024 * 1024 + 3);

@@ -41,9 +41,9 @@ function app(guid: string): AppRecord {
 t.test("store", async (t) => {
   const nats = await startTestNats(t);
   const [c1, c2] = await Promise.all([nats.connect("cc"), nats.connect("cc")]);
-  const s1 = await openStore(c1.nc);
+  const s1 = await openStore(c1.nc, 1);
   // Opening again (another controller) finds the same buckets and stream.
-  const s2 = await openStore(c2.nc);
+  const s2 = await openStore(c2.nc, 1);
 
   await t.test("50 concurrent increments from two connections: none lost", async (t) => {
     t.ok(await s1.apps.create(keys.app("app1"), app("app1")));

@@ -37,7 +37,7 @@ if (skip !== null) {
 
 const nats = await startTestNats(t);
 const cc = await nats.connect("admin");
-const blobs = await blobStore(cc.nc);
+const blobs = await blobStore(cc.nc, 1);
 const dataDir = join(base, "dea");
 const deaArgs = [
   "--data-dir",

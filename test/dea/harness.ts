@@ -8,7 +8,7 @@ import { Runc } from "../../dea/container/runc.js";
 import { kilnBin } from "../../kernel/paths.js";
 import { stopChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
-import type { TestNats } from "../helpers/nats.js";
+import type { NatsEndpoint } from "../helpers/nats.js";
 
 interface Teardownable {
   teardown(fn: () => void | Promise<void>): void;
@@ -63,7 +63,7 @@ export interface DeaProc {
 /** A `kiln dea --id ID` process with the `dea` NATS user; resolves once it logged dea_started. */
 export async function startDeaProc(
   t: Teardownable,
-  nats: TestNats,
+  nats: NatsEndpoint,
   id: string,
   args: string[] = [],
   env: Record<string, string> = {},

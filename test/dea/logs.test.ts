@@ -59,12 +59,12 @@ t.test("pipeLines reads a real process's output to its end", async (t) => {
 t.test("a flood is cut to its rate and reports its drops; a quiet neighbour loses nothing", async (t) => {
   const nats = await startTestNats(t);
   const dea = await nats.connect("dea");
-  await ensureLogStream(dea.nc);
-  await ensureLogStream(dea.nc); // idempotent
+  await ensureLogStream(dea.nc, 1);
+  await ensureLogStream(dea.nc, 1); // idempotent
   const info = await (await dea.nc.jetstreamManager()).streams.info(STREAM_LOGS);
   t.equal(info.config.max_bytes, logsBoundsDefault.maxBytes, "KILN_LOGS is bounded by size");
   t.equal(info.config.max_age, logsBoundsDefault.maxAgeMs * 1_000_000, "and by age");
-  await blobStore(dea.nc);
+  await blobStore(dea.nc, 1);
 
   const cli = await nats.connect("cli");
   const seen: { app: string; line: LogLine; receivedAt: number }[] = [];

@@ -46,7 +46,7 @@ setTimeout(() => s.listen(+process.env.PORT, "0.0.0.0"), +(process.env.LISTEN_AF
 
 const nats = await startTestNats(t);
 const cc = await nats.connect("admin");
-const blobs = await blobStore(cc.nc);
+const blobs = await blobStore(cc.nc, 1);
 const archive = new ArchiveWork({ maxThreads: 1 });
 t.teardown(() => archive.close());
 const src = join(base, "src");

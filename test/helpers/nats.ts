@@ -20,6 +20,9 @@ export interface TestNats extends NatsServerHandle {
   connect(component?: NatsComponent, options?: Partial<ConnectNatsOptions>): Promise<KilnConnection>;
 }
 
+/** What a component process started by a test needs of a server: its URL and the users' passwords. */
+export type NatsEndpoint = Pick<TestNats, "url" | "credentials">;
+
 export async function startTestNats(
   t: Teardownable,
   options: Partial<StartNatsServerOptions> = {},

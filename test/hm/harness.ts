@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import { kilnBin } from "../../kernel/paths.js";
 import { stopChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
-import type { TestNats } from "../helpers/nats.js";
+import type { NatsEndpoint } from "../helpers/nats.js";
 import { until } from "../helpers/until.js";
 
 interface Teardownable {
@@ -27,7 +27,7 @@ export interface HmProc {
   kill(): Promise<void>;
 }
 
-export async function startHmProc(t: Teardownable, nats: TestNats, args: string[] = []): Promise<HmProc> {
+export async function startHmProc(t: Teardownable, nats: NatsEndpoint, args: string[] = []): Promise<HmProc> {
   const cred = nats.credentials("hm");
   const clean: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("KILN_")) clean[k] = v;

@@ -8,7 +8,7 @@ import { createServer, type IncomingHttpHeaders, request, type Server, type Serv
 import { connect as netConnect } from "node:net";
 import { kilnBin } from "../../kernel/paths.js";
 import type { KilnConnection } from "../../messaging/connection.js";
-import { startTestNats, type TestNats } from "../helpers/nats.js";
+import { type NatsEndpoint, startTestNats, type TestNats } from "../helpers/nats.js";
 
 interface Teardownable {
   teardown(fn: () => void | Promise<void>): void;
@@ -77,7 +77,7 @@ export async function startRig(
 /** A `kiln router` process on random ports, with `env` added and run at nice value `nice`. */
 export async function startRouterProc(
   t: Teardownable,
-  nats: TestNats,
+  nats: NatsEndpoint,
   args: string[] = [],
   env: Record<string, string> = {},
   nice = 0,
