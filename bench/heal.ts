@@ -8,8 +8,8 @@
 // (bench/lib/heal.ts). Reference from the same run: one instance's cold start through the router.
 //   node dist/bench/heal.js [--json] [--record] [--kills N=20] [--rate R=200] [--connections C=10] [--starts N=3]
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { containerRoot } from "../dea/config.js";
@@ -27,9 +27,10 @@ import {
 } from "./lib/heal.js";
 import { type KernelUp, startKernelUp } from "./lib/kernel-up.js";
 import { type CliRun, kilnCli, type Started } from "./lib/kiln-cli.js";
-import { httpGet, sleep, stopAll, stopAllOnSignal } from "./lib/procs.js";
+import { httpGet, sleep } from "./lib/procs.js";
 import { appendToSection, fmtNum, fmtRatio, mdTable } from "./lib/report.js";
 import { median, percentile, ratio } from "./lib/stats.js";
+import { identifyingApp, workspace } from "./lib/workspace.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -62,29 +63,12 @@ const SETTLE_MS = 1000;
 const LOAD_WARMUP_MS = 2000;
 const STEP_TIMEOUT_MS = 120_000;
 
-const work = mkdtempSync(join(tmpdir(), "kiln-bench-heal-"));
-const removeWork = (): void =>
-  rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
-stopAllOnSignal(removeWork);
-let signalled: NodeJS.Signals | undefined;
-for (const s of ["SIGINT", "SIGTERM"] as const)
-  process.once(s, () => {
-    signalled = s;
-  });
-
-/** The node example answering "INDEX GUID", so each instance is known by its answers. */
-const appDir = join(work, "app");
-cpSync(join(projectRoot, "examples/node"), appDir, { recursive: true });
-writeFileSync(
-  join(appDir, "server.js"),
-  [
-    "// The node example answering its instance index and GUID.",
-    'const me = process.env.CF_INSTANCE_INDEX + " " + process.env.CF_INSTANCE_GUID;',
-    'require("node:http")',
-    "  .createServer((_req, res) => res.end(me))",
-    "  .listen(Number(process.env.PORT ?? 8080));",
-    "",
-  ].join("\n"),
+const ws = workspace("heal");
+const work = ws.dir;
+const appDir = identifyingApp(
+  join(work, "app"),
+  "its instance index and GUID",
+  `process.env.CF_INSTANCE_INDEX + " " + process.env.CF_INSTANCE_GUID`,
 );
 const kilnHome = join(work, "home");
 mkdirSync(kilnHome, { mode: 0o700 });
@@ -247,7 +231,7 @@ const loadStart = loadavg()[0] ?? Number.NaN;
 const upMs: number[] = [];
 const runs: AppRun[] = [];
 const startRefs: number[] = [];
-try {
+await ws.run(async () => {
   // Fresh data dirs: the first `kiln up` on a machine, every time. The last one stays up.
   for (let i = 1; i < starts; i++) {
     const k = await startKernelUp(join(work, `data-${i}`));
@@ -271,13 +255,7 @@ try {
     // The reference, between the series (so it sees the same machine), not under load.
     startRefs.push(await coldStartMs(`cold-${a}`));
   }
-} catch (err) {
-  if (signalled === undefined) throw err;
-} finally {
-  await stopAll();
-  removeWork();
-}
-if (signalled !== undefined) process.exit(signalled === "SIGINT" ? 130 : 143);
+});
 
 // ---- report --------------------------------------------------------------------------------
 const samples = runs.flatMap((r) => r.samples);

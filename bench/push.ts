@@ -8,8 +8,8 @@
 // how long a re-push leaves the running app without a 200 through the router.
 //   node dist/bench/push.js [--json] [--record] [--rounds N]
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { projectRoot } from "../kernel/paths.js";
@@ -17,7 +17,7 @@ import { BenchError } from "./lib/errors.js";
 import { type KernelUp, startKernelUp } from "./lib/kernel-up.js";
 import { checked, kilnCli } from "./lib/kiln-cli.js";
 import { runInterleaved } from "./lib/measure.js";
-import { httpGet, sleep, stopAll, stopAllOnSignal } from "./lib/procs.js";
+import { httpGet, sleep } from "./lib/procs.js";
 import {
   type CaseSummary,
   medianPhases,
@@ -28,6 +28,7 @@ import {
 } from "./lib/push-phases.js";
 import { appendToSection, fmtNum, fmtRatio, mdTable } from "./lib/report.js";
 import { median, ratio } from "./lib/stats.js";
+import { identifyingApp, workspace } from "./lib/workspace.js";
 
 const { values: flags } = parseArgs({
   options: { json: { type: "boolean" }, record: { type: "boolean" }, rounds: { type: "string" } },
@@ -42,31 +43,9 @@ const SCALE_TO = 10;
 const POLL_MS = 10;
 const STEP_TIMEOUT_MS = 120_000;
 
-const work = mkdtempSync(join(tmpdir(), "kiln-bench-push-"));
-// Retried: files under the DEA's directory may still be going away as kiln up finishes.
-const removeWork = (): void =>
-  rmSync(work, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
-// SIGINT/SIGTERM: kiln up gets SIGTERM and is waited for, leftover containers are removed.
-stopAllOnSignal(removeWork);
-let signalled: NodeJS.Signals | undefined;
-for (const s of ["SIGINT", "SIGTERM"] as const)
-  process.once(s, () => {
-    signalled = s;
-  });
-
-/** The node example, answering its instance index so scaled instances can be told apart. */
-const appDir = join(work, "app");
-cpSync(join(projectRoot, "examples/node"), appDir, { recursive: true });
-writeFileSync(
-  join(appDir, "server.js"),
-  [
-    "// The node example answering its instance index.",
-    'require("node:http")',
-    "  .createServer((_req, res) => res.end(String(process.env.CF_INSTANCE_INDEX)))",
-    "  .listen(Number(process.env.PORT ?? 8080));",
-    "",
-  ].join("\n"),
-);
+const ws = workspace("push");
+const work = ws.dir;
+const appDir = identifyingApp(join(work, "app"), "its instance index", "process.env.CF_INSTANCE_INDEX");
 const kilnHome = join(work, "home");
 mkdirSync(kilnHome, { mode: 0o700 });
 
@@ -229,7 +208,7 @@ function commit(): string {
 
 const loadStart = loadavg()[0] ?? Number.NaN;
 let samples: Sample[] = [];
-try {
+await ws.run(async () => {
   kernel = await startKernelUp(join(work, "data"));
   await kiln(["login", "-a", kernel.api, "-u", "admin", "-p", kernel.adminPassword]);
   await kiln(["create-space", "bench"]);
@@ -237,14 +216,7 @@ try {
   // The warm app (re-pushed and scaled), pushed once untimed: this also fills the DEA's caches.
   await timedPush(warm, false);
   samples = await runInterleaved(Object.keys(cases) as CaseId[], rounds, (id, round) => cases[id](round));
-} catch (err) {
-  // A step cut short by a signal is no error of its own: the signal's exit follows the cleanup.
-  if (signalled === undefined) throw err;
-} finally {
-  await stopAll();
-  removeWork();
-}
-if (signalled !== undefined) process.exit(signalled === "SIGINT" ? 130 : 143);
+});
 
 // ---- report --------------------------------------------------------------------------------
 const of = (id: CaseId): Sample[] => samples.filter((s) => s.id === id);

@@ -77,7 +77,7 @@ export function ensureEventStream(
 }
 
 /**
- * The kiln_blobs object store, created with `replicas` when missing. Its `get` is retried
+ * The kiln_blobs object store, created with `replicas` when missing. Its `get` and `info` are retried
  * while the cluster recovers from a lost server (duringFailover): each get makes an ordered
  * consumer, which nats-server 2.9 may place on the lost peer, and that get times out.
  */
@@ -85,9 +85,11 @@ export async function blobStore(nc: NatsConnection, replicas: number): Promise<O
   try {
     const os = await nc.jetstream().views.os(OBJECT_STORE_BLOBS, { storage: StorageType.File, replicas });
     const get = os.get.bind(os);
+    const info = os.info.bind(os);
     // Everything else from the store itself (a prototype link, no copy of its state).
     const store = Object.create(os) as ObjectStore;
     store.get = (name: string) => duringFailover(() => get(name), true);
+    store.info = (name: string) => duringFailover(() => info(name), true);
     return store;
   } catch (err) {
     throw new MessagingError(

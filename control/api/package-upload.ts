@@ -1,12 +1,12 @@
 // A package upload streamed from the request to kiln_blobs: the tar.gz body is parsed as it
 // arrives (tar's Parser), each file is hashed and stored under `files/<sha1>`, the files the
 // client said the controller holds (`.kiln-resources.json`, the first entry) are read back
-// from the object store, and the package tar.gz is written to `packages/<guid>.tar.gz` as it
-// goes. Nothing holds the whole package: a file is buffered only when small, else it goes
-// through a temp file.
+// from the object store, and the package tar.gz is spooled to a temp file as it goes, then
+// stored as `packages/<guid>.tar.gz`. Nothing holds the whole package in memory: a file is
+// buffered only when small, else it goes through a temp file.
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { tmpdir } from "node:os";
@@ -15,6 +15,7 @@ import { Readable } from "node:stream";
 import { createGzip, type Gzip } from "node:zlib";
 import type { ObjectStore } from "nats";
 import { Header, Parser, Pax, type ReadEntry } from "tar";
+import { duringFailover } from "../../messaging/jetstream.js";
 import { CcError, invalid } from "../errors.js";
 import { pushKeys } from "../store/push.js";
 import { SHA1 } from "./resource-matches.js";
@@ -78,29 +79,37 @@ function matchedList(text: string): Matched[] {
   });
 }
 
-/** The package tar.gz being written to the object store: headers by hand, gzip, SHA-256 and size of the output. */
+/**
+ * The package tar.gz: headers by hand, gzip, SHA-256 and size of the output. It is spooled to a
+ * file and stored once complete, so the store's put can be tried again: when a server of a NATS
+ * cluster dies, puts time out until its assets have new leaders, and a streamed upload could
+ * not be replayed.
+ */
 class PackageWriter {
   private readonly gzip: Gzip = createGzip();
   private readonly hash = createHash("sha256");
   private size = 0;
-  private readonly put: Promise<unknown>;
+  private readonly spool: WriteStream;
+  private readonly spooled: Promise<unknown>;
   private failed: unknown = null;
 
-  constructor(blobs: ObjectStore, key: string) {
-    const hash = this.hash;
-    const self = this;
-    async function* out(src: Gzip) {
-      for await (const chunk of src) {
-        hash.update(chunk as Buffer);
-        self.size += (chunk as Buffer).length;
-        yield new Uint8Array(chunk as Buffer);
-      }
-    }
-    this.put = blobs.put(
-      { name: key },
-      Readable.toWeb(Readable.from(out(this.gzip))) as ReadableStream<Uint8Array>,
-    );
-    this.put.catch((err: unknown) => {
+  constructor(
+    private readonly blobs: ObjectStore,
+    private readonly key: string,
+    private readonly spoolPath: string,
+  ) {
+    const spool = createWriteStream(spoolPath);
+    this.spool = spool;
+    this.gzip.on("data", (chunk: Buffer) => {
+      this.hash.update(chunk);
+      this.size += chunk.length;
+    });
+    this.gzip.pipe(spool);
+    this.spooled = Promise.race([
+      once(spool, "close"),
+      once(spool, "error").then(([err]) => Promise.reject(err)),
+    ]);
+    this.spooled.catch((err: unknown) => {
       this.failed = err;
       this.gzip.destroy();
     });
@@ -108,7 +117,7 @@ class PackageWriter {
 
   private async write(buf: Buffer): Promise<void> {
     if (this.failed !== null) throw this.failed;
-    if (!this.gzip.write(buf)) await Promise.race([once(this.gzip, "drain"), this.put]);
+    if (!this.gzip.write(buf)) await Promise.race([once(this.gzip, "drain"), this.spooled]);
   }
 
   /** One file: header, its bytes from `data`, padding to 512. */
@@ -135,12 +144,22 @@ class PackageWriter {
   async finish(): Promise<{ sha256: string; size: number }> {
     await this.write(Buffer.alloc(1024));
     this.gzip.end();
-    await this.put;
+    await this.spooled;
+    // The same bytes under the same name: a put tried again after a timeout stores them once.
+    await duringFailover(
+      () =>
+        this.blobs.put(
+          { name: this.key },
+          Readable.toWeb(createReadStream(this.spoolPath)) as unknown as ReadableStream<Uint8Array>,
+        ),
+      true,
+    );
     return { sha256: this.hash.digest("hex"), size: this.size };
   }
 
   abort(): void {
     this.gzip.destroy();
+    this.spool.destroy();
   }
 }
 
@@ -224,9 +243,9 @@ export async function receivePackage(
   const declared = Number(raw.headers["content-length"] ?? 0);
   if (declared > limit) throw tooLarge(limit);
   const source = entries(raw, limit);
-  const writer = new PackageWriter(blobs, pushKeys.packageBlob(guid));
   const listing: string[] = [];
   const tmp = await mkdtemp(join(tmpdir(), "kiln-cc-upload-"));
+  const writer = new PackageWriter(blobs, pushKeys.packageBlob(guid), join(tmp, "package.tar.gz"));
   let total = 0;
   const count = (n: number) => {
     total += n;
@@ -280,7 +299,9 @@ export async function receivePackage(
       if (size <= BUFFER_LIMIT) {
         const data = await readAll(e, BUFFER_LIMIT);
         const sha1 = createHash("sha1").update(data).digest("hex");
-        await keep(sha1, () => blobs.putBlob({ name: pushKeys.fileBlob(sha1) }, data));
+        await keep(sha1, () =>
+          duringFailover(() => blobs.putBlob({ name: pushKeys.fileBlob(sha1) }, data), true),
+        );
         await writer.file(path, mode, data.length, once1(data));
         listing.push(`${path}\0${mode}\0${sha1}`);
       } else {
@@ -295,9 +316,13 @@ export async function receivePackage(
         await once(ws, "close");
         const sha1 = h.digest("hex");
         await keep(sha1, () =>
-          blobs.put(
-            { name: pushKeys.fileBlob(sha1) },
-            Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>,
+          duringFailover(
+            () =>
+              blobs.put(
+                { name: pushKeys.fileBlob(sha1) },
+                Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>,
+              ),
+            true,
           ),
         );
         await writer.file(path, mode, size, createReadStream(file));

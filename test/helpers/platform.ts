@@ -14,6 +14,7 @@ import { Runc } from "../../dea/container/runc.js";
 import { kilnBin, projectRoot } from "../../kernel/paths.js";
 import { type StartedUp, startUp } from "./kernel.js";
 import { freePort } from "./ports.js";
+import { until } from "./until.js";
 
 export interface Run {
   code: number | null;
@@ -80,20 +81,36 @@ export interface Platform {
   loginAdmin(t: Test, home: string): Promise<Run>;
 }
 
-/** Polls `probe` until it returns something other than undefined; throws with `what` after `ms`. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 20_000,
-  everyMs = 100,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+/**
+ * `kiln ...args` with `env` as `home`'s user (KILN_HOME), stdin closed, to its exit; SIGKILLed
+ * after `timeoutMs` (60 s).
+ */
+export function runKiln(
+  env: NodeJS.ProcessEnv,
+  home: string,
+  args: string[],
+  o: { cwd?: string; timeoutMs?: number } = {},
+): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [kilnBin, ...args], {
+      cwd: o.cwd ?? projectRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...env, KILN_HOME: home },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    const kill = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 60_000);
+    child.once("close", (code) => {
+      clearTimeout(kill);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 /**
@@ -157,26 +174,7 @@ export async function startPlatform(
     unable === null ? null : ((JSON.parse(unable[0]) as { reason?: string }).reason ?? "no reason given");
 
   const kiln = (home: string, args: string[], o: { cwd?: string; timeoutMs?: number } = {}): Promise<Run> =>
-    new Promise((resolve) => {
-      const child = spawn(process.execPath, [kilnBin, ...args], {
-        cwd: o.cwd ?? projectRoot,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...childEnv, KILN_HOME: home },
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (d: string) => {
-        stdout += d;
-      });
-      child.stderr.setEncoding("utf8").on("data", (d: string) => {
-        stderr += d;
-      });
-      const kill = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 60_000);
-      child.once("close", (code) => {
-        clearTimeout(kill);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    runKiln(childEnv, home, args, o);
 
   const succeeds = async (t: Test, home: string, args: string[], o: { cwd?: string } = {}) => {
     const r = await kiln(home, args, o);
@@ -236,7 +234,7 @@ export async function startPlatform(
     },
     viaRouter,
     answer: (host) =>
-      eventually(`${host} to answer through the router`, async () => {
+      until(`${host} to answer through the router`, async () => {
         const r = await viaRouter(host);
         return r.status === 200 ? r.body : undefined;
       }),

@@ -11,12 +11,13 @@ import { connect, type NatsConnection } from "nats";
 import t, { type Test } from "tap";
 import { containerRoot } from "../../dea/config.js";
 import { Runc } from "../../dea/container/runc.js";
-import { kilnBin, projectRoot } from "../../kernel/paths.js";
+import { kilnBin } from "../../kernel/paths.js";
 import type { NatsComponent, NatsCredentials } from "../../messaging/nats-server.js";
 import { adminCredentials, startCcProc } from "../control/harness.js";
 import { appDeaArgs, startDeaProc, testIsolation } from "../dea/harness.js";
 import { guardChildren, stopChild } from "../helpers/children.js";
 import type { NatsEndpoint } from "../helpers/nats.js";
+import { type Run, runKiln } from "../helpers/platform.js";
 import { freePort } from "../helpers/ports.js";
 import { until } from "../helpers/until.js";
 import { startHmProc } from "../hm/harness.js";
@@ -162,36 +163,10 @@ stoppers.push(
 );
 await hm.waitFor("jetstream_replicas");
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 const home = join(base, "home");
-/** `kiln ...args` as the admin, stdin closed, to its exit (SIGKILLed after `timeoutMs`). */
-function kiln(args: string[], timeoutMs = 120_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [kilnBin, ...args], {
-      cwd: projectRoot,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...childEnv, KILN_HOME: home },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    const kill = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.once("close", (code) => {
-      clearTimeout(kill);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** `kiln ...args` as the admin. */
+const kiln = (args: string[], timeoutMs = 120_000): Promise<Run> =>
+  runKiln(childEnv, home, args, { timeoutMs });
 
 /** The components' warnings and errors, and the controller's last lines: a failed step's diagnostics. */
 function troubles(): Record<string, unknown>[] {

@@ -10,7 +10,8 @@ import t from "tap";
 import { Runc } from "../../dea/container/runc.js";
 import { kilnBin, projectRoot } from "../../kernel/paths.js";
 import { descendants, guardChildren } from "../helpers/children.js";
-import { eventually, startPlatform } from "../helpers/platform.js";
+import { startPlatform } from "../helpers/platform.js";
+import { until } from "../helpers/until.js";
 
 guardChildren(t);
 t.setTimeout(300_000);
@@ -144,7 +145,7 @@ async function runningIndexes(app: string): Promise<number[]> {
 
 /** Waits until `app` has exactly the `want` instances RUNNING, by the controller and by its containers. */
 async function settled(app: string, want: number, ms = 30_000): Promise<Instance[]> {
-  return eventually(
+  return until(
     `${want} RUNNING instances of ${app}`,
     async () => {
       const [shown, live] = await Promise.all([runningIndexes(app), instancesOf(app)]);
@@ -174,7 +175,7 @@ if (platform.deaUnable !== null) {
     t.equal(await platform.answer("hello"), "Hello from Kiln (instance 0)\n");
     await succeeds(t, home, ["scale", "hello", "-i", "3"]);
     await settled("hello", 3);
-    const seen = await eventually("indexes 0, 1 and 2 through the router", async () => {
+    const seen = await until("indexes 0, 1 and 2 through the router", async () => {
       const seen = new Set<string>();
       for (let i = 0; i < 30 && seen.size < 3; i++) {
         const r = await viaRouter("hello");
@@ -199,7 +200,7 @@ if (platform.deaUnable !== null) {
     await succeeds(t, home, ["push"], { cwd: join(projectRoot, "examples/sticky") });
     await settled("sticky", 3);
     // Without cookies every request is a new session, balanced over the instances.
-    const fresh = await eventually("two instances answering new sessions", async () => {
+    const fresh = await until("two instances answering new sessions", async () => {
       const seen = new Set<string>();
       for (let i = 0; i < 20; i++) seen.add(String((await viaRouter("sticky")).headers["x-instance-index"]));
       return seen.size >= 2 ? seen : undefined;
@@ -229,13 +230,13 @@ if (platform.deaUnable !== null) {
       const before = await settled("hello", 2);
       const known = new Set(before.map((i) => i.guid));
       const l = load("hello");
-      await eventually("both instances answering the load", async () =>
+      await until("both instances answering the load", async () =>
         before.every((i) => l.result.firstSeen.has(i.guid)) ? true : undefined,
       );
       const victim = before[0] as Instance;
       const killedAt = Date.now();
       process.kill(victim.pid, "SIGKILL");
-      const replacement = await eventually(
+      const replacement = await until(
         "a new instance answering through the router",
         async () => [...l.result.firstSeen].find(([guid]) => !known.has(guid)),
         20_000,
@@ -261,7 +262,7 @@ if (platform.deaUnable !== null) {
     const l = load("hello");
     process.kill(pid as number, "SIGKILL");
     const gone = new Set(before.filter((i) => i.root === root).map((i) => i.guid));
-    const after = await eventually(
+    const after = await until(
       "2 instances again, none of the killed DEA's",
       async () => {
         const live = await instancesOf("hello");
@@ -303,7 +304,7 @@ if (platform.deaUnable !== null) {
     t.teardown(() => {
       if (second.exitCode === null && second.signalCode === null) second.kill("SIGKILL");
     });
-    await eventually("the second HM running", async () =>
+    await until("the second HM running", async () =>
       log.includes('"event":"hm_running"') ? true : undefined,
     );
     t.notMatch(log, /lease_acquired/, "it waits: the kernel's HM leads");
@@ -313,12 +314,12 @@ if (platform.deaUnable !== null) {
     const kernelLogFrom = platform.kernel().stderr().length;
     process.kill(leader as number, "SIGKILL");
     // The kernel restarts its HM at once, so either may win the expired lease; one must.
-    const who = await eventually(
+    const who = await until(
       "an HM acquiring the lease",
       async () =>
         log.includes('"event":"lease_acquired"')
           ? "the second HM"
-          : /"component":"hm"[^\n]*"event":"lease_acquired"/.test(
+          : /"component":"hm\.lease","event":"lease_acquired"/.test(
                 platform.kernel().stderr().slice(kernelLogFrom),
               )
             ? "the kernel's restarted HM"
@@ -355,7 +356,7 @@ if (platform.deaUnable !== null) {
     );
     const l = load("hello");
     await succeeds(t, home, ["push", "crashy", "-p", dir]);
-    const flapping = await eventually(
+    const flapping = await until(
       "crashy FLAPPING in kiln app --json",
       async () => {
         const v = (await appView(home, "crashy")) as unknown as { flapping: number[] };
@@ -371,7 +372,7 @@ if (platform.deaUnable !== null) {
         created_at: string;
         data: { crashes?: number; restart_at?: string };
       }[];
-    const fourth = await eventually(
+    const fourth = await until(
       "the 4th crash in kiln events",
       async () => (await events()).find((e) => e.type === "app.crash" && e.data.crashes === 4),
       30_000,

@@ -9,8 +9,9 @@ import t, { type Test } from "tap";
 import { Runc } from "../../dea/container/runc.js";
 import { kilnBin, projectRoot } from "../../kernel/paths.js";
 import { guardChildren } from "../helpers/children.js";
-import { eventually, type Run, startPlatform } from "../helpers/platform.js";
+import { type Run, startPlatform } from "../helpers/platform.js";
 import { freePort } from "../helpers/ports.js";
+import { until } from "../helpers/until.js";
 
 guardChildren(t);
 // Nine stagings on a busy 2-core machine can outlast tap's 120 s, and a file killed for its
@@ -160,13 +161,13 @@ require("node:http").createServer((_q, s) => s.end(body)).listen(Number(process.
 
     const up = await succeeds(t, homes.alice, ["scale", "idx", "-i", "3"]);
     t.match(up.stdout, /^idx: 3 instances, /);
-    await eventually("3 RUNNING instances in kiln app idx --json", async () => {
+    await until("3 RUNNING instances in kiln app idx --json", async () => {
       const v = await appView(homes.alice, "idx");
       const running = v.instances.filter((i) => i.state === "RUNNING").map((i) => i.index);
       return running.sort().join() === "0,1,2" ? running : undefined;
     });
     const seen = new Set<string>();
-    await eventually("indexes 0, 1 and 2 through the router", async () => {
+    await until("indexes 0, 1 and 2 through the router", async () => {
       const r = await viaRouter("idx");
       if (r.status === 200) seen.add(whoAnswered(r.body).index);
       return seen.size === 3 ? seen : undefined;
@@ -175,7 +176,7 @@ require("node:http").createServer((_q, s) => s.end(body)).listen(Number(process.
 
     const down = await succeeds(t, homes.alice, ["scale", "idx", "-i", "1"]);
     t.match(down.stdout, /^idx: 1 instances, /);
-    await eventually("only index 0 in kiln app idx --json", async () => {
+    await until("only index 0 in kiln app idx --json", async () => {
       const v = await appView(homes.alice, "idx");
       return v.instances.length === 1 && v.instances[0]?.index === 0 && v.instances[0].state === "RUNNING"
         ? v
@@ -184,7 +185,7 @@ require("node:http").createServer((_q, s) => s.end(body)).listen(Number(process.
     // The router may still hold a stopping instance for a moment; then only index 0 is left.
     let streak = 0;
     const others: string[] = [];
-    await eventually("20 answers in a row from index 0", async () => {
+    await until("20 answers in a row from index 0", async () => {
       const r = await viaRouter("idx");
       const index = r.status === 200 ? whoAnswered(r.body).index : `status ${r.status}`;
       if (index === "0") streak++;
@@ -200,7 +201,7 @@ require("node:http").createServer((_q, s) => s.end(body)).listen(Number(process.
   t.test("delete -r frees the route: the router answers 404, and another space maps the host", async (t) => {
     const del = await succeeds(t, homes.admin, ["delete", "ex-static", "-f", "-r"]);
     t.equal(del.stdout, "ex-static: deleted\nroute ex-static.localhost: deleted\n");
-    const gone = await eventually("404 for ex-static.localhost", async () => {
+    const gone = await until("404 for ex-static.localhost", async () => {
       const r = await viaRouter("ex-static");
       return r.status === 404 ? r : undefined;
     });
@@ -221,7 +222,7 @@ require("node:http").createServer((_q, s) => s.end(body)).listen(Number(process.
     const old = whoAnswered(await answer("idx"));
     const r = await succeeds(t, homes.alice, ["restart", "idx"]);
     t.equal(r.stdout, "idx: started\n");
-    const after = await eventually("a RUNNING instance of the new version", async () => {
+    const after = await until("a RUNNING instance of the new version", async () => {
       const v = await appView(homes.alice, "idx");
       const [only] = v.instances;
       return v.app.version !== before.app.version &&
@@ -232,7 +233,7 @@ require("node:http").createServer((_q, s) => s.end(body)).listen(Number(process.
         : undefined;
     });
     t.not(after.app.version, before.app.version, "restart gives the app a new version");
-    const fresh = await eventually("the new instance through the router", async () => {
+    const fresh = await until("the new instance through the router", async () => {
       const res = await viaRouter("idx");
       const who = res.status === 200 ? whoAnswered(res.body) : undefined;
       return who !== undefined && who.guid !== old.guid ? who : undefined;
@@ -337,7 +338,7 @@ require("node:http").createServer((_q, s) => s.end(body)).listen(Number(process.
       t.teardown(() => {
         if (cc.exitCode === null && cc.signalCode === null) cc.kill("SIGKILL");
       });
-      await eventually("the second controller listening", async () =>
+      await until("the second controller listening", async () =>
         ccLog.includes('"event":"cc_listening"') ? true : cc.exitCode === null ? undefined : true,
       );
       t.equal(cc.exitCode, null, "the second controller runs", { log: ccLog.slice(-2000) });
