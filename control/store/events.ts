@@ -102,7 +102,9 @@ export class AuditLog {
   async list(keep: (e: AuditEvent) => boolean = () => true): Promise<AuditEvent[]> {
     try {
       // Its ordered consumer may be placed on a peer the cluster lost (nats-server 2.9): retried.
-      return await duringFailover(() => this.listOnce(keep), true);
+      // A read can also hang before its first message or in its close (a consumer created on,
+      // or closed against, the lost peer): each try has a deadline of its own.
+      return await duringFailover(() => withinMs(this.listOnce(keep), 2 * LIST_STALL_MS), true);
     } catch (err) {
       throw new CcError(
         "KILN_CC_STORE_UNAVAILABLE",
@@ -111,4 +113,18 @@ export class AuditLog {
       );
     }
   }
+}
+
+/** `p`, or a TIMEOUT error once `ms` have passed (`p` is then left to settle on its own). */
+function withinMs<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(Object.assign(new Error(`no answer from ${STREAM_EVENTS} in ${ms} ms`), { code: "TIMEOUT" })),
+      ms,
+    );
+  });
+  p.catch(() => {});
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
