@@ -275,6 +275,15 @@ if (platform.deaUnable !== null) {
       200,
     );
     t.equal(after.length, 2, "two instances, new ones in place of the killed DEA's");
+    // The kernel restarts the killed DEA at once, but it reports the instances it lost (and
+    // removes them) before it takes work: their replacements are placed on the other DEA.
+    t.same(
+      after
+        .filter((i) => gone.size > 0 && !before.some((b) => b.guid === i.guid))
+        .map((i) => i.root !== root),
+      [...gone].map(() => true),
+      "the killed DEA's instances came back on the other DEA",
+    );
     const restarted = componentPid(re);
     t.ok(restarted !== undefined && restarted !== pid, "the kernel restarted the DEA");
     const r = await l.stop();
