@@ -2,7 +2,7 @@
 // and `kiln cc` flags that override them (docs/config.md is generated from them).
 import { resolve } from "node:path";
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
-import { MAX_REPLICAS, parseReplicas, REPLICAS_ENV } from "../messaging/replicas.js";
+import { MAX_REPLICAS, REPLICAS_ENV } from "../messaging/replicas.js";
 import { CcError } from "./errors.js";
 
 export interface CcConfig {
@@ -114,11 +114,8 @@ const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z
 
 function convert(key: keyof CcConfig, raw: string, source: string): CcConfig[keyof CcConfig] {
   switch (key) {
-    case "natsReplicas": {
-      const n = parseReplicas(raw);
-      if (n === null) throw bad(source, `an integer from 1 to ${MAX_REPLICAS}`, raw);
-      return n;
-    }
+    case "natsReplicas":
+      return integer(raw, source, 1, MAX_REPLICAS);
     case "natsUrl":
       if (!isServerUrl(raw)) throw bad(source, "a NATS URL such as nats://127.0.0.1:4222", raw);
       return raw;

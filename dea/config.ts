@@ -4,7 +4,7 @@ import { statfsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
-import { MAX_REPLICAS, parseReplicas, REPLICAS_ENV } from "../messaging/replicas.js";
+import { MAX_REPLICAS, REPLICAS_ENV } from "../messaging/replicas.js";
 import { isValidToken } from "../messaging/subjects.js";
 import { DeaProcessError } from "./process/errors.js";
 
@@ -201,11 +201,8 @@ function convert(key: keyof DeaConfig, raw: string, source: string): DeaConfig[k
       // The id is a subject token (dea.<id>.start): no dots, wildcards or spaces.
       if (!isValidToken(raw)) throw bad(source, "a NATS subject token (no '.', '*', '>' or spaces)", raw);
       return raw;
-    case "natsReplicas": {
-      const n = parseReplicas(raw);
-      if (n === null) throw bad(source, `an integer from 1 to ${MAX_REPLICAS}`, raw);
-      return n;
-    }
+    case "natsReplicas":
+      return integer(raw, source, 1, MAX_REPLICAS);
     case "natsUrl":
       if (!isServerUrl(raw)) throw bad(source, "a NATS URL such as nats://127.0.0.1:4222", raw);
       return raw;

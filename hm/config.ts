@@ -1,7 +1,7 @@
 // The Health Manager's options: one typed object, its defaults, and the environment variables
 // and `kiln hm` flags that override them (docs/config.md is generated from them).
 import { applySettings, isServerUrl, parseFlags } from "../kernel/settings.js";
-import { MAX_REPLICAS, parseReplicas, REPLICAS_ENV } from "../messaging/replicas.js";
+import { MAX_REPLICAS, REPLICAS_ENV } from "../messaging/replicas.js";
 import { HmError } from "./errors.js";
 
 export interface HmConfig {
@@ -80,11 +80,8 @@ function integer(raw: string, source: string, min: number, max: number): number 
 
 function convert(key: keyof HmConfig, raw: string, source: string): HmConfig[keyof HmConfig] {
   switch (key) {
-    case "natsReplicas": {
-      const n = parseReplicas(raw);
-      if (n === null) throw bad(source, `an integer from 1 to ${MAX_REPLICAS}`, raw);
-      return n;
-    }
+    case "natsReplicas":
+      return integer(raw, source, 1, MAX_REPLICAS);
     case "natsUrl":
       if (!isServerUrl(raw)) throw bad(source, "a NATS URL such as nats://127.0.0.1:4222", raw);
       return raw;

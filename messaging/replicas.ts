@@ -30,9 +30,3 @@ export function replicasFor(info: ServerInfo | undefined, override?: number): nu
 export function jetStreamReplicas(nc: NatsConnection, override?: number): number {
   return replicasFor(nc.info, override);
 }
-
-/** Checks a replicas setting; null when it is not an integer from 1 to MAX_REPLICAS. */
-export function parseReplicas(raw: string): number | null {
-  const n = Number(raw);
-  return raw.trim() !== "" && Number.isInteger(n) && n >= 1 && n <= MAX_REPLICAS ? n : null;
-}
