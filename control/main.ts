@@ -1,11 +1,10 @@
 // The Cloud Controller process: NATS connection, the store (JetStream KV buckets and the
 // events stream), the admin bootstrap, and the HTTP API. It keeps no state of its own, so any
 // number of them can run against one NATS. `kiln cc` calls runCcCommand; tests call startCc.
-import { componentLife } from "../kernel/lifecycle.js";
+import { componentLife, componentReplicas, connectComponent } from "../kernel/lifecycle.js";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
-import { connectNats, type KilnConnection } from "../messaging/connection.js";
-import { clusterServers, jetStreamReplicas } from "../messaging/replicas.js";
+import type { KilnConnection } from "../messaging/connection.js";
 import { appRoutes } from "./api/apps.js";
 import { eventRoutes } from "./api/events.js";
 import { infoRoutes } from "./api/info.js";
@@ -52,22 +51,10 @@ export async function startCc(
   signal?: AbortSignal,
 ): Promise<CcHandle> {
   log.info("cc_starting", { nats: config.natsUrl });
-  const bus: KilnConnection = await connectNats({
-    servers: config.natsUrl,
-    user: config.natsUser || undefined,
-    pass: config.natsPass || undefined,
-    name: "cc",
-    listeners: {
-      disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
-      reconnected: ({ server }) => log.info("nats_reconnected", { server }),
-      error: ({ error, code }) => log.warn("nats_error", { code, error }),
-    },
-    ...(signal === undefined ? {} : { signal }),
-  });
+  const bus: KilnConnection = await connectComponent("cc", config, log, signal);
   let api: ApiServer;
   try {
-    const replicas = jetStreamReplicas(bus.nc, config.natsReplicas);
-    log.info("jetstream_replicas", { replicas, servers: clusterServers(bus.nc.info) });
+    const replicas = componentReplicas(bus, config.natsReplicas, log);
     const store = await openStore(bus.nc, replicas);
     await ensureAdmin(store, config.dataDir, log);
     const ctx: ApiContext = { store, config, log: log.child("api") };

@@ -7,12 +7,11 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { LRUCache } from "lru-cache";
-import { componentLife } from "../kernel/lifecycle.js";
+import { componentLife, componentReplicas, connectComponent } from "../kernel/lifecycle.js";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
-import { connectNats, type KilnConnection } from "../messaging/connection.js";
+import type { KilnConnection } from "../messaging/connection.js";
 import { blobStore, ensureLogStream } from "../messaging/jetstream.js";
-import { clusterServers, jetStreamReplicas } from "../messaging/replicas.js";
 import { containerRoot, type DeaConfig, deaConfig, parseDeaArgs } from "./config.js";
 import { removeLeftovers } from "./container/leftovers.js";
 import { requireIsolation } from "./container/probe.js";
@@ -89,23 +88,11 @@ export async function startDea(
     });
   }
 
-  const bus: KilnConnection = await connectNats({
-    servers: config.natsUrl,
-    user: config.natsUser || undefined,
-    pass: config.natsPass || undefined,
-    name: `dea-${id}`,
-    listeners: {
-      disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
-      reconnected: ({ server }) => log.info("nats_reconnected", { server }),
-      error: ({ error, code }) => log.warn("nats_error", { code, error }),
-    },
-    ...(signal === undefined ? {} : { signal }),
-  });
+  const bus: KilnConnection = await connectComponent(`dea-${id}`, config, log, signal);
 
   let blobs: Awaited<ReturnType<typeof blobStore>>;
   try {
-    const replicas = jetStreamReplicas(bus.nc, config.natsReplicas);
-    log.info("jetstream_replicas", { replicas, servers: clusterServers(bus.nc.info) });
+    const replicas = componentReplicas(bus, config.natsReplicas, log);
     await ensureLogStream(bus.nc, replicas);
     blobs = await blobStore(bus.nc, replicas);
   } catch (err) {

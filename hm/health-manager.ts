@@ -7,10 +7,10 @@
 
 import { ActualState } from "../control/runner/actual.js";
 import { AuditLog } from "../control/store/events.js";
+import { componentReplicas } from "../kernel/lifecycle.js";
 import type { Logger } from "../kernel/log.js";
 import { type DropletExited, encode, type HmRequest } from "../messaging/codec.js";
 import type { KilnConnection } from "../messaging/connection.js";
-import { clusterServers, jetStreamReplicas } from "../messaging/replicas.js";
 import { CC_HM_REQUESTS } from "../messaging/subjects.js";
 import { analyze, type DesiredApp, holdKey } from "./analyze.js";
 import type { HmConfig } from "./config.js";
@@ -72,8 +72,7 @@ export class HealthManager {
   async start(): Promise<void> {
     this.analyzeFrom = Date.now() + Math.round(1.5 * this.config.heartbeatMs);
     this.actual.start();
-    const replicas = jetStreamReplicas(this.bus.nc, this.config.natsReplicas);
-    this.log.info("jetstream_replicas", { replicas, servers: clusterServers(this.bus.nc.info) });
+    const replicas = componentReplicas(this.bus, this.config.natsReplicas, this.log);
     await this.desired.start(this.bus.nc, replicas);
     this.audit = await AuditLog.open(this.bus.nc, replicas);
     await this.lease.start(this.bus.nc, replicas);

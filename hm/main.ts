@@ -1,9 +1,8 @@
 // The Health Manager process: NATS connection and the loop. `kiln hm` calls runHmCommand;
 // tests start the command as a process.
-import { componentLife } from "../kernel/lifecycle.js";
+import { componentLife, connectComponent } from "../kernel/lifecycle.js";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { runUntilSignal } from "../kernel/run.js";
-import { connectNats } from "../messaging/connection.js";
 import { type HmConfig, hmConfig, parseHmArgs } from "./config.js";
 import { HealthManager } from "./health-manager.js";
 
@@ -16,18 +15,7 @@ export interface HmHandle {
 
 export async function startHm(config: HmConfig, log: Logger = createLogger("hm"), signal?: AbortSignal) {
   log.info("hm_starting", { nats: config.natsUrl });
-  const bus = await connectNats({
-    servers: config.natsUrl,
-    user: config.natsUser || undefined,
-    pass: config.natsPass || undefined,
-    name: "hm",
-    listeners: {
-      disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
-      reconnected: ({ server }) => log.info("nats_reconnected", { server }),
-      error: ({ error, code }) => log.warn("nats_error", { code, error }),
-    },
-    ...(signal === undefined ? {} : { signal }),
-  });
+  const bus = await connectComponent("hm", config, log, signal);
   const hm = new HealthManager(bus, config, log);
   try {
     await hm.start();

@@ -3,8 +3,47 @@
 // kernel) and resolves `done` with 0; a connection closed for good under it (reconnects are
 // unlimited, so an auth or server refusal) stops it without NATS and resolves `done` with 1.
 // Either runs once, whichever comes first.
-import type { KilnConnection } from "../messaging/connection.js";
+import { connectNats, type KilnConnection } from "../messaging/connection.js";
+import { clusterServers, jetStreamReplicas } from "../messaging/replicas.js";
 import type { Logger } from "./log.js";
+
+/** The NATS settings every component's config table has. */
+export interface NatsSettings {
+  natsUrl: string;
+  natsUser: string;
+  natsPass: string;
+}
+
+/**
+ * A component's NATS connection, named `name`, its losses, returns and server errors logged;
+ * `signal` stops waiting for a server that is not up yet.
+ */
+export function connectComponent(
+  name: string,
+  settings: NatsSettings,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<KilnConnection> {
+  return connectNats({
+    servers: settings.natsUrl,
+    user: settings.natsUser || undefined,
+    pass: settings.natsPass || undefined,
+    name,
+    listeners: {
+      disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
+      reconnected: ({ server }) => log.info("nats_reconnected", { server }),
+      error: ({ error, code }) => log.warn("nats_error", { code, error }),
+    },
+    ...(signal === undefined ? {} : { signal }),
+  });
+}
+
+/** The replicas of the JetStream assets a component creates (messaging/replicas.ts), logged once. */
+export function componentReplicas(bus: KilnConnection, override: number, log: Logger): number {
+  const replicas = jetStreamReplicas(bus.nc, override);
+  log.info("jetstream_replicas", { replicas, servers: clusterServers(bus.nc.info) });
+  return replicas;
+}
 
 export interface ComponentLife {
   /** Resolves with the exit code once stopped. */

@@ -6,10 +6,11 @@ import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
 import { createServer } from "node:net";
 import { Worker } from "node:worker_threads";
+import { connectComponent } from "../kernel/lifecycle.js";
 import { createLogger, type Logger } from "../kernel/log.js";
 import { compiledSibling } from "../kernel/paths.js";
 import { runUntilSignal } from "../kernel/run.js";
-import { connectNats, type KilnConnection } from "../messaging/connection.js";
+import type { KilnConnection } from "../messaging/connection.js";
 import { createRouteTable } from "../native/table.js";
 import type { RouteSink, RouteTable, RouteUpdate } from "../native/types.js";
 import { parseRouterArgs, type RouterConfig, routerConfig } from "./config.js";
@@ -322,17 +323,7 @@ export async function startRouter(
     const addr = status.address();
     const statusPort = typeof addr === "object" && addr !== null ? addr.port : config.statusPort;
 
-    bus = await connectNats({
-      servers: config.natsUrl,
-      user: config.natsUser || undefined,
-      pass: config.natsPass || undefined,
-      name: `router-${routerId}`,
-      listeners: {
-        disconnected: ({ server }) => log.warn("nats_disconnected", { server }),
-        reconnected: ({ server }) => log.info("nats_reconnected", { server }),
-      },
-      ...(signal === undefined ? {} : { signal }),
-    });
+    bus = await connectComponent(`router-${routerId}`, config, log, signal);
     registry = new RouteRegistry({
       nc: bus.nc,
       sink: routerSink(table, workers, log),
