@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { kilnBin } from "../../kernel/paths.js";
-import { stopChild } from "../helpers/children.js";
+import { ownChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
 import type { NatsEndpoint } from "../helpers/nats.js";
 
@@ -78,20 +78,7 @@ export async function startCcProc(
       reject(new Error(`kiln cc exited (${e.code ?? e.signal}) before listening: ${JSON.stringify(logs)}`));
     });
   });
-  const stop = () => stopChild(child, exited);
-  let killed = false;
-  const kill = async () => {
-    killed = true;
-    child.kill("SIGKILL");
-    await exited;
-  };
-  t.teardown(async () => {
-    const e = await stop();
-    if (e.code !== 0 && !killed)
-      t.fail(`kiln cc exited with ${e.code ?? e.signal}: ${JSON.stringify(logs.slice(-5))}`);
-    const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");
-    if (bare.length > 0) t.fail(`kiln cc wrote lines that are not log records: ${JSON.stringify(bare)}`);
-  });
+  const { stop, kill } = ownChild(t, "kiln cc", child, exited, logs, true);
   const port = await listening;
   return { child, port, url: `http://127.0.0.1:${port}`, dataDir, logs, stdout, exited, stop, kill };
 }

@@ -6,7 +6,7 @@ import type { Readable } from "node:stream";
 import { probeIsolation } from "../../dea/container/probe.js";
 import { Runc } from "../../dea/container/runc.js";
 import { kilnBin } from "../../kernel/paths.js";
-import { stopChild } from "../helpers/children.js";
+import { ownChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
 import type { NatsEndpoint } from "../helpers/nats.js";
 
@@ -113,12 +113,7 @@ export async function startDeaProc(
       });
     });
   };
-  const stop = () => stopChild(child, exited);
-  t.teardown(async () => {
-    await stop();
-    const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");
-    if (bare.length > 0) t.fail(`DEA ${id} wrote lines that are not log records: ${JSON.stringify(bare)}`);
-  });
+  const { stop } = ownChild(t, `DEA ${id}`, child, exited, logs, false);
   await waitFor("dea_started");
   return { child, id, logs, exited, waitFor, stop };
 }

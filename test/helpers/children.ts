@@ -131,3 +131,41 @@ export async function stopChild<E>(
   clearTimeout(timer);
   return e;
 }
+
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * A component process a test harness started, ended on the test's teardown (stopChild). Then the
+ * test fails should the component have written a line that is not a JSON log record (the
+ * harnesses parse a bare line as `{raw}`: a warning from below, such as uWS misuse or a Node
+ * warning), or, with `cleanExit`, should it have exited other than 0 without `kill()`.
+ */
+export function ownChild(
+  t: { teardown(fn: () => void | Promise<void>): void; fail(message: string): void },
+  name: string,
+  child: Parameters<typeof stopChild>[0],
+  exited: Promise<ChildExit>,
+  logs: Record<string, unknown>[],
+  cleanExit: boolean,
+): { stop(): Promise<ChildExit>; kill(): Promise<void> } {
+  let killed = false;
+  const stop = () => stopChild(child, exited);
+  t.teardown(async () => {
+    const e = await stop();
+    if (cleanExit && !killed && e.code !== 0)
+      t.fail(`${name} exited ${e.code ?? e.signal}: ${JSON.stringify(logs.slice(-5))}`);
+    const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");
+    if (bare.length > 0) t.fail(`${name} wrote lines that are not log records: ${JSON.stringify(bare)}`);
+  });
+  return {
+    stop,
+    kill: async () => {
+      killed = true;
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}

@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import type { Readable } from "node:stream";
 import { kilnBin } from "../../kernel/paths.js";
-import { stopChild } from "../helpers/children.js";
+import { ownChild } from "../helpers/children.js";
 import { readLogRecords } from "../helpers/log-records.js";
 import type { NatsEndpoint } from "../helpers/nats.js";
 import { until } from "../helpers/until.js";
@@ -42,7 +42,6 @@ export async function startHmProc(t: Teardownable, nats: NatsEndpoint, args: str
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal })),
   );
-  let killed = false;
   const waitFor = (event: string, match: (r: Record<string, unknown>) => boolean = () => true, ms = 20_000) =>
     until(
       `hm ${event}`,
@@ -55,19 +54,7 @@ export async function startHmProc(t: Teardownable, nats: NatsEndpoint, args: str
       ms,
       20,
     );
-  const stop = () => stopChild(child, exited);
-  const kill = async () => {
-    killed = true;
-    child.kill("SIGKILL");
-    await exited;
-  };
-  t.teardown(async () => {
-    const e = await stop();
-    if (!killed && e.code !== 0)
-      t.fail(`kiln hm exited ${e.code ?? e.signal}: ${JSON.stringify(logs.slice(-5))}`);
-    const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");
-    if (bare.length > 0) t.fail(`kiln hm wrote lines that are not log records: ${JSON.stringify(bare)}`);
-  });
+  const { stop, kill } = ownChild(t, "kiln hm", child, exited, logs, true);
   await waitFor("hm_running");
   return { child, logs, exited, waitFor, stop, kill };
 }

@@ -8,6 +8,7 @@ import { createServer, type IncomingHttpHeaders, request, type Server, type Serv
 import { connect as netConnect } from "node:net";
 import { kilnBin } from "../../kernel/paths.js";
 import type { KilnConnection } from "../../messaging/connection.js";
+import { ownChild } from "../helpers/children.js";
 import { type NatsEndpoint, startTestNats, type TestNats } from "../helpers/nats.js";
 
 interface Teardownable {
@@ -146,18 +147,9 @@ export async function startRouterProc(
       reject(new Error(`router exited early (${e.code ?? e.signal}): ${JSON.stringify(logs)}`)),
     );
   });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    // Everything the router says is a structured log line: a bare line is a warning from
-    // below (uWS misuse such as a write outside cork, a Node warning) that must not pass.
-    const bare = logs.filter((l) => "raw" in l && String(l.raw).trim() !== "");
-    if (bare.length > 0) t.fail(`the router wrote lines that are not log records: ${JSON.stringify(bare)}`);
-  });
+  // Everything the router says is a structured log line: a bare line is a warning from below
+  // (uWS misuse such as a write outside cork, a Node warning) that must not pass.
+  ownChild(t, "the router", child, exited, logs, false);
   const { port, statusPort } = await listening;
   const deadline = Date.now() + 10_000;
   while ((await statusGet(statusPort, "/health")).status !== 200) {
