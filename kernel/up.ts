@@ -65,35 +65,35 @@ export function componentSettings(
   // Several DEAs on one machine split its memory and disk (measured or configured) and each
   // has its own data dir (the first keeps `dea`, as with one) and its own 10000 uids.
   const first = deaConfig(parseDeaArgs(["--data-dir", deaDataDir(config, 0)]), env);
-  const deaFlags = Array.from({ length: config.deas }, (_, i) =>
-    config.deas === 1
-      ? ["--data-dir", deaDataDir(config, 0)]
+  const deaFlags = Array.from({ length: config.deas }, (_, i) => [
+    "--data-dir",
+    deaDataDir(config, i),
+    ...(config.deas === 1
+      ? []
       : [
-          "--data-dir",
-          deaDataDir(config, i),
           "--memory-mb",
           String(Math.max(1, Math.floor(first.memoryMb / config.deas))),
           "--disk-mb",
           String(Math.max(1, Math.floor(first.diskMb / config.deas))),
           "--uid-base",
           String(first.uidBase - i * 10_000),
-        ],
-  );
-  const deas = deaFlags.map((f) => deaConfig(parseDeaArgs(f), env));
+        ]),
+  ]);
+  const deas = config.deas === 1 ? [first] : deaFlags.map((f) => deaConfig(parseDeaArgs(f), env));
   // The HM counts missed heartbeats in the DEA's own interval.
   const hmFlags = ["--heartbeat-ms", String(first.heartbeatIntervalMs)];
   hmConfig(parseHmArgs(hmFlags), env);
   return { router, deas, flags: { router: routerFlags, cc: ccFlags, deas: deaFlags, hm: hmFlags } };
 }
 
-/** The data dir of the kernel's DEA number `i` (from 0): `dea`, then `dea-2`, `dea-3`, … */
-export function deaDataDir(config: KernelConfig, i: number): string {
-  return join(config.dataDir, i === 0 ? "dea" : `dea-${i + 1}`);
-}
-
-/** The supervisor's name for DEA number `i`, as in its data dir. */
+/** The supervisor's name for the kernel's DEA number `i` (from 0): `dea`, then `dea-2`, `dea-3`, … */
 function deaName(i: number): string {
   return i === 0 ? "dea" : `dea-${i + 1}`;
+}
+
+/** The data dir of the kernel's DEA number `i`, named as the DEA. */
+function deaDataDir(config: KernelConfig, i: number): string {
+  return join(config.dataDir, deaName(i));
 }
 
 /**
@@ -129,8 +129,8 @@ export async function startKernel(config: KernelConfig, log: Logger): Promise<Ke
     );
   }
   // Whether the DEA can isolate apps here: one that cannot would exit at once and be restarted
-  // forever, so it is left out and the summary says why.
-  // The probe (a container, some 200 ms) runs while NATS and the other components start.
+  // forever, so it is left out and the summary says why. The probe (a container, some 200 ms)
+  // runs while NATS and the other components start.
   const probing: Promise<string | null> =
     dea.isolation === "runc"
       ? probeIsolation(new Runc({ root: containerRoot(dea.dataDir) }))

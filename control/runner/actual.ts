@@ -119,6 +119,8 @@ export class ActualState {
       return;
     }
     const seenAt = this.now();
+    // DEAs get a new id per process: those silent past the window are forgotten here too.
+    for (const [id, at] of this.deaSeen) if (at < seenAt - this.staleAfterMs) this.deaSeen.delete(id);
     this.deaSeen.set(hb.deaId, seenAt);
     for (const [id, at] of this.gone) if (at < seenAt - this.staleAfterMs) this.gone.delete(id);
     // A heartbeat lists every instance of its DEA: what it no longer lists is gone.
