@@ -129,7 +129,8 @@ await until(
   200,
 );
 const admin = await adminTo(n0);
-const jsm = await admin.jetstreamManager();
+// No API check here: before the meta leader is elected it times out; the wait below is the check.
+const jsm = await admin.jetstreamManager({ checkAPI: false });
 await until(
   "a JetStream meta leader",
   () =>
