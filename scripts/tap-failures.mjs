@@ -43,10 +43,7 @@ for await (const line of createInterface({ input: process.stdin, crlfDelay: Numb
 
 // A point whose path is a prefix of a later, deeper failure is that failure's parent.
 const leaves = failures.filter(
-  (f, i) =>
-    !failures.some(
-      (g, j) => j !== i && g.depth > f.depth && f.path.every((p, k) => g.path[k] === p),
-    ),
+  (f, i) => !failures.some((g, j) => j !== i && g.depth > f.depth && f.path.every((p, k) => g.path[k] === p)),
 );
 if (leaves.length > 0) {
   console.log(`\nFailed (${leaves.length}):`);
