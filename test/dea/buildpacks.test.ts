@@ -10,11 +10,12 @@ import { join } from "node:path";
 import t from "tap";
 import { parseProcfile, parseRelease } from "../../dea/staging/release.js";
 import { buildpacksDir, builtinBuildpacks } from "../../dea/staging/stager.js";
+import { projectRoot } from "../../kernel/paths.js";
 import { guardChildren } from "../helpers/children.js";
 
 guardChildren(t);
 
-const root = join(import.meta.dirname, "..", "..");
+const root = projectRoot;
 const examples = join(root, "examples");
 const sandbox = mkdtempSync(join(tmpdir(), "kiln-buildpacks-"));
 t.teardown(() => rmSync(sandbox, { recursive: true, force: true }));

@@ -21,6 +21,7 @@ import { ArchiveWork } from "../../dea/staging/archive.js";
 import { type DropletInfo, dropletInfoPath, launchArgv } from "../../dea/staging/release.js";
 import { type StagingDeps, stage } from "../../dea/staging/stager.js";
 import { createLogger } from "../../kernel/log.js";
+import { projectRoot } from "../../kernel/paths.js";
 import type { StageReply, StageRequest } from "../../messaging/codec.js";
 import { OBJECT_STORE_BLOBS } from "../../messaging/subjects.js";
 import { guardChildren } from "../helpers/children.js";
@@ -30,7 +31,7 @@ import { freePort } from "../helpers/ports.js";
 
 guardChildren(t);
 
-const examples = join(import.meta.dirname, "..", "..", "examples");
+const examples = join(projectRoot, "examples");
 const base = await mkdtemp(join(tmpdir(), "kiln-staging-"));
 // Under isolation none the unprivileged driver walks into the work folder.
 chmodSync(base, 0o755);

@@ -10,7 +10,7 @@ t.test("a file that throws before its teardown still takes its processes with it
   // A child test process: guards, starts a long sleep, prints its pid, then throws.
   const script = [
     `import { spawn } from "node:child_process";`,
-    `import { guardChildren } from ${JSON.stringify(new URL("../helpers/children.ts", import.meta.url).href)};`,
+    `import { guardChildren } from ${JSON.stringify(new URL("../helpers/children.js", import.meta.url).href)};`,
     "guardChildren({ teardown() {}, fail() {} });",
     `const s = spawn("sleep", ["30"], { stdio: "ignore" });`,
     `s.once("spawn", () => { process.stdout.write(String(s.pid)); setTimeout(() => { throw new Error("boom"); }, 50); });`,

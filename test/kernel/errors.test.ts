@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import t from "tap";
 import { allCodes, defineCodes } from "../../kernel/errors.js";
-import { projectRoot } from "../../kernel/paths.js";
+import { distPath, projectRoot } from "../../kernel/paths.js";
 
 const areas = ["kernel", "native", "messaging", "router", "control", "dea", "hm", "cli", "bench"];
 
@@ -20,7 +20,9 @@ function errorModules(): string[] {
       for (const e of entries) {
         const p = join(dir, e.name);
         if (e.isDirectory() && e.name !== "generated") walk(p);
-        else if (e.name === "errors.ts") found.push(p);
+        // Found among the sources (what exists), loaded compiled (what runs).
+        else if (e.name === "errors.ts")
+          found.push(distPath(relative(projectRoot, p)).replace(/\.ts$/, ".js"));
       }
     };
     walk(join(projectRoot, area));
