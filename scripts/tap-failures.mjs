@@ -5,10 +5,10 @@
 // Plain Node: CI runs it whatever state node_modules is in.
 import { createInterface } from "node:readline";
 
-const DIAG_LINES = 8;
+const DIAG_LINES = 12;
 const MAX_FAILURES = 40;
 /** A crashed file's diagnostics open with how it was run; what it ended with is the news. */
-const NOISE = /^(stdio|cwd|externalID|command|args|jobId):|^- /;
+const NOISE = /^(stdio|cwd|externalID|command|jobId):/;
 
 /** Subtest names by indent depth (4 spaces per level). */
 const names = [];
@@ -17,9 +17,15 @@ let diag = null;
 
 for await (const line of createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY })) {
   if (diag) {
-    if (/^\s*\.\.\.\s*$/.test(line)) diag = null;
-    else if (diag.lines.length < DIAG_LINES && !/^\s*---\s*$/.test(line) && !NOISE.test(line.trim()))
-      diag.lines.push(line.trim());
+    const text = line.trim();
+    if (text === "...") diag = null;
+    else if (diag.inArgs && text.startsWith("- ")) {
+      // The rest of a crashed file's argv.
+    } else {
+      diag.inArgs = text === "args:";
+      if (diag.lines.length < DIAG_LINES && text !== "---" && !diag.inArgs && !NOISE.test(text))
+        diag.lines.push(line.trimEnd());
+    }
     continue;
   }
   const sub = /^( *)# Subtest: (.*)$/.exec(line);
@@ -49,7 +55,8 @@ if (leaves.length > 0) {
   console.log(`\nFailed (${leaves.length}):`);
   for (const f of leaves.slice(0, MAX_FAILURES)) {
     console.log(`  not ok: ${f.path.join(" > ")}`);
-    for (const l of f.lines) console.log(`      ${l}`);
+    const indent = Math.min(...f.lines.map((l) => l.length - l.trimStart().length));
+    for (const l of f.lines) console.log(`      ${l.slice(indent)}`);
   }
   if (leaves.length > MAX_FAILURES) console.log(`  … and ${leaves.length - MAX_FAILURES} more`);
 }
