@@ -3,6 +3,7 @@
 // bucket under keys of two or more tokens (control/store/records.ts).
 import type { KV, KvEntry, NatsConnection, QueuedIterator } from "nats";
 import type { Logger } from "../kernel/log.js";
+import { duringFailover } from "../messaging/jetstream.js";
 import { KV_APPS } from "../messaging/subjects.js";
 import type { DesiredApp } from "./analyze.js";
 
@@ -28,7 +29,11 @@ export class DesiredState {
   /** Opens the bucket and watches it; resolves once the records present at start are all read. */
   async start(nc: NatsConnection, replicas: number): Promise<void> {
     // Created here too when the HM starts before any controller: the same shape the CC gives it.
-    const kv: KV = await nc.jetstream().views.kv(KV_APPS, { history: 1, replicas });
+    // Retried while a cluster that has just formed elects its meta leader (idempotent).
+    const kv: KV = await duringFailover(
+      () => nc.jetstream().views.kv(KV_APPS, { history: 1, replicas }),
+      true,
+    );
     let initialized: () => void = () => {};
     const ready = new Promise<void>((r) => {
       initialized = r;

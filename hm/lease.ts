@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { KV, NatsConnection } from "nats";
 import type { Logger } from "../kernel/log.js";
+import { duringFailover } from "../messaging/jetstream.js";
 import { KV_HM } from "../messaging/subjects.js";
 
 const KEY = "leader";
@@ -27,7 +28,8 @@ export class LeaderLease {
   }
 
   async start(nc: NatsConnection, replicas: number): Promise<void> {
-    this.kv = await nc.jetstream().views.kv(KV_HM, { history: 1, replicas });
+    // Retried while a cluster that has just formed elects its meta leader (idempotent).
+    this.kv = await duringFailover(() => nc.jetstream().views.kv(KV_HM, { history: 1, replicas }), true);
     await this.tick();
     this.timer = setInterval(
       () => {

@@ -3,7 +3,14 @@
 // Creating them is idempotent, so whichever component starts first makes them and the
 // others find them; a stream that exists keeps its configuration. `replicas` comes from
 // messaging/replicas.ts (jetStreamReplicas), decided once per component.
-import { DiscardPolicy, type NatsConnection, type ObjectStore, RetentionPolicy, StorageType } from "nats";
+import {
+  DiscardPolicy,
+  type JetStreamManager,
+  type NatsConnection,
+  type ObjectStore,
+  RetentionPolicy,
+  StorageType,
+} from "nats";
 import { MessagingError } from "./errors.js";
 import { OBJECT_STORE_BLOBS, STREAM_EVENTS, STREAM_LOGS, STREAM_SUBJECTS } from "./subjects.js";
 
@@ -21,34 +28,55 @@ export const eventsBoundsDefault: StreamBounds = { maxAgeMs: 30 * 24 * 3600_000,
 
 const STREAM_NOT_FOUND = 10059;
 
+/**
+ * A JetStream manager without nats.js's opening account-info request: that costs a round trip
+ * per call, and right after a cluster formed (no meta leader yet) it times out where the caller
+ * would have retried (duringFailover).
+ */
+export function jetStreamManager(nc: NatsConnection): Promise<JetStreamManager> {
+  return nc.jetstreamManager({ checkAPI: false });
+}
+
 async function ensureStream(
   nc: NatsConnection,
   name: keyof typeof STREAM_SUBJECTS,
   replicas: number,
   b: StreamBounds,
 ) {
-  const jsm = await nc.jetstreamManager();
+  // Components start as soon as their server answers; the JetStream API of a cluster that has
+  // just formed does not answer until its meta leader is elected, hence duringFailover. Adding
+  // is safe to repeat: a second add of the same stream is caught below.
+  const jsm = await jetStreamManager(nc);
   try {
-    await jsm.streams.info(name);
+    await duringFailover(() => jsm.streams.info(name), true);
     return;
   } catch (err) {
-    if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== STREAM_NOT_FOUND) throw err;
+    if ((err as { api_error?: { err_code?: number } }).api_error?.err_code !== STREAM_NOT_FOUND) {
+      throw new MessagingError(
+        "KILN_MSG_JETSTREAM",
+        `cannot read the JetStream stream ${name}: ${(err as Error).message}`,
+      );
+    }
   }
   try {
-    await jsm.streams.add({
-      name,
-      subjects: [...STREAM_SUBJECTS[name]],
-      retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.Old,
-      storage: StorageType.File,
-      max_age: b.maxAgeMs * 1_000_000,
-      max_bytes: b.maxBytes,
-      num_replicas: replicas,
-    });
+    await duringFailover(
+      () =>
+        jsm.streams.add({
+          name,
+          subjects: [...STREAM_SUBJECTS[name]],
+          retention: RetentionPolicy.Limits,
+          discard: DiscardPolicy.Old,
+          storage: StorageType.File,
+          max_age: b.maxAgeMs * 1_000_000,
+          max_bytes: b.maxBytes,
+          num_replicas: replicas,
+        }),
+      true,
+    );
   } catch (err) {
     // Another component created it between our info and add: that is the same outcome.
     try {
-      await jsm.streams.info(name);
+      await duringFailover(() => jsm.streams.info(name), true);
     } catch {
       throw new MessagingError(
         "KILN_MSG_JETSTREAM",
@@ -83,7 +111,10 @@ export function ensureEventStream(
  */
 export async function blobStore(nc: NatsConnection, replicas: number): Promise<ObjectStore> {
   try {
-    const os = await nc.jetstream().views.os(OBJECT_STORE_BLOBS, { storage: StorageType.File, replicas });
+    const os = await duringFailover(
+      () => nc.jetstream().views.os(OBJECT_STORE_BLOBS, { storage: StorageType.File, replicas }),
+      true,
+    );
     const get = os.get.bind(os);
     const info = os.info.bind(os);
     // Everything else from the store itself (a prototype link, no copy of its state).

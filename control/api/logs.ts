@@ -5,6 +5,7 @@
 import type { ServerResponse } from "node:http";
 import { DeliverPolicy, type NatsConnection } from "nats";
 import { decode } from "../../messaging/codec.js";
+import { jetStreamManager } from "../../messaging/jetstream.js";
 import { logs, STREAM_LOGS } from "../../messaging/subjects.js";
 import { invalid } from "../errors.js";
 import { visibleApp } from "./apps.js";
@@ -17,7 +18,7 @@ export function logRoutes(ctx: ApiContext, nc: NatsConnection): Route[] {
   const js = nc.jetstream();
   /** Sequence of the app's newest stored line (0: none). */
   const lastSeq = async (subject: string): Promise<number> => {
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetStreamManager(nc);
     try {
       return (await jsm.streams.getMessage(STREAM_LOGS, { last_by_subj: subject })).seq;
     } catch (err) {

@@ -2,7 +2,7 @@
 // API reported is on record), and read back oldest first with an ordered consumer.
 import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "nats";
-import { duringFailover, ensureEventStream } from "../../messaging/jetstream.js";
+import { duringFailover, ensureEventStream, jetStreamManager } from "../../messaging/jetstream.js";
 import { events, STREAM_EVENTS } from "../../messaging/subjects.js";
 import { CcError } from "../errors.js";
 import type { AuditEvent } from "./records.js";
@@ -54,7 +54,7 @@ export class AuditLog {
   }
 
   private async listOnce(keep: (e: AuditEvent) => boolean): Promise<AuditEvent[]> {
-    const jsm = await this.nc.jetstreamManager();
+    const jsm = await jetStreamManager(this.nc);
     const info = await jsm.streams.info(STREAM_EVENTS);
     const out: AuditEvent[] = [];
     if (info.state.messages === 0) return out;

@@ -3,7 +3,7 @@
 // writer got there first, delete expects the revision it read. Nothing is ever overwritten blind.
 // A call made while the bucket elects a new leader (a cluster node lost) waits for it.
 import type { KV, KvEntry, NatsConnection } from "nats";
-import { duringFailover } from "../../messaging/jetstream.js";
+import { duringFailover, jetStreamManager } from "../../messaging/jetstream.js";
 import { CcError } from "../errors.js";
 
 /** JetStream's "wrong last sequence" (another write came between our read and our write). */
@@ -54,7 +54,8 @@ export class Records<T> {
   /** Opens the bucket, creating it (one revision kept per key, `replicas` copies) when missing; idempotent. */
   static async open<T>(nc: NatsConnection, bucket: string, replicas: number): Promise<Records<T>> {
     try {
-      const kv = await nc.jetstream().views.kv(bucket, { history: 1, replicas });
+      // Retried while a cluster that has just formed elects its meta leader (idempotent).
+      const kv = await duringFailover(() => nc.jetstream().views.kv(bucket, { history: 1, replicas }), true);
       return new Records<T>(bucket, kv, nc);
     } catch (err) {
       throw storeError(bucket, "opening the bucket", err);
@@ -148,7 +149,7 @@ export class Records<T> {
   private async subjectKeys(filter: string): Promise<string[]> {
     const prefix = `$KV.${this.bucket}.`;
     try {
-      const jsm = await this.nc.jetstreamManager();
+      const jsm = await jetStreamManager(this.nc);
       const si = await duringFailover(
         () => jsm.streams.info(`KV_${this.bucket}`, { subjects_filter: `${prefix}${filter}` }),
         true,
