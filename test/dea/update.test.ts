@@ -261,7 +261,8 @@ t.test("an instance restarted by its http health check keeps the updated list", 
   start("sick", ["old-sick.kiln.test"], {
     healthCheckType: "http",
     healthCheckHttpEndpoint: "/health",
-    healthCheckTimeoutMs: 1_000,
+    // Also the start's deadline: 1 s was too short for a node app starting on a loaded machine.
+    healthCheckTimeoutMs: 3_000,
   });
   const reg = await firstRegister("sick", t0);
   update("sick", ["new-sick.kiln.test"]);
