@@ -22,8 +22,17 @@ function isAuditEvent(v: unknown): v is AuditEvent {
   );
 }
 
-/** A read of the audit log that gets no message for this long is started again. */
+/**
+ * A read of the audit log whose consumer delivers nothing this long after it was asked for is
+ * started again with a new consumer: nats-server 2.9 may place an ordered consumer on a peer
+ * the cluster lost, and such a consumer never delivers. On a live peer the first message comes
+ * in milliseconds, so a short deadline leaves room for several tries within FAILOVER_MS.
+ */
+const FIRST_MESSAGE_MS = 3_000;
+/** A read that then gets no further message for this long is started again too. */
 const LIST_STALL_MS = 5_000;
+/** Closing a consumer on a lost peer may never finish: it is not waited for longer than this. */
+const CLOSE_MS = 1_000;
 
 export class AuditLog {
   private readonly nc: NatsConnection;
@@ -59,22 +68,22 @@ export class AuditLog {
     const out: AuditEvent[] = [];
     if (info.state.messages === 0) return out;
     const last = info.state.last_seq;
-    const consumer = await this.nc.jetstream().consumers.get(STREAM_EVENTS);
-    const messages = await consumer.consume();
-    // An ordered consumer placed on a lost peer never delivers (nats.js keeps waiting): a read
-    // that stalls is given up, and list() tries again with a new consumer.
-    let stalled = false;
-    const stall = () =>
-      setTimeout(() => {
-        stalled = true;
-        void messages.close();
-      }, LIST_STALL_MS);
-    let timer = stall();
-    let complete = false;
-    try {
+    // Every step that waits on the consumer has a deadline: creating it, its first message, each
+    // next one, its close. A step past its deadline fails this try (TIMEOUT) and list() retries.
+    const consumer = await withinMs(this.nc.jetstream().consumers.get(STREAM_EVENTS), FIRST_MESSAGE_MS);
+    const messages = await withinMs(consumer.consume(), FIRST_MESSAGE_MS);
+    let stalled: (err: Error) => void = () => {};
+    const stall = new Promise<never>((_, reject) => {
+      stalled = reject;
+    });
+    stall.catch(() => {});
+    const deadline = (ms: number) =>
+      setTimeout(() => stalled(timeoutError(`no message from ${STREAM_EVENTS} for ${ms} ms`)), ms);
+    let timer = deadline(FIRST_MESSAGE_MS);
+    const read = async (): Promise<void> => {
       for await (const m of messages) {
         clearTimeout(timer);
-        timer = stall();
+        timer = deadline(LIST_STALL_MS);
         let v: unknown = null;
         try {
           v = m.json<unknown>();
@@ -82,29 +91,25 @@ export class AuditLog {
           // Not JSON: some other publisher's line, not an audit event.
         }
         if (isAuditEvent(v) && keep(v)) out.push(v);
-        if (m.info.pending === 0 || m.seq >= last) {
-          complete = true;
-          break;
-        }
+        if (m.info.pending === 0 || m.seq >= last) return;
       }
+      throw Object.assign(new Error(`${STREAM_EVENTS} closed the read`), { code: "CLOSED" });
+    };
+    try {
+      await Promise.race([read(), stall]);
     } finally {
       clearTimeout(timer);
-      await messages.close();
+      await withinMs(messages.close(), CLOSE_MS).catch(() => {});
     }
-    if (!complete)
-      throw Object.assign(new Error(`no message from ${STREAM_EVENTS} for ${LIST_STALL_MS} ms`), {
-        code: stalled ? "TIMEOUT" : "CLOSED",
-      });
     return out;
   }
 
   /** Every audit event kept, oldest first, that `keep` accepts (other publishers' lines are skipped). */
   async list(keep: (e: AuditEvent) => boolean = () => true): Promise<AuditEvent[]> {
     try {
-      // Its ordered consumer may be placed on a peer the cluster lost (nats-server 2.9): retried.
-      // A read can also hang before its first message or in its close (a consumer created on,
-      // or closed against, the lost peer): each try has a deadline of its own.
-      return await duringFailover(() => withinMs(this.listOnce(keep), 2 * LIST_STALL_MS), true);
+      // Its ordered consumer may be placed on a peer the cluster lost (nats-server 2.9): a try
+      // that gets stuck ends at its step's deadline and is retried with a new consumer.
+      return await duringFailover(() => this.listOnce(keep), true);
     } catch (err) {
       throw new CcError(
         "KILN_CC_STORE_UNAVAILABLE",
@@ -115,15 +120,15 @@ export class AuditLog {
   }
 }
 
+function timeoutError(message: string): Error {
+  return Object.assign(new Error(message), { code: "TIMEOUT" });
+}
+
 /** `p`, or a TIMEOUT error once `ms` have passed (`p` is then left to settle on its own). */
 function withinMs<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(Object.assign(new Error(`no answer from ${STREAM_EVENTS} in ${ms} ms`), { code: "TIMEOUT" })),
-      ms,
-    );
+    timer = setTimeout(() => reject(timeoutError(`no answer from ${STREAM_EVENTS} in ${ms} ms`)), ms);
   });
   p.catch(() => {});
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
