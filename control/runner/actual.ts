@@ -31,6 +31,11 @@ export interface ActualStateOptions {
   onExited?: (exited: DropletExited) => void;
 }
 
+/** Drops the entries of `seen` (id → when, ms) older than `cutoff`. */
+function forgetOlder(seen: Map<string, number>, cutoff: number): void {
+  for (const [id, at] of seen) if (at < cutoff) seen.delete(id);
+}
+
 export class ActualState {
   private readonly byApp = new Map<string, Map<string, ActualInstance>>();
   /**
@@ -86,13 +91,8 @@ export class ActualState {
 
   /** DEAs heard from (a heartbeat) within the stale window: none means nothing can be started. */
   liveDeas(): number {
-    const cutoff = this.now() - this.staleAfterMs;
-    let n = 0;
-    for (const [id, at] of this.deaSeen) {
-      if (at < cutoff) this.deaSeen.delete(id);
-      else n++;
-    }
-    return n;
+    forgetOlder(this.deaSeen, this.now() - this.staleAfterMs);
+    return this.deaSeen.size;
   }
 
   /** When an instance of this app index last exited (ms, as received), or 0. */
@@ -120,9 +120,9 @@ export class ActualState {
     }
     const seenAt = this.now();
     // DEAs get a new id per process: those silent past the window are forgotten here too.
-    for (const [id, at] of this.deaSeen) if (at < seenAt - this.staleAfterMs) this.deaSeen.delete(id);
+    forgetOlder(this.deaSeen, seenAt - this.staleAfterMs);
     this.deaSeen.set(hb.deaId, seenAt);
-    for (const [id, at] of this.gone) if (at < seenAt - this.staleAfterMs) this.gone.delete(id);
+    forgetOlder(this.gone, seenAt - this.staleAfterMs);
     // A heartbeat lists every instance of its DEA: what it no longer lists is gone.
     for (const m of this.byApp.values()) for (const [id, i] of m) if (i.deaId === hb.deaId) m.delete(id);
     for (const i of hb.instances) {
