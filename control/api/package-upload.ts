@@ -80,6 +80,18 @@ function matchedList(text: string): Matched[] {
 }
 
 /**
+ * Stores the file at `path` as `name`, read afresh for each try: a put that timed out while a
+ * cluster elected new leaders is tried again (the same bytes under the same name, stored once).
+ */
+function putFile(blobs: ObjectStore, name: string, path: string): Promise<unknown> {
+  return duringFailover(
+    () =>
+      blobs.put({ name }, Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>),
+    true,
+  );
+}
+
+/**
  * The package tar.gz: headers by hand, gzip, SHA-256 and size of the output. It is spooled to a
  * file and stored once complete, so the store's put can be tried again: when a server of a NATS
  * cluster dies, puts time out until its assets have new leaders, and a streamed upload could
@@ -145,15 +157,7 @@ class PackageWriter {
     await this.write(Buffer.alloc(1024));
     this.gzip.end();
     await this.spooled;
-    // The same bytes under the same name: a put tried again after a timeout stores them once.
-    await duringFailover(
-      () =>
-        this.blobs.put(
-          { name: this.key },
-          Readable.toWeb(createReadStream(this.spoolPath)) as unknown as ReadableStream<Uint8Array>,
-        ),
-      true,
-    );
+    await putFile(this.blobs, this.key, this.spoolPath);
     return { sha256: this.hash.digest("hex"), size: this.size };
   }
 
@@ -315,16 +319,7 @@ export async function receivePackage(
         ws.end();
         await once(ws, "close");
         const sha1 = h.digest("hex");
-        await keep(sha1, () =>
-          duringFailover(
-            () =>
-              blobs.put(
-                { name: pushKeys.fileBlob(sha1) },
-                Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>,
-              ),
-            true,
-          ),
-        );
+        await keep(sha1, () => putFile(blobs, pushKeys.fileBlob(sha1), file));
         await writer.file(path, mode, size, createReadStream(file));
         listing.push(`${path}\0${mode}\0${sha1}`);
         await rm(file, { force: true });
