@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "nats";
 import { type ConnectNatsOptions, connectNats, type KilnConnection } from "../../messaging/connection.js";
 import {
   type NatsComponent,
@@ -10,6 +11,7 @@ import {
   type StartNatsServerOptions,
   startNatsServer,
 } from "../../messaging/nats-server.js";
+import { until } from "./until.js";
 
 interface Teardownable {
   teardown(fn: () => void | Promise<void>): void;
@@ -68,4 +70,22 @@ export async function startTestNats(
     },
   };
   return handle;
+}
+
+/**
+ * Resolves once a client of `node` is told of `servers` servers in its INFO: the cluster's
+ * routes are up. (Its JetStream meta leader may still be in election.)
+ */
+export async function untilClusterFormed(node: NatsEndpoint, servers: number, ms: number): Promise<void> {
+  await until(
+    `${servers} servers in INFO`,
+    async () => {
+      const nc = await connect({ servers: node.url, ...node.credentials("admin") });
+      const n = nc.info?.connect_urls?.length ?? 0;
+      await nc.close();
+      return n === servers;
+    },
+    ms,
+    200,
+  );
 }

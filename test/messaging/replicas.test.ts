@@ -15,9 +15,8 @@ import { startNatsServer } from "../../messaging/nats-server.js";
 import { jetStreamReplicas, replicasFor } from "../../messaging/replicas.js";
 import { STREAM_LOGS } from "../../messaging/subjects.js";
 import { guardChildren } from "../helpers/children.js";
-import { startTestNats } from "../helpers/nats.js";
+import { startTestNats, untilClusterFormed } from "../helpers/nats.js";
 import { freePort } from "../helpers/ports.js";
-import { until } from "../helpers/until.js";
 
 guardChildren(t);
 
@@ -94,19 +93,7 @@ t.test("the launcher's cluster mode: three nodes, one set of users, R3 assets", 
   const { connectNats } = await import("../../messaging/connection.js");
   const bus = await connectNats({ servers: n2.url, ...n2.credentials("admin"), waitOnFirstConnect: false });
   t.teardown(() => bus.close());
-  // The INFO a client gets lists every routed server once the routes are up.
-  const { connect } = await import("nats");
-  await until(
-    "three servers in INFO",
-    async () => {
-      const nc = await connect({ servers: n1.url, ...n1.credentials("admin") });
-      const n = nc.info?.connect_urls?.length ?? 0;
-      await nc.close();
-      return n === 3;
-    },
-    20_000,
-    200,
-  );
+  await untilClusterFormed(n1, 3, 20_000);
   // Connected before the routes were up, `bus` may have seen fewer servers: ask a fresh one.
   const cc = await connectNats({ servers: n1.url, ...n1.credentials("cc"), waitOnFirstConnect: false });
   t.teardown(() => cc.close());

@@ -16,7 +16,7 @@ import type { NatsComponent, NatsCredentials } from "../../messaging/nats-server
 import { adminCredentials, startCcProc } from "../control/harness.js";
 import { appDeaArgs, startDeaProc, testIsolation } from "../dea/harness.js";
 import { guardChildren, stopChild } from "../helpers/children.js";
-import type { NatsEndpoint } from "../helpers/nats.js";
+import { type NatsEndpoint, untilClusterFormed } from "../helpers/nats.js";
 import { type Run, runKiln } from "../helpers/platform.js";
 import { freePort } from "../helpers/ports.js";
 import { until } from "../helpers/until.js";
@@ -117,17 +117,7 @@ async function adminTo(node: Node): Promise<NatsConnection> {
 
 // The cluster is formed when a client's INFO lists the three servers, and JetStream is ready
 // once its meta leader is elected (account info answers).
-await until(
-  "three servers in INFO",
-  async () => {
-    const nc = await connect({ servers: n0.url, ...n0.credentials("admin") });
-    const n = nc.info?.connect_urls?.length ?? 0;
-    await nc.close();
-    return n === 3;
-  },
-  30_000,
-  200,
-);
+await untilClusterFormed(n0, 3, 30_000);
 const admin = await adminTo(n0);
 // No API check here: before the meta leader is elected it times out; the wait below is the check.
 const jsm = await admin.jetstreamManager({ checkAPI: false });
